@@ -1,0 +1,907 @@
+//! Kernel command line → [`BootParams`]. Pure: no I/O, never panics.
+//!
+//! Understands the kernel's own keys (`ip=`, `root=/dev/nfs` + `nfsroot=`, `init=`,
+//! `console=`, `ro`/`rw`), dracut's (`root=nfs:`/`nfs4:`, `ip=<dev>:dhcp`,
+//! `ifname=`, `BOOTIF=`, `rd.shell`, `rd.debug`, `rd.break`, `nameserver=`), xCAT's
+//! (`NFSROOT=`, `STATEMNT=`, `MNTOPTS=`, `NODE=`, `XCAT=`) and our `initagent.*`.
+//! Unknown keys are ignored; a malformed known key yields a [`CmdlineError`] naming
+//! the token. For single-valued keys the last occurrence wins, as in the kernel.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::hwaddr::Mac;
+
+/// Everything the agent takes from the kernel command line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BootParams {
+    /// `ip=`: how to bring up the boot interface.
+    pub ip: Option<IpConfig>,
+    /// `BOOTIF=`: the MAC the node PXE-booted from.
+    pub bootif: Option<Mac>,
+    /// dracut `ifname=<name>:<mac>`: interface names bound to MACs.
+    pub ifnames: Vec<IfName>,
+    /// `root=`.
+    pub root: Option<RootSpec>,
+    /// Kernel `nfsroot=[<server>:]<path>[,<options>]`.
+    pub nfsroot: Option<NfsSpec>,
+    /// xCAT `NFSROOT=<server>:<path>`.
+    pub xcat_nfsroot: Option<NfsSpec>,
+    /// xCAT `STATEMNT=`: `Some(None)` when given empty, which means "no persistent store".
+    pub statemnt: Option<Option<NfsLocation>>,
+    /// xCAT `MNTOPTS=`: NFS options for the STATEMNT mount.
+    pub mntopts: Option<Vec<String>>,
+    /// xCAT `NODE=`: the node name.
+    pub node: Option<String>,
+    /// xCAT `XCAT=<host>:<port>`: the xcatd endpoint.
+    pub xcat: Option<HostPort>,
+    /// `rd.shell` (`Some(true)`), `rd.shell=0` (`Some(false)`).
+    pub shell: Option<bool>,
+    /// `rd.debug`.
+    pub debug: bool,
+    /// `rd.break[=<stage>]`, each stage once, in boot order.
+    pub breaks: Vec<BreakStage>,
+    /// `init=`.
+    pub init: Option<String>,
+    /// Arguments after ` -- `, which the kernel hands to init.
+    pub init_args: Vec<String>,
+    /// `console=`, in order (the kernel makes the last one /dev/console).
+    pub consoles: Vec<String>,
+    /// The `ro` / `rw` flags: `Some(true)` for `rw`.
+    pub rw: Option<bool>,
+    /// dracut `nameserver=`.
+    pub nameservers: Vec<Ipv4Addr>,
+    /// Our own `initagent.*` keys.
+    pub agent: AgentParams,
+    /// Malformed known keys, each naming its token.
+    pub errors: Vec<CmdlineError>,
+}
+
+/// The `initagent.*` keys.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AgentParams {
+    pub mode: Option<Mode>,
+    pub disk: Option<String>,
+    pub config: Option<String>,
+    pub fallback: Option<Fallback>,
+    pub timeout: Option<u32>,
+    pub nodeid: Option<String>,
+    /// Statelite image name matched against the `image` column of the tables.
+    pub image: Option<String>,
+    /// Force content comparison in sync mode (`--checksum`).
+    pub checksum: Option<bool>,
+    /// Bind the node's CDSL tree (`initagent.cdsl=0` turns it off).
+    pub cdsl: Option<bool>,
+}
+
+/// How the node boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Bring a local disk to an exact copy of the standard root, boot it.
+    Sync,
+    /// Read-only NFS root with xCAT statelite bind mounts.
+    Statelite,
+    /// Read-only NFS root under an overlayfs with a tmpfs upper.
+    Overlay,
+    /// Plain NFS root, read-only unless `rw` (what dracut's `root=nfs:` does).
+    Nfsroot,
+    /// Read-write NFS root, for maintaining the standard itself.
+    Update,
+}
+
+/// What happens when the boot cannot go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fallback {
+    /// Boot the last complete local copy (sync mode); retry when there is none.
+    Local,
+    /// Exec the emergency shell.
+    Shell,
+    /// Reboot after a delay.
+    Reboot,
+    /// Retry with capped, jittered backoff.
+    Retry,
+}
+
+macro_rules! keyword_enum {
+    ($ty:ident, $what:literal, { $($word:literal => $val:path),+ $(,)? }) => {
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($word => Ok($val),)+
+                    _ => Err(format!(concat!("unknown ", $what, " `{}` (one of: {})"),
+                                     s, [$($word),+].join(", "))),
+                }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let word = match self { $($val => $word,)+ };
+                f.write_str(word)
+            }
+        }
+    };
+}
+
+keyword_enum!(Mode, "mode", {
+    "sync" => Mode::Sync, "statelite" => Mode::Statelite, "overlay" => Mode::Overlay,
+    "nfsroot" => Mode::Nfsroot, "update" => Mode::Update,
+});
+keyword_enum!(Fallback, "fallback", {
+    "local" => Fallback::Local, "shell" => Fallback::Shell,
+    "reboot" => Fallback::Reboot, "retry" => Fallback::Retry,
+});
+
+/// Stages `rd.break=` can stop before. dracut's hook names map onto ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BreakStage {
+    /// After the command line is parsed, before anything else.
+    Cmdline,
+    /// Before the network comes up.
+    Net,
+    /// Before the standard root is mounted.
+    PreMount,
+    /// After the standard root is mounted, before the mode's work.
+    Mount,
+    /// After the mode's work and hooks, before switch_root.
+    PrePivot,
+}
+
+keyword_enum!(BreakStage, "rd.break stage", {
+    "cmdline" => BreakStage::Cmdline,
+    "net" => BreakStage::Net,
+    "pre-mount" => BreakStage::PreMount,
+    "mount" => BreakStage::Mount,
+    "pre-pivot" => BreakStage::PrePivot,
+});
+
+impl BreakStage {
+    /// dracut hook names that have an equivalent point in our flow.
+    fn from_dracut(s: &str) -> Option<Self> {
+        Some(match s {
+            "pre-udev" | "pre-trigger" => BreakStage::Net,
+            "initqueue" => BreakStage::PreMount,
+            // Bare `rd.break` and dracut's `cleanup` both mean "just before switch_root".
+            "" | "cleanup" => BreakStage::PrePivot,
+            _ => return None,
+        })
+    }
+}
+
+/// How the boot interface gets its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetMethod {
+    Dhcp,
+    Static,
+    None,
+}
+
+/// A parsed `ip=`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IpConfig {
+    pub method: NetMethod,
+    pub device: Option<String>,
+    pub address: Option<Ipv4Addr>,
+    pub prefix: Option<u8>,
+    pub gateway: Option<Ipv4Addr>,
+    /// Kernel `<server-ip>` (dracut `<peer>`): the NFS server when `root=` names none.
+    pub server: Option<Ipv4Addr>,
+    pub hostname: Option<String>,
+    pub dns: Vec<Ipv4Addr>,
+    pub mtu: Option<u32>,
+    /// dracut's trailing `<macaddr>`: the address to set on the interface.
+    pub mac: Option<Mac>,
+}
+
+impl IpConfig {
+    fn method_only(method: NetMethod) -> Self {
+        IpConfig {
+            method,
+            device: None,
+            address: None,
+            prefix: None,
+            gateway: None,
+            server: None,
+            hostname: None,
+            dns: Vec::new(),
+            mtu: None,
+            mac: None,
+        }
+    }
+}
+
+/// dracut `ifname=<name>:<mac>`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IfName {
+    pub name: String,
+    pub mac: Mac,
+}
+
+/// A `host:port` pair.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+/// What `root=` asks for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RootSpec {
+    /// `root=nfs:…`, `root=nfs4:…`, `root=nfs://…`, `root=<server>:/<path>`.
+    Nfs(NfsSpec),
+    /// `root=/dev/nfs`: the location comes from `nfsroot=`.
+    KernelNfs,
+    /// `root=dhcp`: the location comes from DHCP option 17 (root-path).
+    Dhcp,
+    /// Anything else (a block device, `LABEL=`, another tool's scheme).
+    Other { value: String },
+}
+
+/// An NFS export and how to mount it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NfsSpec {
+    /// Server name or address; `None` = from `ip=` or DHCP.
+    pub server: Option<String>,
+    /// Exported path; may contain `%s` (replaced by the host name at mount time).
+    pub path: String,
+    /// 3 or 4; `None` lets the mount negotiate.
+    pub version: Option<u8>,
+    /// Mount options as given (`vers=` included), `ro`/`rw` among them.
+    pub options: Vec<String>,
+}
+
+/// A `[<server>:]<path>` location (STATEMNT).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NfsLocation {
+    pub server: Option<String>,
+    pub path: String,
+}
+
+/// A malformed known key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CmdlineError {
+    /// The whole `key=value` token as it appeared.
+    pub token: String,
+    pub reason: String,
+}
+
+impl fmt::Display for CmdlineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`: {}", self.token, self.reason)
+    }
+}
+
+/// Parses raw `/proc/cmdline` bytes; invalid UTF-8 is replaced, never fatal.
+pub fn parse_bytes(raw: &[u8]) -> BootParams {
+    parse(&String::from_utf8_lossy(raw))
+}
+
+/// Parses a kernel command line.
+pub fn parse(cmdline: &str) -> BootParams {
+    let (args, init_args) = split_args(cmdline);
+    let mut p = BootParams {
+        init_args,
+        ..BootParams::default()
+    };
+    // Errors of single-valued keys are kept per key, so that a later valid
+    // occurrence replaces an earlier malformed one (last occurrence wins).
+    let mut errors: BTreeMap<String, CmdlineError> = BTreeMap::new();
+    let mut multi_errors: Vec<CmdlineError> = Vec::new();
+    for arg in &args {
+        let key = arg.key.as_str();
+        let val = arg.value.as_deref();
+        let fail = |reason: String| CmdlineError {
+            token: arg.token.clone(),
+            reason,
+        };
+        // Single-valued keys: Ok(()) clears an earlier error of the same key.
+        let outcome: Result<(), String> = match (key, val) {
+            ("ip", Some(v)) => parse_ip(v).map(|c| p.ip = Some(c)),
+            ("BOOTIF", Some(v)) => v.parse().map(|m| p.bootif = Some(m)),
+            ("root", Some(v)) => parse_root(v).map(|r| p.root = Some(r)),
+            ("nfsroot", Some(v)) => parse_kernel_nfsroot(v).map(|s| p.nfsroot = Some(s)),
+            ("NFSROOT", Some(v)) => parse_xcat_nfsroot(v).map(|s| p.xcat_nfsroot = Some(s)),
+            ("STATEMNT", v) => parse_statemnt(v.unwrap_or("")).map(|s| p.statemnt = Some(s)),
+            ("MNTOPTS", v) => parse_options(v.unwrap_or("")).map(|o| p.mntopts = Some(o)),
+            ("NODE", Some(v)) => parse_name(v).map(|n| p.node = Some(n)),
+            ("XCAT", Some(v)) => parse_host_port(v).map(|h| p.xcat = Some(h)),
+            ("rd.shell", v) => parse_flag(v).map(|b| p.shell = Some(b)),
+            ("rd.debug", v) => parse_flag(v).map(|b| p.debug = b),
+            ("init", Some(v)) => parse_abs_path(v).map(|s| p.init = Some(s)),
+            ("ro", None) => {
+                p.rw = Some(false);
+                Ok(())
+            }
+            ("rw", None) => {
+                p.rw = Some(true);
+                Ok(())
+            }
+            ("initagent.mode", Some(v)) => v.parse().map(|m| p.agent.mode = Some(m)),
+            ("initagent.disk", Some(v)) => parse_abs_path(v).map(|d| p.agent.disk = Some(d)),
+            ("initagent.config", Some(v)) => parse_abs_path(v).map(|c| p.agent.config = Some(c)),
+            ("initagent.fallback", Some(v)) => v.parse().map(|f| p.agent.fallback = Some(f)),
+            ("initagent.timeout", Some(v)) => parse_seconds(v).map(|t| p.agent.timeout = Some(t)),
+            ("initagent.nodeid", Some(v)) => parse_name(v).map(|n| p.agent.nodeid = Some(n)),
+            ("initagent.image", Some(v)) => parse_name(v).map(|n| p.agent.image = Some(n)),
+            ("initagent.checksum", v) => parse_flag(v).map(|b| p.agent.checksum = Some(b)),
+            ("initagent.cdsl", v) => parse_flag(v).map(|b| p.agent.cdsl = Some(b)),
+            // Multi-valued keys: every occurrence counts, errors accumulate.
+            ("console", Some(v)) => {
+                p.consoles.push(v.to_string());
+                continue;
+            }
+            ("ifname", Some(v)) => {
+                match parse_ifname(v) {
+                    Ok(i) => {
+                        p.ifnames.retain(|o| o.name != i.name);
+                        p.ifnames.push(i);
+                    }
+                    Err(e) => multi_errors.push(fail(e)),
+                }
+                continue;
+            }
+            ("nameserver", Some(v)) => {
+                match parse_ipv4(v) {
+                    Ok(a) => p.nameservers.push(a),
+                    Err(e) => multi_errors.push(fail(e)),
+                }
+                continue;
+            }
+            ("rd.break", v) => {
+                match parse_break(v.unwrap_or("")) {
+                    Ok(s) => {
+                        if !p.breaks.contains(&s) {
+                            p.breaks.push(s);
+                            p.breaks.sort();
+                        }
+                    }
+                    Err(e) => multi_errors.push(fail(e)),
+                }
+                continue;
+            }
+            // A known key written without its `=value`.
+            (
+                "ip" | "BOOTIF" | "root" | "nfsroot" | "NFSROOT" | "NODE" | "XCAT" | "init"
+                | "console" | "ifname" | "nameserver" | "initagent.mode" | "initagent.disk"
+                | "initagent.config" | "initagent.fallback" | "initagent.timeout"
+                | "initagent.nodeid" | "initagent.image",
+                None,
+            ) => Err("needs a value (`key=value`)".to_string()),
+            _ => continue,
+        };
+        match outcome {
+            Ok(()) => {
+                errors.remove(key);
+            }
+            Err(reason) => {
+                errors.insert(key.to_string(), fail(reason));
+            }
+        }
+    }
+    p.errors = errors.into_values().chain(multi_errors).collect();
+    p.errors.sort_by(|a, b| a.token.cmp(&b.token));
+    p
+}
+
+/// One `key[=value]` argument.
+#[derive(Debug, PartialEq)]
+struct Arg {
+    token: String,
+    key: String,
+    value: Option<String>,
+}
+
+/// Splits like the kernel's `next_arg()` (lib/cmdline.c): whitespace separates,
+/// double quotes group (`key="a b"`, `"key=a b"`) and are removed around values;
+/// everything after a lone `--` goes to init.
+fn split_args(cmdline: &str) -> (Vec<Arg>, Vec<String>) {
+    let mut args = Vec::new();
+    let mut rest = cmdline.trim_start();
+    while !rest.is_empty() {
+        let mut in_quote = false;
+        let mut end = rest.len();
+        for (i, c) in rest.char_indices() {
+            if c.is_whitespace() && !in_quote {
+                end = i;
+                break;
+            }
+            if c == '"' {
+                in_quote = !in_quote;
+            }
+        }
+        let token = &rest[..end];
+        rest = rest[end..].trim_start();
+        if token == "--" {
+            let init_args = split_args(rest).0.into_iter().map(|a| a.token).collect();
+            return (args, init_args);
+        }
+        let unquoted = strip_quotes(token);
+        let (key, value) = match unquoted.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(strip_quotes(v).to_string())),
+            None => (unquoted.to_string(), None),
+        };
+        args.push(Arg {
+            token: token.to_string(),
+            key,
+            value,
+        });
+    }
+    (args, Vec::new())
+}
+
+/// Drops a leading `"` and, then, a trailing one, as the kernel does.
+fn strip_quotes(s: &str) -> &str {
+    match s.strip_prefix('"') {
+        Some(inner) => inner.strip_suffix('"').unwrap_or(inner),
+        None => s,
+    }
+}
+
+/// `ip=`: kernel and dracut forms.
+fn parse_ip(v: &str) -> Result<IpConfig, String> {
+    if let Some(m) = parse_autoconf(v) {
+        return m.map(IpConfig::method_only);
+    }
+    let mut fields = split_outside_brackets(v, ':');
+    if fields.iter().any(|f| f.starts_with('[')) {
+        return Err("IPv6 addresses are not supported".into());
+    }
+    // dracut may end the value with a MAC, whose colons the split above cut apart.
+    let mac = take_trailing_mac(&mut fields)?;
+    // dracut `ip=<dev>:<method>[:[<mtu>][:<mac>]]`: the second field is a method.
+    if (2..=3).contains(&fields.len()) {
+        if let Some(method) = parse_autoconf(fields[1]) {
+            let mut c = IpConfig::method_only(method?);
+            c.device = non_empty(fields[0]).map(str::to_string);
+            c.mtu = parse_opt(fields.get(2).copied().and_then(non_empty), parse_mtu)?;
+            c.mac = mac;
+            return Ok(c);
+        }
+    }
+    if fields.len() < 2 {
+        return Err("not a method (dhcp, on, any, off, none) nor \
+                    <client>:<server>:<gw>:<netmask>:<host>:<dev>:<autoconf>"
+            .into());
+    }
+    let field = |i: usize| fields.get(i).copied().and_then(non_empty);
+    let (address, addr_prefix) = match field(0) {
+        Some(a) => match a.split_once('/') {
+            Some((ip, len)) => (Some(parse_ipv4(ip)?), Some(parse_prefix(len)?)),
+            None => (Some(parse_ipv4(a)?), None),
+        },
+        None => (None, None),
+    };
+    // Kernel: an empty <autoconf> means "any". With a client address the kernel
+    // configures statically unless autoconf names a protocol (dracut does DHCP then).
+    let autoconf = match field(6) {
+        Some(a) => Some(parse_autoconf(a).ok_or_else(|| format!("unknown autoconf `{a}`"))??),
+        None => None,
+    };
+    let method = match (autoconf, address) {
+        (Some(NetMethod::Dhcp), _) => NetMethod::Dhcp,
+        (None, None) => NetMethod::Dhcp,
+        (_, Some(_)) => NetMethod::Static,
+        (_, None) => return Err("autoconf off without a client address".into()),
+    };
+    let mut c = IpConfig {
+        method,
+        device: field(5).map(str::to_string),
+        address,
+        prefix: addr_prefix.or(parse_opt(field(3), parse_netmask)?),
+        gateway: parse_opt(field(2), parse_ipv4)?,
+        server: parse_opt(field(1), parse_ipv4)?,
+        hostname: parse_opt(field(4), parse_hostname)?,
+        dns: Vec::new(),
+        mtu: None,
+        mac,
+    };
+    if c.method == NetMethod::Static && c.prefix.is_none() {
+        // The kernel derives a classful mask when none is given.
+        c.prefix = address.map(classful_prefix);
+    }
+    // After <autoconf>: dracut `[<mtu>][:<mac>]`, or kernel `<dns0>:<dns1>:<ntp0>`.
+    let tail = fields.get(7..).unwrap_or_default();
+    let is_mtu = |s: &str| s.is_empty() || s.parse::<u32>().is_ok();
+    match tail {
+        [] => {}
+        [mtu] if c.mac.is_some() || (is_mtu(mtu) && !mtu.is_empty()) => {
+            c.mtu = parse_opt(non_empty(mtu), parse_mtu)?;
+        }
+        _ if c.mac.is_some() => return Err("too many fields before the MAC address".into()),
+        [_, _, _, _, ..] => return Err("too many fields (at most 10)".into()),
+        dns => {
+            // dns0, dns1, then ntp0, which is checked but has no use here.
+            for (i, f) in dns.iter().enumerate() {
+                if let Some(f) = non_empty(f) {
+                    let a = parse_ipv4(f)?;
+                    if i < 2 {
+                        c.dns.push(a);
+                    }
+                }
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// Removes a trailing MAC address from split `ip=` fields: either one field in the
+/// `-` spelling or the last six two-digit fields of the `:` spelling.
+fn take_trailing_mac(fields: &mut Vec<&str>) -> Result<Option<Mac>, String> {
+    if fields.len() >= 8 {
+        let start = fields.len() - 6;
+        if fields[start..]
+            .iter()
+            .all(|f| f.len() == 2 && f.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            let mac = fields[start..].join(":").parse()?;
+            fields.truncate(start);
+            return Ok(Some(mac));
+        }
+    }
+    if let Some(last) = fields.last().filter(|f| f.len() == 17 && f.contains('-')) {
+        let mac = last.parse()?;
+        fields.pop();
+        return Ok(Some(mac));
+    }
+    Ok(None)
+}
+
+/// A whole-value autoconf keyword: `Some(Ok)` for a supported one, `Some(Err)` for a
+/// recognised but unsupported one, `None` when `s` is no autoconf keyword at all.
+fn parse_autoconf(s: &str) -> Option<Result<NetMethod, String>> {
+    Some(match s {
+        "dhcp" | "on" | "any" | "both" | "bootp" | "single-dhcp" => Ok(NetMethod::Dhcp),
+        "off" | "none" => Ok(NetMethod::None),
+        "dhcp6" | "auto6" | "either6" | "link6" | "ibft" | "rarp" => Err(format!(
+            "autoconf `{s}` is not supported (use dhcp or a static address)"
+        )),
+        _ => return None,
+    })
+}
+
+/// Splits on `sep` except inside `[...]` (bracketed IPv6 addresses).
+fn split_outside_brackets(s: &str, sep: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            c if c == sep && depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn parse_opt<T>(
+    s: Option<&str>,
+    f: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    s.map(f).transpose()
+}
+
+fn parse_ipv4(s: &str) -> Result<Ipv4Addr, String> {
+    s.parse()
+        .map_err(|_| format!("`{s}` is not an IPv4 address"))
+}
+
+fn parse_prefix(s: &str) -> Result<u8, String> {
+    match s.parse::<u8>() {
+        Ok(p) if p <= 32 => Ok(p),
+        _ => Err(format!("`{s}` is not a prefix length (0-32)")),
+    }
+}
+
+/// A dotted netmask (must be contiguous) or, as dracut allows, a prefix length.
+fn parse_netmask(s: &str) -> Result<u8, String> {
+    if !s.contains('.') {
+        return parse_prefix(s);
+    }
+    let bits = u32::from(parse_ipv4(s)?);
+    if bits.leading_ones() + bits.trailing_zeros() != 32 {
+        return Err(format!("netmask `{s}` is not contiguous"));
+    }
+    // leading_ones() of a u32 is at most 32, which fits in u8.
+    Ok(bits.leading_ones() as u8)
+}
+
+/// The kernel's fallback when `ip=` gives an address but no netmask.
+fn classful_prefix(a: Ipv4Addr) -> u8 {
+    match a.octets()[0] {
+        0..=127 => 8,
+        128..=191 => 16,
+        _ => 24,
+    }
+}
+
+fn parse_mtu(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(m) if (68..=65535).contains(&m) => Ok(m),
+        _ => Err(format!("`{s}` is not an MTU (68-65535)")),
+    }
+}
+
+/// RFC 1123 host names (labels of letters, digits and hyphens).
+fn parse_hostname(s: &str) -> Result<String, String> {
+    let ok = s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("`{s}` is not a host name"))
+    }
+}
+
+/// Node names and ids end up as path components: no `/`, no `..`, nothing odd.
+fn parse_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 255
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{s}` is not a valid name (letters, digits, `-`, `_`, `.`)"
+        ))
+    }
+}
+
+fn parse_abs_path(s: &str) -> Result<String, String> {
+    let clean = !s.split('/').any(|c| c == "..")
+        && !s.contains(|c: char| c.is_whitespace() || c.is_control());
+    if s.starts_with('/') && clean {
+        Ok(s.to_string())
+    } else {
+        Err(format!("`{s}` is not an absolute path"))
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<u32, String> {
+    s.parse::<u32>()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))
+}
+
+/// A boolean key: bare means on; `=1|yes|on|true` and `=0|no|off|false`.
+fn parse_flag(v: Option<&str>) -> Result<bool, String> {
+    match v {
+        None | Some("1" | "yes" | "on" | "true" | "y") => Ok(true),
+        Some("0" | "no" | "off" | "false" | "n") => Ok(false),
+        Some(o) => Err(format!("`{o}` is not a boolean (1/0, yes/no)")),
+    }
+}
+
+fn parse_break(v: &str) -> Result<BreakStage, String> {
+    BreakStage::from_dracut(v).map_or_else(|| v.parse(), Ok)
+}
+
+fn parse_ifname(v: &str) -> Result<IfName, String> {
+    let (name, mac) = v.split_once(':').ok_or("expected ifname=<name>:<mac>")?;
+    if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
+        return Err(format!("`{name}` is not an interface name"));
+    }
+    Ok(IfName {
+        name: name.to_string(),
+        mac: mac.parse()?,
+    })
+}
+
+fn parse_host_port(v: &str) -> Result<HostPort, String> {
+    let (host, port) = v.rsplit_once(':').ok_or("expected <host>:<port>")?;
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("`{port}` is not a port"))?;
+    Ok(HostPort {
+        host: parse_server(host)?,
+        port,
+    })
+}
+
+/// An NFS server: a host name, an IPv4 address, or a bracketed IPv6 address.
+fn parse_server(s: &str) -> Result<String, String> {
+    if s.starts_with('[') && s.ends_with(']') {
+        return s[1..s.len() - 1]
+            .parse::<std::net::Ipv6Addr>()
+            .map(|_| s.to_string())
+            .map_err(|_| format!("`{s}` is not an IPv6 address"));
+    }
+    if s.parse::<Ipv4Addr>().is_ok() {
+        return Ok(s.to_string());
+    }
+    parse_hostname(s).map_err(|_| format!("`{s}` is not a server name or address"))
+}
+
+/// NFS mount options: comma separated, empty items dropped.
+fn parse_options(s: &str) -> Result<Vec<String>, String> {
+    let opts: Vec<String> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(str::to_string)
+        .collect();
+    if let Some(bad) = opts.iter().find(|o| o.contains(char::is_whitespace)) {
+        return Err(format!("option `{bad}` contains whitespace"));
+    }
+    Ok(opts)
+}
+
+/// The NFS version an option list pins (`vers=`/`nfsvers=`), if any.
+fn version_from_options(opts: &[String]) -> Result<Option<u8>, String> {
+    let mut version = None;
+    for o in opts {
+        if let Some(v) = o
+            .strip_prefix("vers=")
+            .or_else(|| o.strip_prefix("nfsvers="))
+        {
+            version = Some(match v {
+                "3" => 3,
+                "4" | "4.0" | "4.1" | "4.2" => 4,
+                _ => {
+                    return Err(format!(
+                        "unsupported NFS version `{v}` (3, 4, 4.0, 4.1, 4.2)"
+                    ))
+                }
+            });
+        }
+    }
+    Ok(version)
+}
+
+/// Builds an [`NfsSpec`] and checks path, server and version together.
+fn nfs_spec(
+    server: Option<&str>,
+    path: &str,
+    options: Vec<String>,
+    scheme_version: Option<u8>,
+) -> Result<NfsSpec, String> {
+    if !path.starts_with('/') {
+        return Err(format!("NFS path `{path}` does not start with `/`"));
+    }
+    let server = parse_opt(server, parse_server)?;
+    let opt_version = version_from_options(&options)?;
+    let version = match (scheme_version, opt_version) {
+        (Some(4), Some(3)) => return Err("`nfs4:` conflicts with vers=3".into()),
+        (s, o) => o.or(s),
+    };
+    Ok(NfsSpec {
+        server,
+        path: path.to_string(),
+        version,
+        options,
+    })
+}
+
+/// `root=`: dracut's grammar (dracut modules.d/95nfs/nfs-lib.sh `nfsroot_to_var`).
+fn parse_root(v: &str) -> Result<RootSpec, String> {
+    if v.is_empty() {
+        return Err("empty root".into());
+    }
+    if v == "/dev/nfs" {
+        return Ok(RootSpec::KernelNfs);
+    }
+    if v == "dhcp" {
+        return Ok(RootSpec::Dhcp);
+    }
+    if let Some(url) = v.strip_prefix("nfs://") {
+        return parse_nfs_url(url).map(RootSpec::Nfs);
+    }
+    let (scheme_version, rest) = if let Some(r) = v.strip_prefix("nfs4:") {
+        (Some(4), r)
+    } else if let Some(r) = v.strip_prefix("nfs:") {
+        (None, r)
+    } else if v.contains(":/") && !v.contains('=') && !v.starts_with('/') {
+        // Legacy `root=<server>:/<path>`.
+        (None, v)
+    } else {
+        return Ok(RootSpec::Other {
+            value: v.to_string(),
+        });
+    };
+    // [<server>:]<path>[:<options>]; the server ends at the first `:/`.
+    let (server, after) = match rest.find(":/") {
+        Some(i) if !rest.starts_with('/') => (Some(&rest[..i]), &rest[i + 1..]),
+        _ => (None, rest),
+    };
+    let (path, mut options) = match after.split_once(':') {
+        Some((p, o)) => (p, parse_options(o)?),
+        None => (after, Vec::new()),
+    };
+    // Kernel legacy style: options after the path, separated by `,`.
+    let path = match path.split_once(',') {
+        Some((p, o)) => {
+            let mut legacy = parse_options(o)?;
+            legacy.append(&mut options);
+            options = legacy;
+            p
+        }
+        None => path,
+    };
+    nfs_spec(server, path, options, scheme_version).map(RootSpec::Nfs)
+}
+
+/// RFC 2224 `nfs://<server>[:<port>]/<path>`.
+fn parse_nfs_url(url: &str) -> Result<NfsSpec, String> {
+    let slash = url.find('/').ok_or("nfs:// URL without a path")?;
+    let (authority, path) = url.split_at(slash);
+    let mut options = Vec::new();
+    let host = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+            let port: u16 = p.parse().map_err(|_| format!("`{p}` is not a port"))?;
+            options.push(format!("port={port}"));
+            h
+        }
+        _ => authority,
+    };
+    if host.is_empty() {
+        return Err("nfs:// URL without a server".into());
+    }
+    nfs_spec(Some(host), path, options, None)
+}
+
+/// Kernel `nfsroot=[<server>:]<path>[,<options>]`.
+fn parse_kernel_nfsroot(v: &str) -> Result<NfsSpec, String> {
+    let (loc, opts) = v.split_once(',').unwrap_or((v, ""));
+    let (server, path) = split_server_path(loc);
+    nfs_spec(server, path, parse_options(opts)?, None)
+}
+
+/// xCAT `NFSROOT=<server>:<path>`.
+fn parse_xcat_nfsroot(v: &str) -> Result<NfsSpec, String> {
+    match split_server_path(v) {
+        (Some(server), path) => nfs_spec(Some(server), path, Vec::new(), None),
+        (None, _) => Err("expected <server>:<path>".into()),
+    }
+}
+
+/// xCAT `STATEMNT=[<server>:]<path>`; empty means "no persistent store".
+fn parse_statemnt(v: &str) -> Result<Option<NfsLocation>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let (server, path) = split_server_path(v);
+    let spec = nfs_spec(server, path, Vec::new(), None)?;
+    Ok(Some(NfsLocation {
+        server: spec.server,
+        path: spec.path,
+    }))
+}
+
+/// `[<server>:]<path>`, where the server ends at the first `:/`.
+fn split_server_path(s: &str) -> (Option<&str>, &str) {
+    match s.find(":/") {
+        Some(i) if !s.starts_with('/') => (Some(&s[..i]), &s[i + 1..]),
+        _ => (None, s),
+    }
+}
+
+#[cfg(test)]
+mod tests;

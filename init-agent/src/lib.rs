@@ -1,0 +1,2 @@
+pub mod cmdline;
+pub mod hwaddr;
