@@ -641,7 +641,7 @@ fn parse_mtu(s: &str) -> Result<u32, String> {
 }
 
 /// RFC 1123 host names (labels of letters, digits and hyphens).
-fn parse_hostname(s: &str) -> Result<String, String> {
+pub(crate) fn parse_hostname(s: &str) -> Result<String, String> {
     let ok = s.len() <= 253
         && s.split('.').all(|l| {
             !l.is_empty()
@@ -658,7 +658,7 @@ fn parse_hostname(s: &str) -> Result<String, String> {
 }
 
 /// Node names and ids end up as path components: no `/`, no `..`, nothing odd.
-fn parse_name(s: &str) -> Result<String, String> {
+pub(crate) fn parse_name(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 255
         && s != "."
@@ -674,7 +674,7 @@ fn parse_name(s: &str) -> Result<String, String> {
     }
 }
 
-fn parse_abs_path(s: &str) -> Result<String, String> {
+pub(crate) fn parse_abs_path(s: &str) -> Result<String, String> {
     let clean = !s.split('/').any(|c| c == "..")
         && !s.contains(|c: char| c.is_whitespace() || c.is_control());
     if s.starts_with('/') && clean {
@@ -727,7 +727,7 @@ fn parse_host_port(v: &str) -> Result<HostPort, String> {
 }
 
 /// An NFS server: a host name, an IPv4 address, or a bracketed IPv6 address.
-fn parse_server(s: &str) -> Result<String, String> {
+pub(crate) fn parse_server(s: &str) -> Result<String, String> {
     if s.starts_with('[') && s.ends_with(']') {
         return s[1..s.len() - 1]
             .parse::<std::net::Ipv6Addr>()
@@ -741,7 +741,7 @@ fn parse_server(s: &str) -> Result<String, String> {
 }
 
 /// NFS mount options: comma separated, empty items dropped.
-fn parse_options(s: &str) -> Result<Vec<String>, String> {
+pub(crate) fn parse_options(s: &str) -> Result<Vec<String>, String> {
     let opts: Vec<String> = s
         .split(',')
         .map(str::trim)
@@ -755,7 +755,7 @@ fn parse_options(s: &str) -> Result<Vec<String>, String> {
 }
 
 /// The NFS version an option list pins (`vers=`/`nfsvers=`), if any.
-fn version_from_options(opts: &[String]) -> Result<Option<u8>, String> {
+pub(crate) fn version_from_options(opts: &[String]) -> Result<Option<u8>, String> {
     let mut version = None;
     for o in opts {
         if let Some(v) = o
@@ -883,7 +883,7 @@ fn parse_xcat_nfsroot(v: &str) -> Result<NfsSpec, String> {
 }
 
 /// xCAT `STATEMNT=[<server>:]<path>`; empty means "no persistent store".
-fn parse_statemnt(v: &str) -> Result<Option<NfsLocation>, String> {
+pub(crate) fn parse_statemnt(v: &str) -> Result<Option<NfsLocation>, String> {
     if v.is_empty() {
         return Ok(None);
     }

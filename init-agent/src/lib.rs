@@ -1,2 +1,3 @@
 pub mod cmdline;
+pub mod config;
 pub mod hwaddr;

@@ -1,0 +1,465 @@
+//! `init-agent.toml`: the site's settings, from one file shared by all nodes.
+//!
+//! Every field has a default, so an empty file (or none) is a valid configuration;
+//! the kernel command line overrides what both share. Unknown keys are errors: a
+//! typo in a boot configuration must not be silently ignored.
+
+mod load;
+mod validate;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::cmdline::{Fallback, Mode};
+use crate::hwaddr::Mac;
+
+pub use load::{load_file, parse, ConfigError, LoadError};
+
+/// Where the agent looks for its configuration when `initagent.config=` names none.
+pub const DEFAULT_PATH: &str = "/etc/init-agent.toml";
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub boot: Boot,
+    pub net: Net,
+    pub source: Source,
+    pub sync: Sync,
+    pub disk: Vec<Disk>,
+    pub statelite: Statelite,
+    pub cdsl: Cdsl,
+    pub node: Vec<Node>,
+    pub hooks: Hooks,
+}
+
+/// `[boot]`: mode and failure policy.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Boot {
+    /// Default mode; `initagent.mode=` and a node's own `mode` win.
+    pub mode: Option<Mode>,
+    /// Outcome when the boot cannot go on; default `local` in sync mode, else
+    /// `shell` with `rd.shell`, else `retry`.
+    pub fallback: Option<Fallback>,
+    /// Seconds of retrying (network, NFS) before the fallback applies.
+    pub timeout: u32,
+    /// Cap of the jittered exponential backoff between retries, seconds.
+    pub retry_max_delay: u32,
+    /// Seconds the console shows the cause before a `reboot` outcome.
+    pub reboot_delay: u32,
+    /// The real init; `init=` wins.
+    pub init: Option<String>,
+    /// Emergency shell for the `shell` outcome and `rd.break`.
+    pub shell: String,
+    /// Extra kernel modules to load (NIC drivers, storage controllers).
+    pub modules: Vec<String>,
+}
+
+impl Default for Boot {
+    fn default() -> Self {
+        Boot {
+            mode: None,
+            fallback: None,
+            timeout: 300,
+            retry_max_delay: 30,
+            reboot_delay: 30,
+            init: None,
+            shell: "/bin/sh".into(),
+            modules: Vec::new(),
+        }
+    }
+}
+
+/// `[net]`: how patiently the boot interface is brought up.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Net {
+    /// Seconds to wait for a carrier on the chosen interface.
+    pub link_timeout: u32,
+    /// Seconds one DHCP exchange may take.
+    pub dhcp_timeout: u32,
+    /// DHCP exchanges before the boot-level retry/fallback takes over.
+    pub dhcp_retries: u32,
+}
+
+impl Default for Net {
+    fn default() -> Self {
+        Net {
+            link_timeout: 10,
+            dhcp_timeout: 10,
+            dhcp_retries: 3,
+        }
+    }
+}
+
+/// `[source]`: the NFS standard root when the command line names none.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Source {
+    /// Servers tried in order.
+    pub servers: Vec<String>,
+    /// Exported path of the standard root.
+    pub path: Option<String>,
+    /// Mount options added to those of `root=` (`vers=4.1`, `actimeo=600`, …).
+    pub options: Vec<String>,
+}
+
+/// `[sync]`: sync-on-boot.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sync {
+    /// Patterns neither copied nor deleted (added to the built-in pseudo-fs list).
+    pub exclude: Vec<String>,
+    /// Patterns of node-local state never deleted nor overwritten.
+    pub protect: Vec<String>,
+    /// Compare contents, not only size and mtime.
+    pub checksum: bool,
+    /// Parallel workers; 0 = one per CPU.
+    pub jobs: u32,
+}
+
+/// `[[disk]]`: a local disk the agent may partition and format.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    /// The exact device (`/dev/sda`, `/dev/disk/by-path/…`); never guessed.
+    pub device: String,
+    /// Allow repartitioning this disk although its partition table is not ours.
+    #[serde(default)]
+    pub wipe: bool,
+    #[serde(default)]
+    pub table: TableType,
+    #[serde(default)]
+    pub partition: Vec<Partition>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableType {
+    #[default]
+    Gpt,
+    Dos,
+}
+
+/// `[[disk.partition]]`, in on-disk order.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Partition {
+    /// Partition name (GPT) and file system label.
+    pub name: String,
+    /// `512M`, `20G`, `1T` (binary units) or `rest`.
+    pub size: Size,
+    pub fs: FsType,
+    /// Where it is mounted in the node's root: `/` for the root itself.
+    #[serde(default)]
+    pub mount: Option<String>,
+    /// Extra options for mkfs.
+    #[serde(default)]
+    pub mkfs_options: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsType {
+    Ext4,
+    Xfs,
+    Vfat,
+    Swap,
+    /// Partition left unformatted.
+    None,
+}
+
+/// A partition size in bytes, or the rest of the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    Bytes(u64),
+    Rest,
+}
+
+impl FromStr for Size {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "rest" {
+            return Ok(Size::Rest);
+        }
+        let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+        let shift = match unit {
+            "K" | "KiB" => 10,
+            "M" | "MiB" => 20,
+            "G" | "GiB" => 30,
+            "T" | "TiB" => 40,
+            _ => return Err(format!("`{s}` is not a size (e.g. 512M, 20G, 1T, rest)")),
+        };
+        num.parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .and_then(|n| n.checked_mul(1u64 << shift))
+            .map(Size::Bytes)
+            .ok_or_else(|| format!("`{s}` is not a size (e.g. 512M, 20G, 1T, rest)"))
+    }
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Size::Rest => f.write_str("rest"),
+            Size::Bytes(b) => {
+                let (n, u) = [(40, "T"), (30, "G"), (20, "M"), (10, "K")]
+                    .into_iter()
+                    .find(|(s, _)| b % (1u64 << s) == 0)
+                    .map_or((b, ""), |(s, u)| (b >> s, u));
+                write!(f, "{n}{u}")
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Size {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// `[statelite]`: settings plus xCAT's three tables.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Statelite {
+    /// This root's image name, matched against the tables' `image` column;
+    /// `initagent.image=` and a node's own `image` win.
+    pub image: Option<String>,
+    /// Persistent store `[<server>:]<path>` when neither `STATEMNT=` nor a
+    /// `[[statelite.node]]` row gives one.
+    pub statemnt: Option<String>,
+    /// NFS options for the persistent store when `MNTOPTS=` gives none.
+    pub mntopts: Vec<String>,
+    /// xCAT `litefile` table.
+    pub litefile: Vec<LiteFile>,
+    /// xCAT `litetree` table.
+    pub litetree: Vec<LiteTree>,
+    /// xCAT `statelite` table (node or group → persistent store).
+    pub node: Vec<StateliteNode>,
+}
+
+impl Default for Statelite {
+    fn default() -> Self {
+        Statelite {
+            image: None,
+            statemnt: None,
+            // xCAT's default when statelite.mntopts is empty.
+            mntopts: ["nolock", "rsize=32768", "tcp", "timeo=14"]
+                .map(String::from)
+                .to_vec(),
+            litefile: Vec::new(),
+            litetree: Vec::new(),
+            node: Vec::new(),
+        }
+    }
+}
+
+/// One `litefile` row.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiteFile {
+    /// Image name; `ALL` or empty matches every image.
+    #[serde(default)]
+    pub image: String,
+    /// Absolute path; a trailing `/` makes it a directory.
+    pub file: String,
+    /// `tmpfs`, `persistent`, `con`, `ro`, `link`, `link,persistent`, `link,con`,
+    /// `link,ro`, `localdisk`, or empty.
+    #[serde(default)]
+    pub options: String,
+}
+
+/// Options a litefile row may carry (xCAT liteimg's list).
+pub const LITEFILE_OPTIONS: &[&str] = &[
+    "",
+    "tmpfs",
+    "rw",
+    "tmpfs,rw",
+    "persistent",
+    "con",
+    "ro",
+    "link",
+    "link,persistent",
+    "link,con",
+    "link,ro",
+    "localdisk",
+];
+
+/// One `litetree` row.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiteTree {
+    /// Lower is tried first.
+    pub priority: f64,
+    #[serde(default)]
+    pub image: String,
+    /// `<server>:<path>` (NFS) or a path inside the image; `$node`-style variables.
+    pub directory: String,
+    /// NFS options for this tree (xCAT ignores this column; we honour it).
+    #[serde(default)]
+    pub mntopts: Option<String>,
+}
+
+/// One row of xCAT's `statelite` table.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateliteNode {
+    /// Node name or group name.
+    pub node: String,
+    #[serde(default)]
+    pub image: String,
+    /// `[<server>:]<path>`; the node's own directory is `<path>/<node>`.
+    pub statemnt: String,
+    #[serde(default)]
+    pub mntopts: Option<String>,
+}
+
+/// `[cdsl]`: Open-Sharedroot context-dependent symlinks.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cdsl {
+    /// On by default whenever a node id is known; `false` turns it off.
+    pub enabled: bool,
+    /// Per-node trees: `<tree>/<nodeid>/…`.
+    pub tree: String,
+    /// Shared tree for paths made shared again.
+    pub shared: String,
+    /// Where the node's own tree is bound at boot.
+    pub link: String,
+    /// Template tree copied for a new node.
+    pub default_dir: String,
+}
+
+impl Default for Cdsl {
+    fn default() -> Self {
+        Cdsl {
+            enabled: true,
+            tree: "/cluster/cdsl".into(),
+            shared: "/cluster/shared".into(),
+            link: "/cdsl.local".into(),
+            default_dir: "default".into(),
+        }
+    }
+}
+
+/// `[[node]]`: a node known by its MACs.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// One MAC or a list; matched against `BOOTIF=`.
+    #[serde(deserialize_with = "one_or_many")]
+    pub mac: Vec<Mac>,
+    /// Node name (host name, persistent directory).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// CDSL node id.
+    #[serde(default, deserialize_with = "string_or_integer")]
+    pub nodeid: Option<String>,
+    /// Groups, for `[[statelite.node]]` rows naming a group.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// This node's mode (e.g. the update node).
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    /// This node's disk for sync mode.
+    #[serde(default)]
+    pub disk: Option<String>,
+    /// This node's statelite image.
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+/// `[hooks]`: scripts run against the new root before switch_root.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Hooks {
+    /// Directory holding `post-sync.d/` and `pre-switch.d/`.
+    pub dir: String,
+    /// Seconds one hook may run.
+    pub timeout: u32,
+    /// Hook file names not to run.
+    pub skip: Vec<String>,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            dir: "/usr/lib/init-agent/hooks".into(),
+            timeout: 120,
+            skip: Vec::new(),
+        }
+    }
+}
+
+/// `mac = "…"` or `mac = ["…", "…"]`.
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Mac>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<Mac>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a MAC address or a list of them")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Vec<Mac>, E> {
+            s.parse().map(|m| vec![m]).map_err(E::custom)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Mac>, A::Error> {
+            let mut v = Vec::new();
+            while let Some(m) = seq.next_element()? {
+                v.push(m);
+            }
+            Ok(v)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// `nodeid = 3` or `nodeid = "node3"`.
+fn string_or_integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a node id (string or non-negative integer)")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(Some(s.to_string()))
+        }
+        fn visit_u64<E: serde::de::Error>(self, i: u64) -> Result<Self::Value, E> {
+            Ok(Some(i.to_string()))
+        }
+        fn visit_i64<E: serde::de::Error>(self, i: i64) -> Result<Self::Value, E> {
+            u64::try_from(i)
+                .map(|u| Some(u.to_string()))
+                .map_err(|_| E::custom(format!("node id {i} is negative")))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+impl Config {
+    /// The `[[node]]` entry owning `mac`.
+    pub fn node_by_mac(&self, mac: &Mac) -> Option<&Node> {
+        self.node.iter().find(|n| n.mac.contains(mac))
+    }
+
+    /// The `[[disk]]` entry for exactly `device`.
+    pub fn disk(&self, device: &str) -> Option<&Disk> {
+        self.disk.iter().find(|d| d.device == device)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+//! Text → [`Config`], reporting every error with its line and column.
+//!
+//! serde stops at the first error, so a failing document is deserialized again and
+//! again, each time without the value the previous error pointed at, until it
+//! passes: every type error is found, with the span of the original text. Semantic
+//! checks run once the types are right.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+use super::validate::{validate, Seg};
+use super::Config;
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// Why a configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        path: String,
+        errors: Vec<ConfigError>,
+    },
+}
+
+/// Reads and checks a configuration file.
+pub fn load_file(path: &Path) -> Result<Config, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text).map_err(|errors| LoadError::Invalid {
+        path: path.display().to_string(),
+        errors,
+    })
+}
+
+/// Parses and checks configuration text.
+pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+    let at = |span: Option<Range<usize>>, message: String| {
+        let (line, column) = line_col(text, span.map_or(0, |s| s.start));
+        ConfigError {
+            line,
+            column,
+            message,
+        }
+    };
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        return Err(syntax
+            .into_iter()
+            .map(|e| at(e.span(), e.message().to_string()))
+            .collect());
+    }
+    let root = Spanned::new(root.span(), DeValue::Table(root.into_inner()));
+    let config = match deserialize(&root) {
+        Ok(c) => c,
+        Err(first) => {
+            let mut found = type_errors(root.clone(), first);
+            found.sort_by_key(|(span, _)| span.as_ref().map_or(0, |s| s.start));
+            found.dedup();
+            return Err(found.into_iter().map(|(s, m)| at(s, m)).collect());
+        }
+    };
+    let problems = validate(&config);
+    if problems.is_empty() {
+        return Ok(config);
+    }
+    Err(problems
+        .into_iter()
+        .map(|p| at(Some(span_of(&root, &p.path)), p.message))
+        .collect())
+}
+
+fn deserialize(doc: &Spanned<DeValue<'_>>) -> Result<Config, toml::de::Error> {
+    Config::deserialize(ValueDeserializer::from(doc.clone()))
+}
+
+/// Every type error of `doc`, found by removing what each error points at and
+/// deserializing again.
+fn type_errors(
+    mut doc: Spanned<DeValue<'_>>,
+    first: toml::de::Error,
+) -> Vec<(Option<Range<usize>>, String)> {
+    let mut found = Vec::new();
+    // Tables an entry was removed from: their "missing field" errors are our doing.
+    let mut pruned: Vec<Range<usize>> = Vec::new();
+    let mut next = Some(first);
+    // Each round removes one entry, so the number of rounds is bounded by the text.
+    while let Some(e) = next.take() {
+        let Some(span) = e.span() else {
+            found.push((None, e.message().to_string()));
+            break;
+        };
+        if !(e.message().starts_with("missing field") && pruned.contains(&span)) {
+            found.push((Some(span.clone()), e.message().to_string()));
+        }
+        match remove_at(&mut doc, &span) {
+            Some(parent) => pruned.push(parent),
+            None => break,
+        }
+        next = deserialize(&doc).err();
+    }
+    found
+}
+
+/// Removes the innermost entry (table key/value or array element) that contains
+/// `span`; returns the span of the container it was removed from. Searches depth
+/// first: the span of a `[header]` table covers its header, not its contents, and
+/// an array of tables shares its span with its first element.
+fn remove_at(v: &mut Spanned<DeValue<'_>>, span: &Range<usize>) -> Option<Range<usize>> {
+    let inside = |outer: Range<usize>| outer.start <= span.start && span.end <= outer.end;
+    let here = v.span();
+    match v.get_mut() {
+        DeValue::Table(t) => {
+            for (_, child) in t.iter_mut() {
+                if is_container(child.get_ref()) {
+                    if let Some(p) = remove_at(child, span) {
+                        return Some(p);
+                    }
+                }
+            }
+            let key = t
+                .iter()
+                .find(|(k, val)| inside(val.span()) || inside(k.span()))
+                .map(|(k, _)| k.get_ref().clone())?;
+            t.remove(key.as_ref());
+        }
+        DeValue::Array(a) => {
+            for child in a.as_mut() {
+                if is_container(child.get_ref()) {
+                    if let Some(p) = remove_at(child, span) {
+                        return Some(p);
+                    }
+                }
+            }
+            let i = a.iter().position(|e| inside(e.span()))?;
+            // DeArray has no remove(); rebuild it without element i.
+            *a = a
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, e)| e.clone())
+                .collect();
+        }
+        _ => return None,
+    }
+    Some(here)
+}
+
+fn is_container(v: &DeValue<'_>) -> bool {
+    matches!(v, DeValue::Table(_) | DeValue::Array(_))
+}
+
+/// The span of the deepest existing value along a semantic problem's path.
+fn span_of(root: &Spanned<DeValue<'_>>, path: &[Seg]) -> Range<usize> {
+    let mut here = root;
+    for seg in path {
+        let next = match (seg, here.get_ref()) {
+            (Seg::Key(k), DeValue::Table(t)) => {
+                t.iter().find(|(key, _)| key.get_ref() == k).map(|(_, v)| v)
+            }
+            (Seg::Index(i), DeValue::Array(a)) => a.get(*i),
+            _ => None,
+        };
+        match next {
+            Some(next) => here = next,
+            None => break,
+        }
+    }
+    here.span()
+}
+
+/// 1-based line and character column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}

@@ -1,0 +1,235 @@
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../../conf/init-agent.toml");
+
+fn errors(text: &str) -> Vec<String> {
+    parse(text)
+        .expect_err("should be refused")
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+#[test]
+fn empty_file_is_all_defaults() {
+    assert_eq!(parse("").unwrap(), Config::default());
+    assert_eq!(parse("# nothing\n\n").unwrap(), Config::default());
+}
+
+#[test]
+fn example_config_is_valid_and_complete() {
+    let c = parse(EXAMPLE).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(c.boot.mode, Some(Mode::Sync));
+    assert_eq!(c.boot.fallback, Some(Fallback::Local));
+    assert_eq!(c.source.servers, ["10.0.0.1", "10.0.0.2"]);
+    assert_eq!(c.disk[0].partition[1].size, Size::Rest);
+    assert_eq!(c.disk[0].partition[0].size, Size::Bytes(4 << 30));
+    assert_eq!(c.statelite.litefile[1].file, "/var/log/");
+    assert_eq!(c.statelite.litetree[0].priority, 1.0);
+    let update = c
+        .node_by_mac(&"52:54:00:12:35:fe".parse().unwrap())
+        .unwrap();
+    assert_eq!(
+        (update.name.as_deref(), update.nodeid.as_deref()),
+        (Some("update"), Some("254"))
+    );
+    assert_eq!(update.mode, Some(Mode::Update));
+    // Every section the schema has appears in the example, so it documents them all.
+    let shown: toml::Table = toml::from_str(EXAMPLE).unwrap();
+    let all = toml::Table::try_from(Config::default()).unwrap();
+    for key in all.keys() {
+        assert!(shown.contains_key(key), "example lacks [{key}]");
+    }
+}
+
+#[test]
+fn syntax_errors_have_positions() {
+    let e = parse("[boot]\nmode = \"sync\n").unwrap_err();
+    assert_eq!((e[0].line, e[0].column > 1), (2, true), "{e:?}");
+}
+
+#[test]
+fn every_type_error_is_reported_with_its_position() {
+    let text = r#"[boot]
+mode = "diskless"
+timeout = "long"
+
+[net]
+dhcp_timeout = -3
+
+[[disk]]
+device = "/dev/sda"
+wpie = true
+
+[[disk.partition]]
+name = "root"
+size = "lots"
+fs = "ext4"
+
+[[node]]
+mac = "52:54:00:zz:00:01"
+
+[[node]]
+mac = "52:54:00:00:00:02"
+nodeid = -1
+
+[statelit]
+image = "x"
+"#;
+    let e = errors(text);
+    let lines: Vec<&str> = e.iter().map(|s| s.split(':').next().unwrap()).collect();
+    assert_eq!(
+        lines,
+        ["2", "3", "6", "10", "14", "18", "22", "24"],
+        "{e:#?}"
+    );
+    assert!(e[0].contains("diskless"), "{}", e[0]);
+    assert!(e[3].contains("wpie"), "{}", e[3]);
+    assert!(e[7].contains("statelit"), "{}", e[7]);
+    // Columns point at the value.
+    assert!(e[0].starts_with("2:8:"), "{}", e[0]);
+}
+
+#[test]
+fn every_semantic_error_is_reported_with_its_position() {
+    let text = r#"[boot]
+init = "sbin/init"
+
+[source]
+servers = ["good", "bad server"]
+options = ["vers=2"]
+
+[[disk]]
+device = "sda"
+
+[[disk.partition]]
+name = "a"
+size = "rest"
+fs = "ext4"
+mount = "/"
+
+[[disk.partition]]
+name = "a"
+size = "1G"
+fs = "swap"
+mount = "/swap"
+
+[[disk]]
+device = "/dev/sdb"
+[[disk.partition]]
+name = "label-far-too-long-for-ext4"
+size = "1G"
+fs = "ext4"
+mount = "/"
+
+[[statelite.litefile]]
+file = "/etc/ssh/"
+options = "con"
+[[statelite.litefile]]
+image = "ALL"
+file = "/etc/ssh/"
+options = "tmpfs"
+[[statelite.litefile]]
+file = "/var"
+options = "sometimes"
+
+[[node]]
+mac = "52:54:00:00:00:01"
+nodeid = "../x"
+[[node]]
+mac = ["52:54:00:00:00:01"]
+name = "n2"
+"#;
+    let e = errors(text);
+    let lines: Vec<usize> = e
+        .iter()
+        .map(|s| s.split(':').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [2, 5, 6, 9, 13, 18, 21, 26, 29, 33, 36, 40, 44, 46],
+        "{e:#?}"
+    );
+    let all = e.join("\n");
+    for needle in [
+        "sbin/init",
+        "bad server",
+        "version `2`",
+        "not a device",
+        "only the last partition",
+        "used twice",
+        "cannot be mounted",
+        "not a label",
+        "also the mount point",
+        "`con`",
+        "listed twice",
+        "sometimes",
+        "../x",
+        "also belongs",
+    ] {
+        assert!(all.contains(needle), "no error mentions {needle}:\n{all}");
+    }
+}
+
+#[test]
+fn sizes() {
+    for (s, b) in [
+        ("512M", 512u64 << 20),
+        ("20G", 20 << 30),
+        ("1T", 1 << 40),
+        ("4KiB", 4096),
+    ] {
+        assert_eq!(s.parse::<Size>(), Ok(Size::Bytes(b)));
+        assert_eq!(
+            Size::Bytes(b).to_string().parse::<Size>(),
+            Ok(Size::Bytes(b))
+        );
+    }
+    for bad in ["", "0G", "12", "1.5G", "G", "-1G", "99999999999T", "1g"] {
+        assert!(bad.parse::<Size>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn load_file_names_the_file() {
+    let dir = std::env::temp_dir().join(format!("ia-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bad.toml");
+    std::fs::write(&f, "[boot]\ntimeout = -1\n").unwrap();
+    let msg = load_file(&f).unwrap_err().to_string();
+    assert!(msg.starts_with(&format!("{}: 2:", f.display())), "{msg}");
+    let missing = load_file(&dir.join("missing.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("missing.toml"), "{missing}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn never_panics_on_text(s in "\\PC{0,300}") {
+            let _ = parse(&s);
+        }
+
+        /// Mutations of the example: every refusal carries a position inside the text.
+        #[test]
+        fn errors_point_inside_the_text(cut in 0..EXAMPLE.len(), junk in "[\\[\\]=\"a-z0-9 \n,.-]{0,12}") {
+            let mut text = EXAMPLE.to_string();
+            let cut = (0..=cut).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+            text.insert_str(cut, &junk);
+            if let Err(errs) = parse(&text) {
+                let lines = text.lines().count().max(1) + 1;
+                for e in errs {
+                    prop_assert!(e.line >= 1 && e.line <= lines && e.column >= 1, "{e}");
+                    prop_assert!(!e.message.is_empty());
+                }
+            }
+        }
+    }
+}

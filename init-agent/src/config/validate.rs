@@ -1,0 +1,343 @@
+//! Checks that types alone cannot express: paths, uniqueness, layouts, tables.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Config, FsType, Size, LITEFILE_OPTIONS};
+use crate::cmdline::{
+    parse_abs_path, parse_name, parse_options, parse_server, parse_statemnt, version_from_options,
+};
+
+/// One step into the document: a table key or an array index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    Key(&'static str),
+    Index(usize),
+}
+
+/// A semantic problem at a place in the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: Vec<Seg>,
+    pub message: String,
+}
+
+/// Collects problems under a path prefix.
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn check(&mut self, path: &[Seg], result: Result<(), String>) {
+        if let Err(message) = result {
+            self.problems.push(Problem {
+                path: path.to_vec(),
+                message,
+            });
+        }
+    }
+
+    fn fail(&mut self, path: &[Seg], message: String) {
+        self.check(path, Err(message));
+    }
+}
+
+use Seg::{Index as I, Key as K};
+
+/// Every semantic problem of `c`, in document order of the sections.
+pub fn validate(c: &Config) -> Vec<Problem> {
+    let mut ck = Checker {
+        problems: Vec::new(),
+    };
+    let abs = |s: &str| parse_abs_path(s).map(drop);
+
+    if let Some(init) = &c.boot.init {
+        ck.check(&[K("boot"), K("init")], abs(init));
+    }
+    ck.check(&[K("boot"), K("shell")], abs(&c.boot.shell));
+    for (i, m) in c.boot.modules.iter().enumerate() {
+        ck.check(&[K("boot"), K("modules"), I(i)], parse_name(m).map(drop));
+    }
+    if c.boot.retry_max_delay == 0 {
+        ck.fail(
+            &[K("boot"), K("retry_max_delay")],
+            "must be at least 1 second".into(),
+        );
+    }
+    if c.net.dhcp_timeout == 0 {
+        ck.fail(
+            &[K("net"), K("dhcp_timeout")],
+            "must be at least 1 second".into(),
+        );
+    }
+    if c.net.dhcp_retries == 0 {
+        ck.fail(&[K("net"), K("dhcp_retries")], "must be at least 1".into());
+    }
+
+    for (i, s) in c.source.servers.iter().enumerate() {
+        ck.check(
+            &[K("source"), K("servers"), I(i)],
+            parse_server(s).map(drop),
+        );
+    }
+    if let Some(p) = &c.source.path {
+        ck.check(&[K("source"), K("path")], abs(p));
+    }
+    check_nfs_options(&mut ck, &[K("source"), K("options")], &c.source.options);
+
+    for (key, list) in [("exclude", &c.sync.exclude), ("protect", &c.sync.protect)] {
+        for (i, pat) in list.iter().enumerate() {
+            if pat.is_empty() || pat.contains('\0') {
+                ck.fail(&[K("sync"), K(key), I(i)], "empty pattern".into());
+            }
+        }
+    }
+
+    check_disks(&mut ck, c);
+    check_statelite(&mut ck, c);
+
+    for (key, p) in [
+        ("tree", &c.cdsl.tree),
+        ("shared", &c.cdsl.shared),
+        ("link", &c.cdsl.link),
+    ] {
+        ck.check(&[K("cdsl"), K(key)], abs(p));
+    }
+    ck.check(
+        &[K("cdsl"), K("default_dir")],
+        parse_name(&c.cdsl.default_dir).map(drop),
+    );
+
+    check_nodes(&mut ck, c);
+
+    ck.check(&[K("hooks"), K("dir")], abs(&c.hooks.dir));
+    if c.hooks.timeout == 0 {
+        ck.fail(
+            &[K("hooks"), K("timeout")],
+            "must be at least 1 second".into(),
+        );
+    }
+    ck.problems
+}
+
+fn check_nfs_options(ck: &mut Checker, path: &[Seg], opts: &[String]) {
+    for (i, o) in opts.iter().enumerate() {
+        let mut p = path.to_vec();
+        p.push(I(i));
+        ck.check(&p, parse_options(o).map(drop));
+    }
+    ck.check(path, version_from_options(opts).map(drop));
+}
+
+/// Label limits of the file systems we create (ext4 16 bytes, XFS 12, FAT 11).
+fn label_limit(fs: FsType) -> usize {
+    match fs {
+        FsType::Ext4 | FsType::Swap => 16,
+        FsType::Xfs => 12,
+        FsType::Vfat => 11,
+        // GPT partition names hold 36 UTF-16 units.
+        FsType::None => 36,
+    }
+}
+
+fn check_disks(ck: &mut Checker, c: &Config) {
+    let mut devices = BTreeSet::new();
+    let mut mounts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for (d, disk) in c.disk.iter().enumerate() {
+        let at = |k: &'static str| vec![K("disk"), I(d), K(k)];
+        if !disk.device.starts_with("/dev/") {
+            ck.fail(
+                &at("device"),
+                format!("`{}` is not a device under /dev/", disk.device),
+            );
+        } else {
+            ck.check(&at("device"), parse_abs_path(&disk.device).map(drop));
+        }
+        if !devices.insert(disk.device.as_str()) {
+            ck.fail(
+                &at("device"),
+                format!("disk `{}` is listed twice", disk.device),
+            );
+        }
+        if disk.partition.is_empty() {
+            ck.fail(
+                &[K("disk"), I(d)],
+                "a disk needs at least one [[disk.partition]]".into(),
+            );
+        }
+        let mut names = BTreeSet::new();
+        let last = disk.partition.len().saturating_sub(1);
+        for (p, part) in disk.partition.iter().enumerate() {
+            let at = |k: &'static str| vec![K("disk"), I(d), K("partition"), I(p), K(k)];
+            let name_ok = !part.name.is_empty()
+                && part.name.len() <= label_limit(part.fs)
+                && part
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+            if !name_ok {
+                ck.fail(
+                    &at("name"),
+                    format!(
+                        "`{}` is not a label (1-{} of letters, digits, `-`, `_`)",
+                        part.name,
+                        label_limit(part.fs)
+                    ),
+                );
+            }
+            if !names.insert(part.name.as_str()) {
+                ck.fail(
+                    &at("name"),
+                    format!("partition name `{}` is used twice", part.name),
+                );
+            }
+            if part.size == Size::Rest && p != last {
+                ck.fail(
+                    &at("size"),
+                    "only the last partition can take the `rest`".into(),
+                );
+            }
+            match (&part.mount, part.fs) {
+                (Some(_), FsType::Swap | FsType::None) => {
+                    ck.fail(
+                        &at("mount"),
+                        format!("a `{:?}` partition cannot be mounted", part.fs).to_lowercase(),
+                    );
+                }
+                (Some(m), _) => {
+                    ck.check(&at("mount"), parse_abs_path(m).map(drop));
+                    if let Some((d0, p0)) = mounts.insert(m, (d, p)) {
+                        ck.fail(
+                            &at("mount"),
+                            format!(
+                                "`{m}` is also the mount point of disk {} partition {}",
+                                d0 + 1,
+                                p0 + 1
+                            ),
+                        );
+                    }
+                }
+                (None, _) => {}
+            }
+            for (i, o) in part.mkfs_options.iter().enumerate() {
+                if o.is_empty() {
+                    let mut path = at("mkfs_options");
+                    path.push(I(i));
+                    ck.fail(&path, "empty option".into());
+                }
+            }
+        }
+    }
+}
+
+fn check_statelite(ck: &mut Checker, c: &Config) {
+    let s = &c.statelite;
+    let statemnt = |v: &str| match parse_statemnt(v) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err("empty; leave the key out for no persistent store".to_string()),
+        Err(e) => Err(e),
+    };
+    if let Some(v) = &s.statemnt {
+        ck.check(&[K("statelite"), K("statemnt")], statemnt(v));
+    }
+    check_nfs_options(ck, &[K("statelite"), K("mntopts")], &s.mntopts);
+    let mut seen = BTreeSet::new();
+    for (i, row) in s.litefile.iter().enumerate() {
+        let at = |k: &'static str| vec![K("statelite"), K("litefile"), I(i), K(k)];
+        ck.check(&at("file"), parse_abs_path(&row.file).map(drop));
+        if !LITEFILE_OPTIONS.contains(&row.options.as_str()) {
+            ck.fail(
+                &at("options"),
+                format!(
+                    "unknown option `{}` (one of: {})",
+                    row.options,
+                    LITEFILE_OPTIONS[1..].join(", ")
+                ),
+            );
+        }
+        if row.file.ends_with('/') && row.options.split(',').any(|o| o == "con") {
+            ck.fail(
+                &at("options"),
+                "`con` applies to files, not directories".into(),
+            );
+        }
+        let image = if row.image == "ALL" {
+            ""
+        } else {
+            row.image.as_str()
+        };
+        if !seen.insert((image, row.file.as_str())) {
+            ck.fail(
+                &at("file"),
+                format!("`{}` is listed twice for this image", row.file),
+            );
+        }
+    }
+    for (i, row) in s.litetree.iter().enumerate() {
+        let at = |k: &'static str| vec![K("statelite"), K("litetree"), I(i), K(k)];
+        if row.directory.is_empty() {
+            ck.fail(&at("directory"), "empty directory".into());
+        }
+        if !row.priority.is_finite() {
+            ck.fail(&at("priority"), "not a number".into());
+        }
+        if let Some(o) = &row.mntopts {
+            ck.check(&at("mntopts"), parse_options(o).map(drop));
+        }
+    }
+    let mut nodes = BTreeSet::new();
+    for (i, row) in s.node.iter().enumerate() {
+        let at = |k: &'static str| vec![K("statelite"), K("node"), I(i), K(k)];
+        ck.check(&at("node"), parse_name(&row.node).map(drop));
+        // xCAT: a node (or group) may appear only once in the statelite table.
+        if !nodes.insert(row.node.as_str()) {
+            ck.fail(&at("node"), format!("`{}` has two rows", row.node));
+        }
+        ck.check(&at("statemnt"), statemnt(&row.statemnt));
+        if let Some(o) = &row.mntopts {
+            ck.check(&at("mntopts"), parse_options(o).map(drop));
+        }
+    }
+}
+
+fn check_nodes(ck: &mut Checker, c: &Config) {
+    let mut macs = BTreeMap::new();
+    let mut names = BTreeSet::new();
+    let mut ids = BTreeSet::new();
+    for (i, n) in c.node.iter().enumerate() {
+        let at = |k: &'static str| vec![K("node"), I(i), K(k)];
+        if n.mac.is_empty() {
+            ck.fail(&at("mac"), "a node needs at least one MAC".into());
+        }
+        for m in &n.mac {
+            if let Some(j) = macs.insert(*m, i) {
+                ck.fail(
+                    &at("mac"),
+                    format!("{m} also belongs to node entry {}", j + 1),
+                );
+            }
+        }
+        if let Some(name) = &n.name {
+            ck.check(&at("name"), parse_name(name).map(drop));
+            if !names.insert(name.as_str()) {
+                ck.fail(&at("name"), format!("node name `{name}` is used twice"));
+            }
+        }
+        if let Some(id) = &n.nodeid {
+            ck.check(&at("nodeid"), parse_name(id).map(drop));
+            if !ids.insert(id.as_str()) {
+                ck.fail(&at("nodeid"), format!("node id `{id}` is used twice"));
+            }
+        }
+        for (g, group) in n.groups.iter().enumerate() {
+            let mut path = at("groups");
+            path.push(I(g));
+            ck.check(&path, parse_name(group).map(drop));
+        }
+        if let Some(d) = &n.disk {
+            ck.check(&at("disk"), parse_abs_path(d).map(drop));
+        }
+        if let Some(img) = &n.image {
+            ck.check(&at("image"), parse_name(img).map(drop));
+        }
+    }
+}
