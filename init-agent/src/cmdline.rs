@@ -202,7 +202,7 @@ pub struct IpConfig {
 }
 
 impl IpConfig {
-    fn method_only(method: NetMethod) -> Self {
+    pub(crate) fn method_only(method: NetMethod) -> Self {
         IpConfig {
             method,
             device: None,

@@ -8,6 +8,7 @@ mod load;
 mod validate;
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -447,6 +448,53 @@ fn string_or_integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, 
         }
     }
     d.deserialize_any(V)
+}
+
+/// The configuration a boot uses and where it came from.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    /// `None` when built-in defaults are in force.
+    pub path: Option<PathBuf>,
+    /// Why the named file could not be used (defaults are in force then).
+    pub errors: Vec<String>,
+}
+
+/// Loads `explicit`, else the file `initagent.config=` names, else
+/// [`DEFAULT_PATH`] if it exists, else built-in defaults. A file that was named
+/// but cannot be used is an error; a missing default file is not.
+pub fn load_for_boot(explicit: Option<&Path>, from_cmdline: Option<&str>) -> Loaded {
+    let named = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| from_cmdline.map(PathBuf::from));
+    let path = match named {
+        Some(p) => p,
+        None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
+        None => {
+            return Loaded {
+                config: Config::default(),
+                path: None,
+                errors: Vec::new(),
+            }
+        }
+    };
+    match load_file(&path) {
+        Ok(config) => Loaded {
+            config,
+            path: Some(path),
+            errors: Vec::new(),
+        },
+        Err(LoadError::Invalid { path: p, errors }) => Loaded {
+            config: Config::default(),
+            path: Some(path),
+            errors: errors.iter().map(|e| format!("{p}:{e}")).collect(),
+        },
+        Err(e) => Loaded {
+            config: Config::default(),
+            path: Some(path),
+            errors: vec![e.to_string()],
+        },
+    }
 }
 
 impl Config {

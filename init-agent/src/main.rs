@@ -1,1 +1,21 @@
-fn main() {}
+//! The `init-agent` binary: parse arguments, dispatch to the library.
+
+use std::process::ExitCode;
+
+use init_agent::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli: Cli = argh::from_env();
+    let result = match cli.command {
+        Command::Explain(a) => init_agent::explain::run(&a),
+        Command::CheckConfig(a) => init_agent::explain::check_config(&a),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("init-agent: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

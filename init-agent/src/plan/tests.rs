@@ -1,0 +1,435 @@
+use super::*;
+use crate::cmdline::parse;
+use crate::config;
+use serde_json::{json, Value};
+
+/// The plan as JSON, the way `explain --json` prints it.
+fn plan_json(cmdline: &str, config_text: &str) -> Value {
+    let c = config::parse(config_text).expect("test config is valid");
+    serde_json::to_value(boot(&parse(cmdline), &c)).unwrap()
+}
+
+fn plan(cmdline: &str) -> Value {
+    plan_json(cmdline, "")
+}
+
+/// Asserts the listed top-level (or `a.b`) fields.
+fn expect(v: &Value, fields: &[(&str, Value)]) {
+    for (path, want) in fields {
+        let got = path.split('.').fold(v, |v, k| &v[k]);
+        assert_eq!(got, want, "field {path} of {v:#}");
+    }
+}
+
+#[test]
+fn required_json_fields_exist() {
+    let v = plan("root=nfs:10.0.0.1:/srv/root ip=dhcp");
+    for key in [
+        "mode", "net", "source", "statemnt", "init", "shell", "debug", "errors",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    for key in [
+        "mac", "method", "device", "address", "prefix", "gateway", "hostname",
+    ] {
+        assert!(v["net"].get(key).is_some(), "missing net.{key}");
+    }
+    for key in ["server", "path", "version", "options"] {
+        assert!(v["source"].get(key).is_some(), "missing source.{key}");
+    }
+}
+
+#[test]
+fn xcat_statelite_dracut_line() {
+    let v = plan(
+        "root=nfs:10.0.0.1:/install/netboot/rhels9/x86_64/compute/rootimg:ro STATEMNT=10.0.0.1:/statelite \
+         XCAT=10.0.0.1:3001 NODE=cn001 BOOTIF=01-52-54-00-A1-B2-C3 ip=dhcp",
+    );
+    expect(
+        &v,
+        &[
+            ("mode", json!("statelite")),
+            ("net.mac", json!("52:54:00:a1:b2:c3")),
+            ("net.method", json!("dhcp")),
+            ("net.hostname", json!("cn001")),
+            ("source.server", json!("10.0.0.1")),
+            (
+                "source.path",
+                json!("/install/netboot/rhels9/x86_64/compute/rootimg"),
+            ),
+            ("source.version", Value::Null),
+            ("source.options", json!(["ro"])),
+            ("source.mountpoint", json!(NEW_ROOT)),
+            (
+                "statemnt",
+                json!({"server": "10.0.0.1", "path": "/statelite"}),
+            ),
+            ("node", json!("cn001")),
+            ("fallback", json!("retry")),
+            ("errors", json!([])),
+        ],
+    );
+}
+
+#[test]
+fn xcat_pre_dracut_nfsroot_and_empty_statemnt() {
+    let v = plan("NFSROOT=172.16.2.2:/var/lib/xcat/netboot/alt/x86_64/compute STATEMNT= BOOTIF=00:15:17:bd:97:29");
+    expect(
+        &v,
+        &[
+            ("mode", json!("statelite")),
+            ("statemnt", Value::Null),
+            ("source.server", json!("172.16.2.2")),
+            (
+                "source.path",
+                json!("/var/lib/xcat/netboot/alt/x86_64/compute"),
+            ),
+            ("net.mac", json!("00:15:17:bd:97:29")),
+            ("net.method", json!("dhcp")),
+        ],
+    );
+}
+
+#[test]
+fn kernel_nfsroot_with_static_ip_server_and_hostname_substitution() {
+    let v = plan("root=/dev/nfs nfsroot=/export/%s,vers=3,tcp ip=10.0.0.5:10.0.0.1:10.0.0.254:255.255.255.0:cn005:eth0:off");
+    expect(
+        &v,
+        &[
+            ("mode", json!("nfsroot")),
+            ("net.method", json!("static")),
+            ("net.address", json!("10.0.0.5")),
+            ("net.prefix", json!(24)),
+            ("net.gateway", json!("10.0.0.254")),
+            ("net.device", json!("eth0")),
+            ("net.hostname", json!("cn005")),
+            ("source.server", json!("10.0.0.1")),
+            ("source.path", json!("/export/cn005")),
+            ("source.version", json!(3)),
+            ("source.options", json!(["ro", "vers=3", "tcp", "nolock"])),
+        ],
+    );
+}
+
+#[test]
+fn nfs4_and_update_mode_is_read_write() {
+    let v = plan("root=nfs4:10.0.2.2:/export:vers=4.1 initagent.mode=update");
+    expect(
+        &v,
+        &[
+            ("mode", json!("update")),
+            ("source.version", json!(4)),
+            ("source.options", json!(["rw", "vers=4.1"])),
+        ],
+    );
+    // Open-Sharedroot: a plain NFS root, read-write by the kernel `rw` flag.
+    let v = plan(
+        "root=nfs:192.168.122.1:/mnt/virtual/nfsosr/fc11 rw rd.shell rd.debug initagent.nodeid=2",
+    );
+    expect(
+        &v,
+        &[
+            ("mode", json!("nfsroot")),
+            ("source.options", json!(["rw"])),
+            ("shell", json!(true)),
+            ("debug", json!(true)),
+            ("fallback", json!("shell")),
+            ("nodeid", json!("2")),
+        ],
+    );
+    assert!(v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["step"] == "cdsl"));
+}
+
+#[test]
+fn read_only_modes_refuse_rw_options() {
+    for mode in ["sync", "statelite", "overlay"] {
+        let v = plan(&format!(
+            "root=nfs:srv:/r:rw initagent.mode={mode} initagent.disk=/dev/vda"
+        ));
+        assert_eq!(v["errors"].as_array().unwrap().len(), 1, "{mode}: {v:#}");
+        assert_eq!(v["source"]["options"], json!(["ro"]));
+    }
+}
+
+#[test]
+fn dracut_ifname_and_device_form() {
+    let v = plan("ifname=bootnet:52:54:00:12:34:56 ip=bootnet:dhcp root=nfs:10.0.0.1:/r");
+    expect(
+        &v,
+        &[
+            ("net.mac", json!("52:54:00:12:34:56")),
+            ("net.device", json!("bootnet")),
+        ],
+    );
+    let v =
+        plan("BOOTIF=01-52-54-00-12-34-56 ifname=bootnet:52:54:00:12:34:56 root=nfs:10.0.0.1:/r");
+    expect(&v, &[("net.device", json!("bootnet"))]);
+}
+
+#[test]
+fn dhcp_root_path_when_nothing_names_the_root() {
+    let v = plan("ip=dhcp");
+    expect(
+        &v,
+        &[
+            ("source.server", Value::Null),
+            ("source.path", Value::Null),
+            ("errors", json!([])),
+        ],
+    );
+    let v = plan("root=dhcp BOOTIF=52:54:00:12:34:56");
+    expect(&v, &[("source.path", Value::Null), ("errors", json!([]))]);
+    // Static network and no root anywhere: nothing can name it.
+    let v = plan("ip=10.0.0.5:::255.0.0.0::eth0:none");
+    assert_eq!(v["errors"].as_array().unwrap().len(), 1, "{v:#}");
+}
+
+#[test]
+fn errors_name_bad_tokens_and_fail_the_plan() {
+    let v = plan("root=nfs:10.0.0.1:/r BOOTIF=zz ip=10.0.0.300::: initagent.fallback=panic");
+    let errors: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    for token in ["BOOTIF=zz", "ip=10.0.0.300:::", "initagent.fallback=panic"] {
+        assert!(
+            errors.iter().any(|e| e.contains(token)),
+            "{token} not named in {errors:?}"
+        );
+    }
+    for (line, needle) in [
+        ("root=/dev/sda1", "not an NFS root"),
+        ("root=/dev/nfs", "needs nfsroot="),
+        ("ip=off root=nfs:s:/r", "needs a network"),
+        ("initagent.mode=sync root=nfs:s:/r", "needs a disk"),
+        ("initagent.cdsl=1 root=nfs:s:/r", "needs a node id"),
+    ] {
+        let v = plan(line);
+        let all = v["errors"].to_string();
+        assert!(all.contains(needle), "{line}: {all}");
+    }
+}
+
+const SITE: &str = r#"
+[boot]
+mode = "sync"
+timeout = 120
+init = "/lib/systemd/systemd"
+
+[source]
+servers = ["10.0.0.1", "10.0.0.2"]
+path = "/srv/root"
+options = ["vers=4.2", "actimeo=600"]
+
+[[disk]]
+device = "/dev/sda"
+wipe = true
+[[disk.partition]]
+name = "root"
+size = "rest"
+fs = "ext4"
+mount = "/"
+
+[[disk]]
+device = "/dev/sdb"
+[[disk.partition]]
+name = "scratch"
+size = "rest"
+fs = "xfs"
+mount = "/scratch"
+
+[statelite]
+statemnt = "10.0.0.1:/state"
+[[statelite.node]]
+node = "compute"
+statemnt = "10.0.0.9:/state-compute"
+mntopts = "vers=3,nolock"
+
+[[node]]
+mac = "52:54:00:00:00:01"
+name = "cn001"
+nodeid = 1
+groups = ["compute"]
+
+[[node]]
+mac = "52:54:00:00:00:fe"
+name = "update"
+mode = "update"
+"#;
+
+#[test]
+fn site_config_fills_what_the_cmdline_lacks() {
+    let v = plan_json("BOOTIF=01-52-54-00-00-00-01", SITE);
+    expect(
+        &v,
+        &[
+            ("mode", json!("sync")),
+            ("node", json!("cn001")),
+            ("nodeid", json!("1")),
+            ("timeout", json!(120)),
+            ("init", json!("/lib/systemd/systemd")),
+            ("fallback", json!("local")),
+            ("source.servers", json!(["10.0.0.1", "10.0.0.2"])),
+            ("source.path", json!("/srv/root")),
+            ("source.version", json!(4)),
+            ("source.options", json!(["ro", "vers=4.2", "actimeo=600"])),
+            ("source.mountpoint", json!(SOURCE_MOUNT)),
+            (
+                "statemnt",
+                json!({"server": "10.0.0.9", "path": "/state-compute"}),
+            ),
+            ("statemnt_options", json!(["vers=3", "nolock"])),
+        ],
+    );
+    let disks: Vec<&str> = v["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["device"].as_str().unwrap())
+        .collect();
+    assert_eq!(disks, ["/dev/sda", "/dev/sdb"]);
+    assert_eq!(v["disks"][0]["wipe"], json!(true));
+}
+
+#[test]
+fn cmdline_beats_node_entry_beats_site() {
+    // The node entry makes the update node; the cmdline overrides it.
+    assert_eq!(
+        plan_json("BOOTIF=52:54:00:00:00:fe", SITE)["mode"],
+        json!("update")
+    );
+    assert_eq!(
+        plan_json("BOOTIF=52:54:00:00:00:fe initagent.mode=sync", SITE)["mode"],
+        json!("sync")
+    );
+    // root= beats [source]; init= beats [boot] init; timeout and options too.
+    let v = plan_json(
+        "BOOTIF=52:54:00:00:00:01 root=nfs:10.9.9.9:/other:vers=3 init=/sbin/init initagent.timeout=5 NODE=x STATEMNT=s:/st MNTOPTS=tcp",
+        SITE,
+    );
+    expect(
+        &v,
+        &[
+            (
+                "source.servers",
+                json!(["10.9.9.9", "10.0.0.1", "10.0.0.2"]),
+            ),
+            ("source.path", json!("/other")),
+            ("source.version", json!(3)),
+            (
+                "source.options",
+                json!(["ro", "vers=3", "actimeo=600", "nolock"]),
+            ),
+            ("init", json!("/sbin/init")),
+            ("timeout", json!(5)),
+            ("node", json!("x")),
+            ("statemnt", json!({"server": "s", "path": "/st"})),
+            ("statemnt_options", json!(["tcp"])),
+        ],
+    );
+}
+
+#[test]
+fn wipe_only_for_the_exact_disk_the_config_names() {
+    // initagent.disk naming another device gets the default layout, never wipe.
+    let v = plan_json("initagent.disk=/dev/vda", SITE);
+    assert_eq!(v["disks"][0]["device"], json!("/dev/vda"));
+    assert_eq!(v["disks"][0]["wipe"], json!(false));
+    assert_eq!(v["disks"][0]["partition"][0]["mount"], json!("/"));
+    let v = plan_json("initagent.disk=/dev/sda", SITE);
+    assert_eq!(v["disks"][0]["wipe"], json!(true));
+}
+
+#[test]
+fn break_stages_are_placed_in_order() {
+    let v = plan("root=nfs:s:/r rd.break=pre-pivot rd.break=cmdline rd.break=mount rd.break=net rd.break=pre-mount");
+    let steps: Vec<String> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{}{}",
+                s["step"].as_str().unwrap(),
+                s.get("stage")
+                    .map(|x| format!(":{}", x.as_str().unwrap()))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "early",
+            "break:cmdline",
+            "load_modules",
+            "break:net",
+            "network",
+            "break:pre-mount",
+            "mount_source",
+            "break:mount",
+            "hooks",
+            "break:pre-pivot",
+            "switch_root",
+        ]
+    );
+}
+
+#[test]
+fn steps_by_mode() {
+    let kinds = |v: &Value| -> Vec<String> {
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["step"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let sync = kinds(&plan(
+        "root=nfs:s:/r initagent.mode=sync initagent.disk=/dev/vda",
+    ));
+    assert_eq!(
+        sync,
+        [
+            "early",
+            "load_modules",
+            "network",
+            "mount_source",
+            "prepare_disks",
+            "mount_local",
+            "sync",
+            "hooks",
+            "switch_root"
+        ]
+    );
+    assert!(kinds(&plan("root=nfs:s:/r initagent.mode=overlay")).contains(&"overlay".to_string()));
+    assert!(kinds(&plan("root=nfs:s:/r STATEMNT=")).contains(&"statelite".to_string()));
+    let modules = plan("root=nfs:s:/r initagent.mode=overlay")["modules"].clone();
+    assert_eq!(modules, json!(["nfsv4", "nfsv3", "overlay"]));
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        /// Any command line gives a plan that serializes, and parse errors reach it.
+        #[test]
+        fn any_cmdline_plans(s in "\\PC{0,200}") {
+            let params = parse(&s);
+            let p = boot(&params, &Config::default());
+            prop_assert!(p.errors.len() >= params.errors.len());
+            prop_assert!(serde_json::to_string(&p).is_ok());
+            let ends_in_switch_root = matches!(p.steps.last(), Some(Step::SwitchRoot { .. }));
+            prop_assert!(ends_in_switch_root);
+        }
+    }
+}

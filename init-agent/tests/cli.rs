@@ -1,0 +1,101 @@
+//! Drives the real `init-agent` binary: exit codes and output of explain and check-config.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_init-agent");
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/init-agent.toml");
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("runs the binary");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn explain_json_is_one_object_and_exit_status_follows_errors() {
+    let (code, out) = run(&[
+        "explain",
+        "--json",
+        "--cmdline",
+        "root=nfs4:10.0.2.2:/export ip=dhcp BOOTIF=01-52-54-00-12-34-56",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["net"]["mac"], "52:54:00:12:34:56");
+    assert_eq!(v["source"]["version"], 4);
+
+    let (code, out) = run(&[
+        "explain",
+        "--json",
+        "--cmdline",
+        "root=nfs4:10.0.2.2:/export BOOTIF=nonsense",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["errors"][0].as_str().unwrap().contains("BOOTIF=nonsense"));
+}
+
+#[test]
+fn explain_text_with_the_example_config() {
+    let (code, out) = run(&[
+        "explain",
+        "--config",
+        EXAMPLE,
+        "--cmdline",
+        "BOOTIF=52:54:00:12:34:01",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    for needle in [
+        "mode:      sync",
+        "cn001",
+        "/dev/sda gpt",
+        "CDSL: bind /cluster/cdsl/1 on /cdsl.local",
+        "switch_root",
+    ] {
+        assert!(out.contains(needle), "{needle} not in:\n{out}");
+    }
+}
+
+#[test]
+fn explain_reports_a_broken_config_named_on_the_cmdline() {
+    let dir = std::env::temp_dir().join(format!("ia-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[boot]\nmode = \"fast\"\n").unwrap();
+    let (code, out) = run(&[
+        "explain",
+        "--cmdline",
+        &format!("root=nfs:s:/r initagent.config={}", bad.display()),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("{}:2:8", bad.display())), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_config_reports_each_error_with_position() {
+    let dir = std::env::temp_dir().join(format!("ia-cli-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[boot]\nmode = \"fast\"\ntimeout = -1\n\n[[node]]\nmac = \"xx\"\n",
+    )
+    .unwrap();
+    let (code, out) = run(&["check-config", EXAMPLE, bad.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[0].ends_with("init-agent.toml: ok"));
+    let b = bad.display();
+    assert!(lines[1].starts_with(&format!("{b}:2:8: ")), "{out}");
+    assert!(lines[2].starts_with(&format!("{b}:3:11: ")), "{out}");
+    assert!(lines[3].starts_with(&format!("{b}:6:7: ")), "{out}");
+    let (code, _) = run(&["check-config", EXAMPLE]);
+    assert_eq!(code, 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
