@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test of init-agent: format check, clippy with warnings denied, unit,
+# property and CLI tests. Safe to run again and again on a fresh Debian machine as root:
+# it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+log() { printf '==> %s\n' "$*"; }
+
+ensure_component() {
+    # rustfmt and clippy ship with rustup's default profile; add them only if absent.
+    local probe=$1 component=$2
+    if ! cargo "$probe" --version >/dev/null 2>&1; then
+        log "installing rustup component $component"
+        rustup component add "$component"
+    fi
+}
+
+ensure_component fmt rustfmt
+ensure_component clippy clippy
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "cargo test"
+cargo test --workspace --locked
+
+log "all tests passed"
