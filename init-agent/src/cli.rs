@@ -16,6 +16,8 @@ pub struct Cli {
 pub enum Command {
     Explain(Explain),
     CheckConfig(CheckConfig),
+    Sync(Sync),
+    Manifest(Manifest),
 }
 
 /// Print the boot plan for a kernel command line and configuration.
@@ -49,4 +51,81 @@ pub struct CheckConfig {
     /// files to check
     #[argh(positional, greedy)]
     pub files: Vec<PathBuf>,
+}
+
+/// Make DST an exact copy of SRC: rsync -aHAX --delete --numeric-ids semantics,
+/// exact in one pass (mtimes to the nanosecond, directory mtimes, hardlink
+/// groups), crash-safe (temporary + rename, DST/.init-agent/state marker), never
+/// writing outside DST.
+///
+/// Patterns are rsync-like globs on paths relative to SRC: a leading / anchors
+/// at the root (/etc/machine-id), otherwise they match at any depth (*.pid); a
+/// trailing / matches directories only; * and ? stop at /, ** does not; dir/**
+/// is everything below dir, dir/*** is dir and everything below it. Excluded
+/// entries are neither copied nor deleted; protected ones are created when
+/// missing but never overwritten nor deleted. /.init-agent is always excluded,
+/// /lost+found always protected. Exits 1 when the sync failed (the marker then
+/// stays in-progress).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "sync")]
+pub struct Sync {
+    /// the standard root (e.g. the NFS mount)
+    #[argh(positional)]
+    pub src: PathBuf,
+    /// the local copy to bring in line
+    #[argh(positional)]
+    pub dst: PathBuf,
+    /// pattern neither copied nor deleted (repeatable)
+    #[argh(option)]
+    pub exclude: Vec<String>,
+    /// pattern of node-local state never deleted nor overwritten (repeatable)
+    #[argh(option)]
+    pub protect: Vec<String>,
+    /// configuration file whose [sync] exclude/protect/checksum/jobs apply too
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// compare contents of files whose size and mtime agree
+    #[argh(switch)]
+    pub checksum: bool,
+    /// print what would change (one line per entry), change nothing
+    #[argh(switch, short = 'n')]
+    pub dry_run: bool,
+    /// write a JSON report (counts, bytes, seconds per phase) to this file
+    #[argh(option)]
+    pub report: Option<PathBuf>,
+    /// worker threads (default: [sync] jobs of the config, else one per CPU)
+    #[argh(option)]
+    pub jobs: Option<usize>,
+    /// no progress lines on stderr
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
+    /// print one line per change on stdout: +created >replaced .metadata -deleted
+    #[argh(switch, short = 'i')]
+    pub itemize: bool,
+    /// the standard root's manifest (init-agent manifest): only entries that
+    /// differ from it are read from SRC; rejected (full walk) when it does not
+    /// match SRC's generation or fails its integrity check
+    #[argh(option)]
+    pub manifest: Option<PathBuf>,
+}
+
+/// Record the standard root SRC in a manifest (paths, types, sizes, ns mtimes,
+/// modes, owners, xattrs, hardlink groups, content hashes) and stamp its
+/// generation into SRC/.init-agent/generation, so nodes can sync without walking
+/// SRC. Run it after every change of the standard root.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "manifest")]
+pub struct Manifest {
+    /// the standard root
+    #[argh(positional)]
+    pub src: PathBuf,
+    /// the manifest file to write
+    #[argh(option, short = 'o')]
+    pub output: PathBuf,
+    /// pattern left out of the manifest (repeatable)
+    #[argh(option)]
+    pub exclude: Vec<String>,
+    /// do not write SRC/.init-agent/generation (read-only sources)
+    #[argh(switch)]
+    pub no_stamp: bool,
 }

@@ -4,3 +4,4 @@ pub mod config;
 pub mod explain;
 pub mod hwaddr;
 pub mod plan;
+pub mod sync;

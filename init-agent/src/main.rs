@@ -9,6 +9,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Explain(a) => init_agent::explain::run(&a),
         Command::CheckConfig(a) => init_agent::explain::check_config(&a),
+        Command::Sync(a) => init_agent::sync::command::run(&a),
+        Command::Manifest(a) => init_agent::sync::command::manifest(&a),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

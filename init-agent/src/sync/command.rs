@@ -1,0 +1,85 @@
+//! `init-agent sync`: options from the command line and the config's [sync].
+
+use anyhow::Context;
+
+use super::manifest;
+use super::pattern::PatternSet;
+use super::Options;
+use crate::cli;
+use crate::config;
+
+/// Runs the sync; Ok(false) when it failed (the cause is printed).
+pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
+    let conf = match &args.config {
+        Some(path) => {
+            config::load_file(path)
+                .with_context(|| format!("loading {}", path.display()))?
+                .sync
+        }
+        None => config::Sync::default(),
+    };
+    let opts = Options {
+        exclude: conf.exclude.iter().chain(&args.exclude).cloned().collect(),
+        protect: conf.protect.iter().chain(&args.protect).cloned().collect(),
+        checksum: args.checksum || conf.checksum,
+        dry_run: args.dry_run,
+        jobs: args.jobs.unwrap_or(conf.jobs as usize),
+        quiet: args.quiet,
+        itemize: args.itemize,
+        manifest: args.manifest.clone(),
+    };
+    let report = match super::run(&args.src, &args.dst, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("init-agent sync: failed: {e}");
+            return Ok(false);
+        }
+    };
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    if !args.quiet {
+        let c = &report.counts;
+        eprintln!(
+            "sync: {} entries: {} created, {} updated, {} deleted, {} unchanged, {} protected, {} excluded; {} bytes copied in {:.2} s{}",
+            c.entries,
+            c.created,
+            c.updated,
+            c.deleted,
+            c.unchanged,
+            c.protected,
+            c.excluded,
+            report.bytes_copied,
+            report.seconds,
+            if report.dry_run { " (dry run)" } else { "" }
+        );
+    }
+    Ok(true)
+}
+
+/// `init-agent manifest SRC -o FILE`.
+pub fn manifest(args: &cli::Manifest) -> anyhow::Result<bool> {
+    let exclude = PatternSet::new(&args.exclude)?;
+    if !args.no_stamp {
+        // Created before the walk: creating it later would move the root's mtime
+        // away from the one recorded.
+        let dir = args.src.join(super::STATE_DIR);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let m = manifest::build(&args.src, &exclude)
+        .with_context(|| format!("recording {}", args.src.display()))?;
+    let stamp = (!args.no_stamp).then_some(args.src.as_path());
+    manifest::write(&m, &args.output, stamp)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    let size = std::fs::metadata(&args.output)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    eprintln!(
+        "manifest: {} entries, generation {}, {} bytes",
+        m.entries.len(),
+        m.generation,
+        size
+    );
+    Ok(true)
+}

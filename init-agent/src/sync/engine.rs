@@ -1,0 +1,834 @@
+//! The walk: both trees are read directory by directory, in parallel; each
+//! directory's entries are merged by name and brought in line, children before
+//! the directory's own metadata. Hardlink groups are linked in a second pass
+//! (their members may sit in any directory), and the directories that pass
+//! touched get their mtimes back in a third.
+
+use std::cell::RefCell;
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use super::fsops::{self, TEMP_PREFIX};
+use super::manifest::{self, Manifest};
+use super::meta::{decide, dir_meta_differs, Decision, Facts, Kind, Meta, Xattrs};
+use super::pattern::PatternSet;
+use super::{display_rel, Counters, SyncError};
+
+thread_local! {
+    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Where a source entry's facts come from: a directory of the source tree
+/// (the entry is named within it), or the manifest (the entry's index). With a
+/// manifest, the source is opened only for the contents of changed files.
+#[derive(Clone, Copy)]
+pub enum SrcAt<'f> {
+    Fs(BorrowedFd<'f>),
+    Listed(usize),
+}
+
+/// A source directory being walked.
+enum SrcDir {
+    Fs(OwnedFd),
+    Listed(usize),
+}
+
+impl SrcDir {
+    fn at(&self, idx: Option<usize>) -> SrcAt<'_> {
+        match (self, idx) {
+            (_, Some(i)) => SrcAt::Listed(i),
+            (SrcDir::Fs(fd), None) => SrcAt::Fs(fd.as_fd()),
+            (SrcDir::Listed(i), None) => SrcAt::Listed(*i),
+        }
+    }
+}
+
+pub struct Engine<'a> {
+    src_root: BorrowedFd<'a>,
+    manifest: Option<&'a Manifest>,
+    pub exclude: &'a PatternSet,
+    pub protect: &'a PatternSet,
+    pub checksum: bool,
+    pub dry_run: bool,
+    /// Print one line per change on stdout (dry runs always do).
+    pub itemize: bool,
+    pub counters: &'a Counters,
+    links: Mutex<Vec<LinkMember>>,
+    failed: AtomicBool,
+    print: Mutex<()>,
+}
+
+struct LinkMember {
+    dev: u64,
+    ino: u64,
+    rel: Vec<u8>,
+    idx: Option<usize>,
+}
+
+type Result<T> = std::result::Result<T, SyncError>;
+
+fn at<'r>(op: &'static str, rel: &'r [u8]) -> impl FnOnce(io::Error) -> SyncError + 'r {
+    move |source| SyncError::Io {
+        op,
+        path: display_rel(rel),
+        source,
+    }
+}
+
+fn join(parent: &[u8], name: &CStr) -> Vec<u8> {
+    let mut rel = Vec::with_capacity(parent.len() + 1 + name.to_bytes().len());
+    rel.extend_from_slice(parent);
+    if !parent.is_empty() {
+        rel.push(b'/');
+    }
+    rel.extend_from_slice(name.to_bytes());
+    rel
+}
+
+fn vanished(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+}
+
+/// lstat that reports a vanished entry as None.
+fn lstat_opt(dir: BorrowedFd, name: &CStr, rel: &[u8]) -> Result<Option<Meta>> {
+    match fsops::lstat(dir, name) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if vanished(&e) => Ok(None),
+        Err(e) => Err(at("lstat", rel)(e)),
+    }
+}
+
+/// A merged name: in the source (with its manifest index), in the destination.
+type Merged = (CString, Option<Option<usize>>, bool);
+
+/// Merges the sorted source and destination listings of one directory.
+fn merge(src: Vec<(CString, Option<usize>)>, dst: Vec<CString>) -> Vec<Merged> {
+    let mut out = Vec::with_capacity(src.len().max(dst.len()));
+    let mut d = dst.into_iter().peekable();
+    for (s, idx) in src {
+        while let Some(x) = d.next_if(|x| *x < s) {
+            out.push((x, None, true));
+        }
+        let both = d.next_if(|x| *x == s).is_some();
+        out.push((s, Some(idx), both));
+    }
+    out.extend(d.map(|x| (x, None, true)));
+    out
+}
+
+/// Opens the directory holding `rel` (components never followed through symlinks).
+pub fn open_parent(root: BorrowedFd, rel: &[u8]) -> io::Result<(OwnedFd, CString)> {
+    let mut parts = rel.split(|&b| b == b'/');
+    let last = parts.next_back().unwrap_or_default();
+    let mut dir = fsops::open_dir(root, c".")?;
+    for part in parts {
+        dir = fsops::open_dir(dir.as_fd(), &CString::new(part).map_err(io::Error::other)?)?;
+    }
+    Ok((dir, CString::new(last).map_err(io::Error::other)?))
+}
+
+impl<'a> Engine<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        src_root: BorrowedFd<'a>,
+        manifest: Option<&'a Manifest>,
+        exclude: &'a PatternSet,
+        protect: &'a PatternSet,
+        counters: &'a Counters,
+        checksum: bool,
+        dry_run: bool,
+        itemize: bool,
+    ) -> Self {
+        Engine {
+            src_root,
+            manifest,
+            exclude,
+            protect,
+            checksum,
+            dry_run,
+            itemize: itemize || dry_run,
+            counters,
+            links: Mutex::new(Vec::new()),
+            failed: AtomicBool::new(false),
+            print: Mutex::new(()),
+        }
+    }
+
+    fn change(&self, op: char, kind: Kind, rel: &[u8]) {
+        if self.itemize {
+            let _guard = self.print.lock();
+            println!("{op}{} {}", kind.letter(), display_rel(rel));
+        }
+    }
+
+    fn note(&self, what: &str, rel: &[u8]) {
+        let _guard = self.print.lock();
+        eprintln!("init-agent sync: {}: {what}", display_rel(rel));
+    }
+
+    /// Passes 1 and 3 around pass 2: the whole tree below the two roots.
+    pub fn sync_tree(&self, dst: BorrowedFd) -> Result<Vec<Vec<u8>>> {
+        let (root, idx) = match self.manifest {
+            Some(_) => (SrcDir::Listed(0), Some(0)),
+            None => (
+                SrcDir::Fs(fsops::open_dir(self.src_root, c".").map_err(at("opening", b""))?),
+                None,
+            ),
+        };
+        self.sync_dir(&root, Some(dst), b"")?;
+        let s = self
+            .src_meta(SrcAt::Fs(self.src_root), c".", idx, b"")?
+            .ok_or_else(|| SyncError::Setup("the source root vanished".into()))?;
+        let parent = SrcDir::Fs(fsops::open_dir(self.src_root, c".").map_err(at("opening", b""))?);
+        self.finish_dir(parent.at(idx), dst, c".", b"", &s, false)?;
+        self.sync_links(dst)
+    }
+
+    // The source side: from the manifest where there is one, else the tree.
+
+    fn src_list(&self, dir: &SrcDir, rel: &[u8]) -> Result<Vec<(CString, Option<usize>)>> {
+        match (dir, self.manifest) {
+            (SrcDir::Listed(i), Some(m)) => m
+                .children(*i)
+                .map(|c| {
+                    CString::new(m.name(c))
+                        .map(|n| (n, Some(c)))
+                        .map_err(|e| at("reading manifest", rel)(io::Error::other(e)))
+                })
+                .collect(),
+            (SrcDir::Fs(fd), _) => Ok(fsops::read_names(fd.as_fd())
+                .map_err(at("reading directory", rel))?
+                .into_iter()
+                .map(|n| (n, None))
+                .collect()),
+            (SrcDir::Listed(_), None) => Err(SyncError::Aborted),
+        }
+    }
+
+    fn listed(&self, i: usize) -> Result<&manifest::Entry> {
+        self.manifest
+            .and_then(|m| m.entries.get(i))
+            .ok_or(SyncError::Aborted)
+    }
+
+    fn src_meta(
+        &self,
+        at_: SrcAt,
+        name: &CStr,
+        idx: Option<usize>,
+        rel: &[u8],
+    ) -> Result<Option<Meta>> {
+        match (at_, idx) {
+            (_, Some(i)) | (SrcAt::Listed(i), None) => Ok(Some(self.listed(i)?.meta.clone())),
+            (SrcAt::Fs(dir), None) => lstat_opt(dir, name, rel),
+        }
+    }
+
+    fn src_xattrs(&self, at_: SrcAt, name: &CStr, kind: Kind, rel: &[u8]) -> Result<Xattrs> {
+        match at_ {
+            SrcAt::Listed(i) => Ok(self.listed(i)?.xattrs.clone()),
+            SrcAt::Fs(dir) => {
+                fsops::read_xattrs(dir, name, kind).map_err(at("reading xattrs", rel))
+            }
+        }
+    }
+
+    fn src_readlink(&self, at_: SrcAt, name: &CStr, rel: &[u8]) -> Result<CString> {
+        match at_ {
+            SrcAt::Listed(i) => CString::new(self.listed(i)?.target.clone())
+                .map_err(|e| at("reading manifest", rel)(io::Error::other(e))),
+            SrcAt::Fs(dir) => fsops::readlink(dir, name).map_err(at("readlink", rel)),
+        }
+    }
+
+    /// Opens a source file for its contents. Through the manifest, the file must
+    /// still be what the manifest says, or the manifest is stale.
+    fn src_open_file(&self, at_: SrcAt, name: &CStr, rel: &[u8], want: &Meta) -> Result<OwnedFd> {
+        match at_ {
+            SrcAt::Fs(dir) => fsops::open_file(dir, name).map_err(at("opening", rel)),
+            SrcAt::Listed(_) => {
+                let stale = || SyncError::StaleManifest(display_rel(rel));
+                let (dir, base) = open_parent(self.src_root, rel).map_err(|_| stale())?;
+                let fd = fsops::open_file(dir.as_fd(), &base).map_err(|_| stale())?;
+                let st = rustix::fs::fstat(&fd).map_err(|e| at("stat", rel)(e.into()))?;
+                let now = Meta::from_stat(&st).ok_or_else(stale)?;
+                if now.size != want.size
+                    || now.mtime_sec != want.mtime_sec
+                    || now.mtime_nsec != want.mtime_nsec
+                {
+                    return Err(stale());
+                }
+                Ok(fd)
+            }
+        }
+    }
+
+    fn src_open_dir(&self, at_: SrcAt, name: &CStr, rel: &[u8]) -> Result<SrcDir> {
+        match at_ {
+            SrcAt::Listed(i) => Ok(SrcDir::Listed(i)),
+            SrcAt::Fs(dir) => Ok(SrcDir::Fs(
+                fsops::open_dir(dir, name).map_err(at("opening", rel))?,
+            )),
+        }
+    }
+
+    fn sync_dir(&self, src: &SrcDir, dst: Option<BorrowedFd>, rel: &[u8]) -> Result<()> {
+        let src_names = self.src_list(src, rel)?;
+        let dst_names = match dst {
+            Some(d) => fsops::read_names(d).map_err(at("reading directory", rel))?,
+            None => Vec::new(),
+        };
+        merge(src_names, dst_names)
+            .into_par_iter()
+            .try_for_each(|(name, in_src, in_dst)| {
+                if self.failed.load(Ordering::Relaxed) {
+                    return Err(SyncError::Aborted);
+                }
+                let r = self.sync_entry(src, dst, rel, &name, in_src, in_dst);
+                if r.is_err() {
+                    self.failed.store(true, Ordering::Relaxed);
+                }
+                r
+            })
+    }
+
+    fn sync_entry(
+        &self,
+        src: &SrcDir,
+        dst: Option<BorrowedFd>,
+        parent: &[u8],
+        name: &CStr,
+        in_src: Option<Option<usize>>,
+        in_dst: bool,
+    ) -> Result<()> {
+        let rel = join(parent, name);
+        Counters::add(&self.counters.entries, 1);
+        let s_at = src.at(in_src.flatten());
+        let s = match in_src {
+            Some(idx) => self.src_meta(s_at, name, idx, &rel)?,
+            None => None,
+        };
+        let d = match (dst, in_dst) {
+            (Some(dfd), true) => lstat_opt(dfd, name, &rel)?,
+            _ => None,
+        };
+        let Some(kind) = s.as_ref().or(d.as_ref()).map(|m| m.kind) else {
+            return Ok(());
+        };
+        if self.exclude.matches(&rel, kind == Kind::Dir) {
+            Counters::add(&self.counters.excluded, 1);
+            return Ok(());
+        }
+        let dst_protected = d
+            .as_ref()
+            .is_some_and(|d| self.protect.matches(&rel, d.kind == Kind::Dir))
+            && !name.to_bytes().starts_with(TEMP_PREFIX);
+        if dst_protected {
+            Counters::add(&self.counters.protected, 1);
+            return Ok(());
+        }
+        let Some(dst) = dst else {
+            // Dry run below a directory that does not exist yet.
+            return match s {
+                Some(s) => self.create_missing(s_at, name, &rel, &s),
+                None => Ok(()),
+            };
+        };
+        match (s, d) {
+            (None, None) => Ok(()),
+            (None, Some(d)) => self.remove(dst, name, &rel, &d).map(drop),
+            (Some(s), d) => {
+                if s.kind == Kind::Socket {
+                    self.note("socket not copied", &rel);
+                    Counters::add(&self.counters.skipped, 1);
+                    return Ok(());
+                }
+                if s.is_linked() {
+                    let member = LinkMember {
+                        dev: s.dev,
+                        ino: s.ino,
+                        rel,
+                        idx: in_src.flatten(),
+                    };
+                    self.links
+                        .lock()
+                        .map_err(|_| SyncError::Aborted)?
+                        .push(member);
+                    return Ok(());
+                }
+                if s.kind == Kind::Dir {
+                    self.sync_subdir(s_at, dst, name, &rel, &s, d.as_ref())
+                } else {
+                    self.sync_nondir(s_at, Some(dst), name, &rel, &s, d.as_ref(), false)
+                        .map(drop)
+                }
+            }
+        }
+    }
+
+    /// Dry run: everything below a missing directory would be created.
+    fn create_missing(&self, src: SrcAt, name: &CStr, rel: &[u8], s: &Meta) -> Result<()> {
+        if s.kind == Kind::Socket {
+            return Ok(());
+        }
+        self.change('+', s.kind, rel);
+        Counters::add(&self.counters.created, 1);
+        if s.kind == Kind::Dir {
+            let sub = self.src_open_dir(src, name, rel)?;
+            self.sync_dir(&sub, None, rel)?;
+        }
+        Ok(())
+    }
+
+    fn sync_subdir(
+        &self,
+        src: SrcAt,
+        dst: BorrowedFd,
+        name: &CStr,
+        rel: &[u8],
+        s: &Meta,
+        d: Option<&Meta>,
+    ) -> Result<()> {
+        let sub = self.src_open_dir(src, name, rel)?;
+        let created = match d {
+            Some(d) if d.kind == Kind::Dir => false,
+            other => {
+                if let Some(d) = other {
+                    self.remove(dst, name, rel, d)?;
+                }
+                self.change('+', Kind::Dir, rel);
+                Counters::add(&self.counters.created, 1);
+                if self.dry_run {
+                    return self.sync_dir(&sub, None, rel);
+                }
+                fsops::mkdir(dst, name).map_err(at("creating directory", rel))?;
+                true
+            }
+        };
+        let dfd = fsops::open_dir(dst, name).map_err(at("opening", rel))?;
+        self.sync_dir(&sub, Some(dfd.as_fd()), rel)?;
+        self.finish_dir(src, dst, name, rel, s, created)
+    }
+
+    /// A directory's own metadata, once its contents are final (their changes
+    /// moved its mtime).
+    fn finish_dir(
+        &self,
+        src: SrcAt,
+        dst: BorrowedFd,
+        name: &CStr,
+        rel: &[u8],
+        s: &Meta,
+        created: bool,
+    ) -> Result<()> {
+        let now = fsops::lstat(dst, name).map_err(at("lstat", rel))?;
+        let sx = self.src_xattrs(src, name, Kind::Dir, rel)?;
+        let dx = fsops::read_xattrs(dst, name, Kind::Dir).map_err(at("reading xattrs", rel))?;
+        if dir_meta_differs(s, &now, sx == dx) {
+            if !created {
+                self.change('.', Kind::Dir, rel);
+                Counters::add(&self.counters.updated, 1);
+            }
+            if !self.dry_run {
+                self.apply_meta(dst, name, rel, s, &now, dx, &sx)?;
+            }
+        } else if !created {
+            Counters::add(&self.counters.unchanged, 1);
+        }
+        Ok(())
+    }
+
+    /// Owner, xattrs (ACLs, capabilities), permissions, mtime, in the order that
+    /// keeps each: chown clears setuid bits and capabilities, an ACL write
+    /// changes group permission bits.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_meta(
+        &self,
+        dst: BorrowedFd,
+        name: &CStr,
+        rel: &[u8],
+        s: &Meta,
+        d: &Meta,
+        mut have: Xattrs,
+        want: &Xattrs,
+    ) -> Result<()> {
+        if s.uid != d.uid || s.gid != d.gid {
+            fsops::chown(dst, name, s.uid, s.gid).map_err(at("chown", rel))?;
+            have = fsops::read_xattrs(dst, name, s.kind).map_err(at("reading xattrs", rel))?;
+        }
+        fsops::write_xattrs(dst, name, s.kind, &have, want).map_err(at("writing xattrs", rel))?;
+        fsops::chmod(dst, name, s.kind, s.perm).map_err(at("chmod", rel))?;
+        fsops::set_mtime(dst, name, s).map_err(at("setting mtime", rel))
+    }
+
+    /// Brings one non-directory in line; true when something changed.
+    #[allow(clippy::too_many_arguments)]
+    fn sync_nondir(
+        &self,
+        src: SrcAt,
+        dst: Option<BorrowedFd>,
+        name: &CStr,
+        rel: &[u8],
+        s: &Meta,
+        d: Option<&Meta>,
+        in_group: bool,
+    ) -> Result<bool> {
+        let same_kind = d.is_some_and(|d| d.kind == s.kind);
+        let same_payload = match (s.kind, dst) {
+            (Kind::Symlink, Some(dst)) if same_kind => {
+                self.src_readlink(src, name, rel)?
+                    == fsops::readlink(dst, name).map_err(at("readlink", rel))?
+            }
+            (Kind::Char | Kind::Block, _) => d.is_some_and(|d| d.rdev == s.rdev),
+            _ => true,
+        };
+        let sx = self.src_xattrs(src, name, s.kind, rel)?;
+        let dx = match dst {
+            Some(dst) if same_kind => {
+                fsops::read_xattrs(dst, name, s.kind).map_err(at("reading xattrs", rel))?
+            }
+            _ => Xattrs::default(),
+        };
+        let mut facts = Facts {
+            in_group,
+            checksum: self.checksum,
+            same_xattrs: sx == dx,
+            same_payload,
+        };
+        let mut decision = decide(s, d, facts);
+        if let (Decision::CompareContent, Some(dst)) = (decision, dst) {
+            facts.checksum = false;
+            facts.same_payload = self.same_content(src, dst, name, rel, s)?;
+            decision = decide(s, d, facts);
+        }
+        match (decision, dst, d) {
+            (Decision::Unchanged, _, _) => {
+                Counters::add(&self.counters.unchanged, 1);
+                Ok(false)
+            }
+            (Decision::FixMeta, Some(dst), Some(d)) => {
+                self.change('.', s.kind, rel);
+                Counters::add(&self.counters.updated, 1);
+                if !self.dry_run {
+                    self.apply_meta(dst, name, rel, s, d, dx, &sx)?;
+                }
+                Ok(true)
+            }
+            (_, dst, d) => {
+                self.change(if d.is_some() { '>' } else { '+' }, s.kind, rel);
+                let counter = if d.is_some() {
+                    &self.counters.updated
+                } else {
+                    &self.counters.created
+                };
+                Counters::add(counter, 1);
+                match dst {
+                    Some(dst) if !self.dry_run => self.replace(src, dst, name, rel, s, d, &sx),
+                    _ => Ok(true),
+                }
+            }
+        }
+    }
+
+    /// `--checksum`: the source's bytes, or the manifest's hash of them, against
+    /// the destination file.
+    fn same_content(
+        &self,
+        src: SrcAt,
+        dst: BorrowedFd,
+        name: &CStr,
+        rel: &[u8],
+        s: &Meta,
+    ) -> Result<bool> {
+        let b = fsops::open_file(dst, name).map_err(at("opening", rel))?;
+        if let SrcAt::Listed(i) = src {
+            let local = manifest::hash_fd(&b).map_err(at("reading", rel))?;
+            return Ok(local == self.listed(i)?.hash);
+        }
+        let a = self.src_open_file(src, name, rel, s)?;
+        BUF.with(|buf| fsops::same_content(&a, &b, &mut buf.borrow_mut()))
+            .map_err(at("comparing", rel))
+    }
+
+    /// Writes the new entry under a temporary name with all its metadata, then
+    /// renames it over the old one: a crash leaves either the old or the new
+    /// entry, plus at most a temporary the next run removes.
+    #[allow(clippy::too_many_arguments)]
+    fn replace(
+        &self,
+        src: SrcAt,
+        dst: BorrowedFd,
+        name: &CStr,
+        rel: &[u8],
+        s: &Meta,
+        d: Option<&Meta>,
+        sx: &Xattrs,
+    ) -> Result<bool> {
+        if let Some(d) = d.filter(|d| d.kind == Kind::Dir) {
+            if !self.remove(dst, name, rel, d)? {
+                self.note("not replaced: the directory holds protected entries", rel);
+                return Ok(false);
+            }
+        }
+        let tmp = fsops::temp_name();
+        let r = self.write_temp(src, dst, name, &tmp, rel, s, sx);
+        let r =
+            r.and_then(|()| fsops::rename(dst, &tmp, name).map_err(at("renaming into place", rel)));
+        if r.is_err() {
+            // Best effort: a leftover temporary is removed by the next run anyway.
+            let _ = fsops::unlink(dst, &tmp, false);
+        }
+        r.map(|()| true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_temp(
+        &self,
+        src: SrcAt,
+        dst: BorrowedFd,
+        name: &CStr,
+        tmp: &CStr,
+        rel: &[u8],
+        s: &Meta,
+        sx: &Xattrs,
+    ) -> Result<()> {
+        match s.kind {
+            Kind::File => {
+                let from = self.src_open_file(src, name, rel, s)?;
+                let to = fsops::create_temp_file(dst, tmp).map_err(at("creating", rel))?;
+                let n = BUF
+                    .with(|buf| fsops::copy_data(&from, &to, s, &mut buf.borrow_mut()))
+                    .map_err(at("copying", rel))?;
+                Counters::add(&self.counters.bytes, n);
+            }
+            Kind::Symlink => {
+                let target = self.src_readlink(src, name, rel)?;
+                fsops::symlink(&target, dst, tmp).map_err(at("creating symlink", rel))?;
+            }
+            _ => fsops::mknod(dst, tmp, s).map_err(at("creating node", rel))?,
+        }
+        fsops::chown(dst, tmp, s.uid, s.gid).map_err(at("chown", rel))?;
+        // A default ACL on the directory gives new entries an inherited ACL.
+        let have = fsops::read_xattrs(dst, tmp, s.kind).map_err(at("reading xattrs", rel))?;
+        fsops::write_xattrs(dst, tmp, s.kind, &have, sx).map_err(at("writing xattrs", rel))?;
+        fsops::chmod(dst, tmp, s.kind, s.perm).map_err(at("chmod", rel))?;
+        fsops::set_mtime(dst, tmp, s).map_err(at("setting mtime", rel))
+    }
+
+    /// Deletes a destination entry and, for a directory, everything below it but
+    /// protected and excluded entries (and what holds them). False when something
+    /// was kept.
+    fn remove(&self, dst: BorrowedFd, name: &CStr, rel: &[u8], d: &Meta) -> Result<bool> {
+        if d.kind == Kind::Dir {
+            let dir = fsops::open_dir(dst, name).map_err(at("opening", rel))?;
+            let mut kept = false;
+            for child in fsops::read_names(dir.as_fd()).map_err(at("reading directory", rel))? {
+                let crel = join(rel, &child);
+                let Some(c) = lstat_opt(dir.as_fd(), &child, &crel)? else {
+                    continue;
+                };
+                let is_dir = c.kind == Kind::Dir;
+                let stale_temp = child.to_bytes().starts_with(TEMP_PREFIX);
+                if !stale_temp
+                    && (self.protect.matches(&crel, is_dir) || self.exclude.matches(&crel, is_dir))
+                {
+                    Counters::add(&self.counters.protected, 1);
+                    kept = true;
+                    continue;
+                }
+                kept |= !self.remove(dir.as_fd(), &child, &crel, &c)?;
+            }
+            if kept {
+                return Ok(false);
+            }
+        }
+        self.change('-', d.kind, rel);
+        Counters::add(&self.counters.deleted, 1);
+        if !self.dry_run {
+            fsops::unlink(dst, name, d.kind == Kind::Dir).map_err(at("deleting", rel))?;
+        }
+        Ok(true)
+    }
+
+    /// Pass 2: every hardlink group of the source becomes one inode at the
+    /// destination. The first name (bytewise) is synced like a file; the others
+    /// are linked to it (link to a temporary, rename over). Returns the
+    /// directories whose mtime the pass disturbed.
+    fn sync_links(&self, dst: BorrowedFd) -> Result<Vec<Vec<u8>>> {
+        let mut members = std::mem::take(&mut *self.links.lock().map_err(|_| SyncError::Aborted)?);
+        members.sort_unstable_by(|a, b| (a.dev, a.ino, &a.rel).cmp(&(b.dev, b.ino, &b.rel)));
+        let mut touched = Vec::new();
+        for group in members.chunk_by(|a, b| (a.dev, a.ino) == (b.dev, b.ino)) {
+            let mut leader: Option<&[u8]> = None;
+            for m in group {
+                let rel = m.rel.as_slice();
+                let (sp, name) = open_parent(self.src_root, rel).map_err(at("opening", rel))?;
+                let s_at = match m.idx {
+                    Some(i) => SrcAt::Listed(i),
+                    None => SrcAt::Fs(sp.as_fd()),
+                };
+                let Some(s) = self.src_meta(s_at, &name, m.idx, rel)? else {
+                    continue;
+                };
+                let dp = match open_parent(dst, rel) {
+                    Ok((dp, _)) => Some(dp),
+                    Err(_) if self.dry_run => None,
+                    Err(e) => return Err(at("opening", rel)(e)),
+                };
+                let d = match &dp {
+                    Some(dp) => lstat_opt(dp.as_fd(), &name, rel)?,
+                    None => None,
+                };
+                if d.as_ref()
+                    .is_some_and(|d| self.protect.matches(rel, d.kind == Kind::Dir))
+                {
+                    Counters::add(&self.counters.protected, 1);
+                    continue;
+                }
+                let Some(lrel) = leader else {
+                    let dfd = dp.as_ref().map(|f| f.as_fd());
+                    if self.sync_nondir(s_at, dfd, &name, rel, &s, d.as_ref(), true)? {
+                        touched.push(parent_of(rel));
+                    }
+                    leader = Some(rel);
+                    continue;
+                };
+                if self.link_member(dst, lrel, dp.as_ref(), &name, rel, d.as_ref(), &s)? {
+                    touched.push(parent_of(rel));
+                }
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        Ok(touched)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn link_member(
+        &self,
+        dst: BorrowedFd,
+        leader: &[u8],
+        dp: Option<&OwnedFd>,
+        name: &CStr,
+        rel: &[u8],
+        d: Option<&Meta>,
+        s: &Meta,
+    ) -> Result<bool> {
+        let lead = open_parent(dst, leader).and_then(|(lp, lname)| {
+            let m = fsops::lstat(lp.as_fd(), &lname)?;
+            Ok((lp, lname, m))
+        });
+        let (Some(dp), Ok((lp, lname, lm))) = (dp, lead) else {
+            if self.dry_run {
+                // The leader or this directory is only planned, not there yet.
+                self.change('+', s.kind, rel);
+                Counters::add(&self.counters.created, 1);
+                return Ok(true);
+            }
+            return Err(SyncError::Setup(format!(
+                "hardlink leader {} vanished",
+                display_rel(leader)
+            )));
+        };
+        if d.is_some_and(|d| d.dev == lm.dev && d.ino == lm.ino) {
+            Counters::add(&self.counters.unchanged, 1);
+            return Ok(false);
+        }
+        self.change(if d.is_some() { '>' } else { '+' }, s.kind, rel);
+        let counter = if d.is_some() {
+            &self.counters.updated
+        } else {
+            &self.counters.created
+        };
+        Counters::add(counter, 1);
+        if self.dry_run {
+            return Ok(true);
+        }
+        if let Some(d) = d.filter(|d| d.kind == Kind::Dir) {
+            if !self.remove(dp.as_fd(), name, rel, d)? {
+                self.note("not linked: the directory holds protected entries", rel);
+                return Ok(false);
+            }
+        }
+        let tmp = fsops::temp_name();
+        fsops::link(lp.as_fd(), &lname, dp.as_fd(), &tmp).map_err(at("linking", rel))?;
+        if let Err(e) = fsops::rename(dp.as_fd(), &tmp, name) {
+            let _ = fsops::unlink(dp.as_fd(), &tmp, false);
+            return Err(at("renaming into place", rel)(e));
+        }
+        Ok(true)
+    }
+
+    /// Pass 3: directory mtimes the link pass disturbed, back to the source's.
+    pub fn restore_dir_mtimes(&self, dst: BorrowedFd, dirs: &[Vec<u8>]) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
+        for rel in dirs {
+            let s = match self.manifest {
+                Some(m) => {
+                    let i = m.find(rel).ok_or(SyncError::Aborted)?;
+                    self.listed(i)?.meta.clone()
+                }
+                None => {
+                    let sfd = open_dir_path(self.src_root, rel).map_err(at("opening", rel))?;
+                    fsops::lstat(sfd.as_fd(), c".").map_err(at("lstat", rel))?
+                }
+            };
+            let dfd = open_dir_path(dst, rel).map_err(at("opening", rel))?;
+            fsops::set_mtime(dfd.as_fd(), c".", &s).map_err(at("setting mtime", rel))?;
+        }
+        Ok(())
+    }
+}
+
+fn parent_of(rel: &[u8]) -> Vec<u8> {
+    match rel.iter().rposition(|&b| b == b'/') {
+        Some(i) => rel[..i].to_vec(),
+        None => Vec::new(),
+    }
+}
+
+fn open_dir_path(root: BorrowedFd, rel: &[u8]) -> io::Result<OwnedFd> {
+    if rel.is_empty() {
+        return fsops::open_dir(root, c".");
+    }
+    let (parent, name) = open_parent(root, rel)?;
+    fsops::open_dir(parent.as_fd(), &name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(s: &str) -> CString {
+        CString::new(s).unwrap()
+    }
+
+    #[test]
+    fn merge_pairs_names_from_both_sides() {
+        let src = vec![(c("a"), None), (c("c"), Some(3)), (c("d"), None)];
+        let got = merge(src, vec![c("b"), c("c"), c("e")]);
+        let want = vec![
+            (c("a"), Some(None), false),
+            (c("b"), None, true),
+            (c("c"), Some(Some(3)), true),
+            (c("d"), Some(None), false),
+            (c("e"), None, true),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn join_and_parent_are_inverse() {
+        assert_eq!(join(b"", &c("etc")), b"etc");
+        assert_eq!(join(b"etc", &c("ssh")), b"etc/ssh");
+        assert_eq!(parent_of(b"etc/ssh"), b"etc");
+        assert_eq!(parent_of(b"etc"), b"");
+    }
+}

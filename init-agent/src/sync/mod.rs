@@ -1,0 +1,354 @@
+//! Sync-on-boot: make a destination tree an exact copy of a source tree, with
+//! the semantics of `rsync -aHAX --delete --numeric-ids` but exact in one pass
+//! (mtimes to the nanosecond, directory mtimes after their contents, hardlink
+//! groups rebuilt when they change), crash-safe, and never writing outside the
+//! destination.
+//!
+//! Layout: `pattern` (exclude/protect globs), `meta` (what an entry is, the pure
+//! change test), `fsops` (descriptor-relative syscalls), `engine` (the walk),
+//! `state` (the generation marker), this file (options, run, report).
+
+pub mod command;
+pub mod engine;
+pub mod fsops;
+pub mod manifest;
+pub mod meta;
+pub mod pattern;
+pub mod state;
+
+use std::io;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use engine::Engine;
+use manifest::Manifest;
+use pattern::{PatternError, PatternSet};
+use state::State;
+
+/// Always excluded on both sides: the state marker lives there on the destination
+/// and the generation stamp on the source.
+pub const STATE_DIR: &str = ".init-agent";
+/// mke2fs creates it and e2fsck wants it; the standard root usually lacks it.
+const ALWAYS_PROTECTED: &str = "/lost+found";
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub exclude: Vec<String>,
+    pub protect: Vec<String>,
+    /// Compare contents of files whose size and mtime agree.
+    pub checksum: bool,
+    pub dry_run: bool,
+    /// Worker threads; 0 = one per CPU.
+    pub jobs: usize,
+    /// No progress lines on stderr.
+    pub quiet: bool,
+    /// One line per change on stdout.
+    pub itemize: bool,
+    /// The standard root's manifest: compare against it instead of walking SRC.
+    pub manifest: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: String,
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    #[error("{0}")]
+    Setup(String),
+    #[error("stopped after an earlier error")]
+    Aborted,
+    #[error("the manifest is stale: {0} differs from it")]
+    StaleManifest(String),
+}
+
+/// Live counts, shared by the workers and the progress printer.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub entries: AtomicU64,
+    pub created: AtomicU64,
+    pub updated: AtomicU64,
+    pub deleted: AtomicU64,
+    pub unchanged: AtomicU64,
+    pub protected: AtomicU64,
+    pub excluded: AtomicU64,
+    pub skipped: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Counts {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Counts {
+            entries: g(&self.entries),
+            created: g(&self.created),
+            updated: g(&self.updated),
+            deleted: g(&self.deleted),
+            unchanged: g(&self.unchanged),
+            protected: g(&self.protected),
+            excluded: g(&self.excluded),
+            skipped_sockets: g(&self.skipped),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    pub entries: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+    pub protected: u64,
+    pub excluded: u64,
+    pub skipped_sockets: u64,
+}
+
+/// What `--report FILE` writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    pub dry_run: bool,
+    /// The marker found before this run: "none", "in-progress" or "complete <generation>".
+    pub previous_state: String,
+    pub generation: String,
+    /// "none", "used", or why the full walk was used instead.
+    pub manifest: String,
+    pub counts: Counts,
+    pub bytes_copied: u64,
+    /// Seconds per phase: walk (walk + copy), links (hardlink groups), finish
+    /// (directory mtimes, flush, marker).
+    pub phases: Phases,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Phases {
+    pub walk: f64,
+    pub links: f64,
+    pub finish: f64,
+}
+
+/// Escapes a relative path for messages: control bytes, backslash and invalid
+/// UTF-8 as \xNN, so every name prints on one line and unambiguously.
+pub fn display_rel(rel: &[u8]) -> String {
+    let mut out = String::from("/");
+    for chunk in rel.utf8_chunks() {
+        for ch in chunk.valid().chars() {
+            if ch.is_control() || ch == '\\' {
+                for b in ch.to_string().bytes() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            } else {
+                out.push(ch);
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+fn refuse_nesting(src: &Path, dst: &Path) -> Result<(), SyncError> {
+    let canon = |p: &Path| {
+        p.canonicalize()
+            .map_err(|e| SyncError::Setup(format!("{}: {e}", p.display())))
+    };
+    let (s, d) = (canon(src)?, canon(dst)?);
+    if s.starts_with(&d) || d.starts_with(&s) {
+        return Err(SyncError::Setup(format!(
+            "source {} and destination {} overlap",
+            s.display(),
+            d.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The source's generation stamp, written by `init-agent manifest`; "unstamped"
+/// when the standard root has none.
+fn source_generation(src: &Path) -> String {
+    std::fs::read_to_string(src.join(STATE_DIR).join("generation"))
+        .map(|g| g.trim().to_string())
+        .ok()
+        .filter(|g| !g.is_empty() && !g.contains(char::is_whitespace))
+        .unwrap_or_else(|| "unstamped".into())
+}
+
+/// Makes `dst` an exact copy of `src`.
+pub fn run(src: &Path, dst: &Path, opts: &Options) -> Result<Report, SyncError> {
+    let start = Instant::now();
+    refuse_nesting(src, dst)?;
+    let mut exclude = opts.exclude.clone();
+    exclude.push(format!("/{STATE_DIR}"));
+    let mut protect = opts.protect.clone();
+    protect.push(ALWAYS_PROTECTED.into());
+    let exclude = PatternSet::new(&exclude)?;
+    let protect = PatternSet::new(&protect)?;
+
+    let open = |p: &Path| {
+        fsops::open_root(p).map_err(|source| SyncError::Io {
+            op: "opening",
+            path: p.display().to_string(),
+            source,
+        })
+    };
+    let (sroot, droot) = (open(src)?, open(dst)?);
+    raise_fd_limit();
+    let previous = state::read(droot.as_fd());
+    let generation = source_generation(src);
+    let (manifest, mut manifest_note) = choose_manifest(opts, &previous, &generation);
+    if !opts.dry_run {
+        state::write(droot.as_fd(), &State::InProgress).map_err(|source| SyncError::Io {
+            op: "writing the state marker in",
+            path: dst.display().to_string(),
+            source,
+        })?;
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs)
+        .thread_name(|i| format!("sync-{i}"))
+        // Recursion follows the tree depth; deep hostile trees need room.
+        .stack_size(64 << 20)
+        .build()
+        .map_err(|e| SyncError::Setup(format!("starting workers: {e}")))?;
+
+    let counters = Counters::default();
+    let mut phases = Phases::default();
+    let walk = |manifest: Option<&Manifest>, phases: &mut Phases| {
+        let engine = Engine::new(
+            sroot.as_fd(),
+            manifest,
+            &exclude,
+            &protect,
+            &counters,
+            opts.checksum,
+            opts.dry_run,
+            opts.itemize,
+        );
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            if !opts.quiet {
+                scope.spawn(|| progress(&counters, &done, start));
+            }
+            let r = pool.install(|| {
+                let t = Instant::now();
+                let touched = engine.sync_tree(droot.as_fd());
+                phases.walk += t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                let r = touched.and_then(|t| engine.restore_dir_mtimes(droot.as_fd(), &t));
+                phases.links += t.elapsed().as_secs_f64();
+                r
+            });
+            done.store(true, Ordering::Relaxed);
+            r
+        })
+    };
+    match walk(manifest.as_ref(), &mut phases) {
+        Err(SyncError::StaleManifest(what)) => {
+            manifest_note = format!("stale ({what} differs): full walk");
+            eprintln!("init-agent sync: manifest {manifest_note}");
+            walk(None, &mut phases)?;
+        }
+        r => r?,
+    }
+
+    let t = Instant::now();
+    if !opts.dry_run {
+        let io_at = |source| SyncError::Io {
+            op: "flushing",
+            path: dst.display().to_string(),
+            source,
+        };
+        // Everything on disk before the marker says complete.
+        fsops::syncfs(&droot).map_err(io_at)?;
+        state::write(droot.as_fd(), &State::Complete(generation.clone())).map_err(io_at)?;
+    }
+    phases.finish = t.elapsed().as_secs_f64();
+    Ok(Report {
+        source: src.to_path_buf(),
+        destination: dst.to_path_buf(),
+        dry_run: opts.dry_run,
+        previous_state: previous.to_string(),
+        generation,
+        manifest: manifest_note,
+        counts: counters.snapshot(),
+        bytes_copied: counters.bytes.load(Ordering::Relaxed),
+        phases,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The manifest is trusted only when it is intact, of our format, of the
+/// source's current generation, and the last sync finished; otherwise the full
+/// walk runs, with the reason in the report and on stderr.
+fn choose_manifest(
+    opts: &Options,
+    previous: &State,
+    generation: &str,
+) -> (Option<Manifest>, String) {
+    let Some(path) = &opts.manifest else {
+        return (None, "none".into());
+    };
+    let why = match manifest::read(path) {
+        Err(e) => format!("rejected: {e}"),
+        Ok(_) if *previous == State::InProgress => {
+            "not used: the previous sync was interrupted, full verify".into()
+        }
+        Ok(m) if m.generation != generation => format!(
+            "rejected: generation {} but the source is {generation}",
+            m.generation
+        ),
+        Ok(m) => return (Some(m), "used".into()),
+    };
+    eprintln!(
+        "init-agent sync: manifest {}: {why}; walking the source",
+        path.display()
+    );
+    (None, why)
+}
+
+/// Every open directory level holds two descriptors per worker.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        lim.current = lim.maximum;
+        // Not fatal: the walk just runs with the lower limit.
+        let _ = setrlimit(Resource::Nofile, lim);
+    }
+}
+
+fn progress(c: &Counters, done: &AtomicBool, start: Instant) {
+    let mut last = Instant::now();
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last.elapsed() < Duration::from_secs(1) {
+            continue;
+        }
+        last = Instant::now();
+        let secs = start.elapsed().as_secs_f64();
+        let bytes = c.bytes.load(Ordering::Relaxed);
+        eprintln!(
+            "sync: {} entries, {} MiB copied, {:.1} MiB/s, {:.0} s",
+            c.entries.load(Ordering::Relaxed),
+            bytes >> 20,
+            bytes as f64 / 1048576.0 / secs.max(0.001),
+            secs
+        );
+    }
+}

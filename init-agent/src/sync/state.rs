@@ -1,0 +1,89 @@
+//! The generation marker `DST/.init-agent/state`: `in-progress` from the first
+//! change of a sync until everything it wrote is on disk, then `complete
+//! <generation>`. A node never boots a copy whose marker is not complete.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use rustix::fs::{Mode, OFlags};
+
+use super::{fsops, STATE_DIR};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    None,
+    InProgress,
+    Complete(String),
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            State::None => write!(f, "none"),
+            State::InProgress => write!(f, "in-progress"),
+            State::Complete(g) => write!(f, "complete {g}"),
+        }
+    }
+}
+
+impl State {
+    pub fn parse(text: &str) -> State {
+        let mut words = text.split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (Some("complete"), Some(g), None) => State::Complete(g.to_string()),
+            // Anything else, a torn write included, means "not known complete".
+            _ => State::InProgress,
+        }
+    }
+}
+
+/// Reads the marker of the tree open at `root`.
+pub fn read(root: BorrowedFd) -> State {
+    let Ok(dir) = fsops::open_dir(root, &c_state_dir()) else {
+        return State::None;
+    };
+    let Ok(fd) = fsops::open_file(dir.as_fd(), c"state") else {
+        return State::None;
+    };
+    let mut text = Vec::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n) = rustix::io::read(&fd, &mut buf) {
+        if n == 0 || text.len() > 4096 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n]);
+    }
+    State::parse(&String::from_utf8_lossy(&text))
+}
+
+fn c_state_dir() -> std::ffi::CString {
+    // A constant without NUL.
+    std::ffi::CString::new(STATE_DIR).unwrap_or_default()
+}
+
+/// Writes the marker durably: temporary, fsync, rename, fsync of the directory.
+pub fn write(root: BorrowedFd, state: &State) -> io::Result<()> {
+    let name = c_state_dir();
+    match fsops::mkdir(root, &name) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        r => r?,
+    }
+    let dir = fsops::open_dir(root, &name)?;
+    let tmp = fsops::temp_name();
+    let fd = rustix::fs::openat(
+        dir.as_fd(),
+        &tmp,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )?;
+    let text = format!("{state}\n");
+    let n = rustix::io::write(&fd, text.as_bytes())?;
+    if n != text.len() {
+        return Err(io::ErrorKind::WriteZero.into());
+    }
+    fsops::fsync(&fd)?;
+    fsops::rename(dir.as_fd(), &tmp, c"state")?;
+    fsops::fsync(&dir)?;
+    fsops::fsync(root)
+}

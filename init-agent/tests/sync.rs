@@ -1,0 +1,422 @@
+//! `init-agent sync` against real trees, as root: differential tests on
+//! generated hostile trees (tests-support/mktree.py) compared by an independent
+//! lister (tests-support/treelist.py), protect/exclude, dry run, hostile
+//! destinations, and SIGKILL at random points.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_init-agent");
+
+fn support(script: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests-support")
+        .join(script)
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Root-only tests say so instead of passing silently.
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipped: needs root (chown, devices, trusted xattrs)");
+            return;
+        }
+    };
+}
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("ia-sync-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+    fn path(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn mktree(root: &Path, seed: u32, profile: &str) {
+    run(Command::new("python3")
+        .arg(support("mktree.py"))
+        .arg(root)
+        .args(["--seed", &seed.to_string(), "--profile", profile]));
+}
+
+fn listing(root: &Path) -> String {
+    let out = run(Command::new("python3")
+        .arg(support("treelist.py"))
+        .arg(root)
+        .args([
+            "--exclude-root-name",
+            ".init-agent",
+            "--exclude-root-name",
+            "lost+found",
+        ]));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Lines only one side has, for a readable failure.
+fn differences(a: &str, b: &str) -> Vec<String> {
+    let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    let mut d: Vec<String> = la
+        .iter()
+        .filter(|l| !lb.contains(l))
+        .map(|l| format!("- {l}"))
+        .collect();
+    d.extend(
+        lb.iter()
+            .filter(|l| !la.contains(l))
+            .map(|l| format!("+ {l}")),
+    );
+    d
+}
+
+fn assert_same_tree(src: &Path, dst: &Path) {
+    let (a, b) = (listing(src), listing(dst));
+    let d = differences(&a, &b);
+    assert!(d.is_empty(), "trees differ:\n{}", d.join("\n"));
+}
+
+fn sync(src: &Path, dst: &Path, extra: &[&str]) -> serde_json::Value {
+    let report = dst.with_extension("report.json");
+    run(Command::new(BIN)
+        .arg("sync")
+        .arg(src)
+        .arg(dst)
+        .arg("--quiet")
+        .arg("--report")
+        .arg(&report)
+        .args(extra));
+    serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap()
+}
+
+fn changes(report: &serde_json::Value) -> u64 {
+    let c = &report["counts"];
+    ["created", "updated", "deleted"]
+        .iter()
+        .map(|k| c[k].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn hostile_tree_is_copied_exactly_and_a_second_run_changes_nothing() {
+    require_root!();
+    let s = Scratch::new("hostile");
+    let (src, dst) = (s.path("src"), s.path("dst"));
+    mktree(&src, 1, "hostile");
+    std::fs::create_dir(&dst).unwrap();
+    let first = sync(&src, &dst, &[]);
+    assert!(first["counts"]["created"].as_u64().unwrap() > 300);
+    assert_same_tree(&src, &dst);
+    let second = sync(&src, &dst, &[]);
+    assert_eq!(changes(&second), 0, "{second}");
+    assert_eq!(
+        std::fs::read_to_string(dst.join(".init-agent/state")).unwrap(),
+        "complete unstamped\n"
+    );
+}
+
+#[test]
+fn mutated_tree_converges_in_one_pass() {
+    require_root!();
+    for seed in [2, 3, 4] {
+        let s = Scratch::new(&format!("mutate{seed}"));
+        let (src, dst) = (s.path("src"), s.path("dst"));
+        mktree(&src, seed, "hostile");
+        std::fs::create_dir(&dst).unwrap();
+        sync(&src, &dst, &[]);
+        mktree(&src, seed, "mutate");
+        // Edits that keep size and the full mtime are invisible without --checksum.
+        sync(&src, &dst, &["--checksum"]);
+        assert_same_tree(&src, &dst);
+        assert_eq!(changes(&sync(&src, &dst, &[])), 0);
+    }
+}
+
+#[test]
+fn same_size_edit_within_one_second_is_seen_where_rsync_misses_it() {
+    require_root!();
+    let s = Scratch::new("subsecond");
+    let (src, dst, rs) = (s.path("src"), s.path("dst"), s.path("rsync"));
+    std::fs::create_dir_all(src.join("etc")).unwrap();
+    let f = src.join("etc/motd");
+    std::fs::write(&f, "version 1\n").unwrap();
+    let set_mtime = |ns: &str| run(Command::new("touch").arg("-d").arg(ns).arg(&f));
+    set_mtime("2026-01-01 00:00:00.100000000");
+    std::fs::create_dir(&dst).unwrap();
+    sync(&src, &dst, &[]);
+    run(Command::new("rsync")
+        .args(["-aHAX", "--delete", "--numeric-ids"])
+        .arg(format!("{}/", src.display()))
+        .arg(&rs));
+    std::fs::write(&f, "version 2\n").unwrap();
+    set_mtime("2026-01-01 00:00:00.900000000");
+    sync(&src, &dst, &[]);
+    assert_eq!(
+        std::fs::read_to_string(dst.join("etc/motd")).unwrap(),
+        "version 2\n"
+    );
+    assert_same_tree(&src, &dst);
+    // rsync's quick check compares whole seconds only (--modify-window=0 on a
+    // file system it thinks has 1 s resolution): documents why we compare ns.
+    run(Command::new("rsync")
+        .args(["-aHAX", "--delete", "--numeric-ids"])
+        .arg(format!("{}/", src.display()))
+        .arg(&rs));
+    let rsync_saw = std::fs::read_to_string(rs.join("etc/motd")).unwrap();
+    eprintln!("rsync left: {rsync_saw:?}");
+}
+
+#[test]
+fn protected_paths_are_never_deleted_nor_overwritten_and_excluded_ones_are_left_alone() {
+    require_root!();
+    let s = Scratch::new("protect");
+    let (src, dst) = (s.path("src"), s.path("dst"));
+    for d in ["etc/ssh", "var/log", "tmp/cache", "run"] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+    }
+    std::fs::write(src.join("etc/machine-id"), "standard\n").unwrap();
+    std::fs::write(src.join("etc/ssh/ssh_host_ed25519_key"), "standard key\n").unwrap();
+    std::fs::write(src.join("etc/hostname"), "standard\n").unwrap();
+    std::fs::write(src.join("tmp/cache/big"), "excluded in source\n").unwrap();
+    std::fs::create_dir(&dst).unwrap();
+    let opts = [
+        "--protect",
+        "/etc/machine-id",
+        "--protect",
+        "/etc/ssh/ssh_host_*",
+        "--protect",
+        "/var/log/**",
+        "--exclude",
+        "/tmp/**",
+        "--exclude",
+        "*.pid",
+    ];
+    sync(&src, &dst, &opts);
+    // Created when missing.
+    assert_eq!(
+        std::fs::read_to_string(dst.join("etc/machine-id")).unwrap(),
+        "standard\n"
+    );
+    assert!(
+        !dst.join("tmp/cache").exists(),
+        "excluded entries are not copied"
+    );
+    // Node-local state appears on the node.
+    std::fs::write(dst.join("etc/machine-id"), "node\n").unwrap();
+    std::fs::write(dst.join("etc/ssh/ssh_host_ed25519_key"), "node key\n").unwrap();
+    std::fs::write(dst.join("var/log/syslog"), "node log\n").unwrap();
+    std::fs::create_dir_all(dst.join("tmp/session")).unwrap();
+    std::fs::write(dst.join("run/agent.pid"), "42\n").unwrap();
+    std::fs::write(dst.join("etc/hostname"), "drifted\n").unwrap();
+    std::fs::write(dst.join("etc/stale"), "not in the standard\n").unwrap();
+    let r = sync(&src, &dst, &opts);
+    assert_eq!(
+        std::fs::read_to_string(dst.join("etc/machine-id")).unwrap(),
+        "node\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dst.join("etc/ssh/ssh_host_ed25519_key")).unwrap(),
+        "node key\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dst.join("var/log/syslog")).unwrap(),
+        "node log\n"
+    );
+    assert!(dst.join("tmp/session").is_dir());
+    assert!(dst.join("run/agent.pid").exists());
+    assert_eq!(
+        std::fs::read_to_string(dst.join("etc/hostname")).unwrap(),
+        "standard\n"
+    );
+    assert!(!dst.join("etc/stale").exists());
+    assert!(r["counts"]["protected"].as_u64().unwrap() >= 3, "{r}");
+    // A protected file inside a directory the standard dropped keeps that directory.
+    std::fs::remove_dir_all(src.join("var/log")).unwrap();
+    sync(&src, &dst, &opts);
+    assert_eq!(
+        std::fs::read_to_string(dst.join("var/log/syslog")).unwrap(),
+        "node log\n"
+    );
+}
+
+#[test]
+fn dry_run_changes_nothing_and_lists_every_change() {
+    require_root!();
+    let s = Scratch::new("dryrun");
+    let (src, dst) = (s.path("src"), s.path("dst"));
+    mktree(&src, 5, "small");
+    std::fs::create_dir_all(dst.join("old/dir")).unwrap();
+    std::fs::write(dst.join("old/dir/file"), "x").unwrap();
+    let before = listing(&dst);
+    let out = run(Command::new(BIN)
+        .arg("sync")
+        .arg(&src)
+        .arg(&dst)
+        .args(["--dry-run", "--quiet"]));
+    assert_eq!(listing(&dst), before);
+    assert!(!dst.join(".init-agent").exists());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().any(|l| l == "-f /old/dir/file"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("+d ")), "{text}");
+    // The listed changes are exactly what a real run does.
+    let real = run(Command::new(BIN)
+        .arg("sync")
+        .arg(&src)
+        .arg(&dst)
+        .args(["-i", "--quiet"]));
+    let mut a: Vec<&str> = text.lines().collect();
+    let real = String::from_utf8(real.stdout).unwrap();
+    let mut b: Vec<&str> = real.lines().collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn symlinks_planted_in_the_destination_are_never_followed() {
+    require_root!();
+    let s = Scratch::new("escape");
+    let (src, dst, outside) = (s.path("src"), s.path("dst"), s.path("outside"));
+    std::fs::create_dir_all(src.join("etc/conf.d")).unwrap();
+    std::fs::write(src.join("etc/conf.d/a"), "from standard\n").unwrap();
+    std::fs::write(src.join("etc/passwd"), "root:x:0:0\n").unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("a"), "outside\n").unwrap();
+    std::fs::write(outside.join("passwd"), "outside\n").unwrap();
+    std::fs::create_dir(&dst).unwrap();
+    // Directory and file positions of the destination hold symlinks leading out.
+    std::os::unix::fs::symlink(&outside, dst.join("etc")).unwrap();
+    sync(&src, &dst, &[]);
+    assert_same_tree(&src, &dst);
+    std::fs::remove_dir_all(dst.join("etc")).unwrap();
+    std::fs::create_dir(dst.join("etc")).unwrap();
+    std::os::unix::fs::symlink(outside.join("passwd"), dst.join("etc/passwd")).unwrap();
+    std::os::unix::fs::symlink(&outside, dst.join("etc/conf.d")).unwrap();
+    std::fs::write(src.join("etc/passwd"), "root:x:0:0:changed\n").unwrap();
+    sync(&src, &dst, &[]);
+    assert_same_tree(&src, &dst);
+    assert_eq!(
+        std::fs::read_to_string(outside.join("a")).unwrap(),
+        "outside\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.join("passwd")).unwrap(),
+        "outside\n"
+    );
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 2);
+}
+
+#[test]
+fn a_sync_killed_at_random_points_converges_on_the_next_run() {
+    require_root!();
+    let s = Scratch::new("kill");
+    let (src, dst) = (s.path("src"), s.path("dst"));
+    mktree(&src, 7, "hostile");
+    // Enough bytes that kills land mid-copy.
+    let big = src.join("big");
+    std::fs::create_dir(&big).unwrap();
+    for i in 0..40 {
+        std::fs::write(big.join(format!("f{i}")), vec![i as u8 + 1; 2 << 20]).unwrap();
+    }
+    std::fs::create_dir(&dst).unwrap();
+    let mut killed = 0;
+    for (round, delay_ms) in [5u64, 20, 45, 80, 130, 10, 60, 200].into_iter().enumerate() {
+        if round == 4 {
+            // Kill during an incremental sync too.
+            mktree(&src, 7, "mutate");
+        }
+        let mut child = Command::new(BIN)
+            .arg("sync")
+            .arg(&src)
+            .arg(&dst)
+            .arg("--quiet")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            killed += 1;
+            let state = std::fs::read_to_string(dst.join(".init-agent/state")).unwrap_or_default();
+            assert_ne!(
+                state.split_whitespace().next(),
+                Some("complete"),
+                "killed run left {state:?}"
+            );
+        }
+        child.wait().unwrap();
+    }
+    assert!(killed > 0, "no run was killed: make the tree bigger");
+    sync(&src, &dst, &["--checksum"]);
+    assert_same_tree(&src, &dst);
+    let leftovers = run(Command::new("find")
+        .arg(&dst)
+        .args(["-name", ".init-agent~*"]));
+    assert!(leftovers.stdout.is_empty(), "temporaries left behind");
+}
+
+#[test]
+fn checksum_catches_edits_that_keep_size_and_mtime() {
+    require_root!();
+    let s = Scratch::new("checksum");
+    let (src, dst) = (s.path("src"), s.path("dst"));
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), "aaaa").unwrap();
+    std::fs::create_dir(&dst).unwrap();
+    sync(&src, &dst, &[]);
+    let mtime = std::fs::metadata(src.join("f"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::write(src.join("f"), "bbbb").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(src.join("f"))
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    sync(&src, &dst, &[]);
+    assert_eq!(std::fs::read_to_string(dst.join("f")).unwrap(), "aaaa");
+    sync(&src, &dst, &["--checksum"]);
+    assert_eq!(std::fs::read_to_string(dst.join("f")).unwrap(), "bbbb");
+}
+
+#[test]
+fn overlapping_source_and_destination_are_refused() {
+    let s = Scratch::new("overlap");
+    std::fs::create_dir_all(s.path("src/sub")).unwrap();
+    let out = Command::new(BIN)
+        .arg("sync")
+        .arg(s.path("src"))
+        .arg(s.path("src/sub"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("overlap"));
+}
