@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs one cargo-fuzz target for a while: fuzz/run.sh TARGET [SECONDS]
+#   TARGET   cmdline | config
+#   SECONDS  libFuzzer's -max_total_time, default 60
+# Works with the stable toolchain alone (RUSTC_BOOTSTRAP=1 unlocks -Zsanitizer).
+# Crashes land in fuzz/artifacts/TARGET/; the growing corpus in fuzz/corpus/TARGET/.
+set -euo pipefail
+
+usage() { echo "usage: $0 cmdline|config [SECONDS]" >&2; exit 2; }
+[[ $# -ge 1 && $# -le 2 ]] || usage
+target=$1
+seconds=${2:-60}
+case $target in
+  cmdline) max_len=4096 ;;    # the kernel's COMMAND_LINE_SIZE is 2048 on x86
+  config)  max_len=16384 ;;   # room for a full site file plus mutations
+  *) usage ;;
+esac
+[[ $seconds =~ ^[0-9]+$ ]] || usage
+
+cd "$(dirname "$0")"
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "== installing cargo-fuzz" >&2
+  cargo install cargo-fuzz --locked
+fi
+
+# Sanitizer flags are nightly-only; let the stable compiler accept them.
+export RUSTC_BOOTSTRAP=1
+# No override of the repo's `+crt-static` (.cargo/config.toml) is needed, and one
+# would have no effect: cargo-fuzz passes its flags in the RUSTFLAGS environment
+# variable, and Cargo then ignores every [target.*].rustflags (checked with
+# `cargo fuzz build -v`: no crt-static on the rustc lines, the binary is dynamic).
+
+# corpus/ is not in git: start it from the checked-in seeds every time.
+mkdir -p "corpus/$target"
+cp -f seeds/"$target"/* "corpus/$target/"
+
+log=$(mktemp "${TMPDIR:-/tmp}/fuzz-$target.XXXXXX.log")
+echo "== cargo fuzz run $target for ${seconds}s (max_len $max_len); log: $log" >&2
+status=0
+cargo fuzz run "$target" --target x86_64-unknown-linux-gnu -- \
+  -max_total_time="$seconds" -rss_limit_mb=2048 -max_len="$max_len" \
+  -print_final_stats=1 2>&1 | tee "$log" || status=$?
+
+echo "== final libFuzzer stats ($target)"
+grep -E '^(#[0-9]+[[:space:]]+DONE|stat::|Done [0-9]+ runs)' "$log" || true
+if grep -qE '^(==[0-9]+== ?ERROR|thread .* panicked)|deadly signal|Test unit written to' "$log"; then
+  echo "== CRASH found: see fuzz/artifacts/$target/ and $log" >&2
+  [[ $status -ne 0 ]] || status=1
+fi
+exit "$status"
