@@ -76,6 +76,7 @@ fn listing(root: &Path) -> String {
             ".init-agent",
             "--exclude-root-name",
             "lost+found",
+            "--no-sockets",
         ]));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -345,17 +346,27 @@ fn a_sync_killed_at_random_points_converges_on_the_next_run() {
         std::fs::write(big.join(format!("f{i}")), vec![i as u8 + 1; 2 << 20]).unwrap();
     }
     std::fs::create_dir(&dst).unwrap();
+    // Generation stamps, as `init-agent manifest` writes them, name each state.
+    let stamp = |g: &str| {
+        std::fs::create_dir_all(src.join(".init-agent")).unwrap();
+        std::fs::write(src.join(".init-agent/generation"), format!("{g}\n")).unwrap();
+    };
+    stamp("g1");
+    let mut generation = "g1";
     let mut killed = 0;
     for (round, delay_ms) in [5u64, 20, 45, 80, 130, 10, 60, 200].into_iter().enumerate() {
         if round == 4 {
             // Kill during an incremental sync too.
             mktree(&src, 7, "mutate");
+            stamp("g2");
+            generation = "g2";
         }
         let mut child = Command::new(BIN)
             .arg("sync")
             .arg(&src)
             .arg(&dst)
-            .arg("--quiet")
+            // The mutation includes edits only contents comparison sees.
+            .args(["--quiet", "--checksum"])
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
@@ -363,7 +374,12 @@ fn a_sync_killed_at_random_points_converges_on_the_next_run() {
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             killed += 1;
+            // The invariant a boot relies on: "complete <generation>" means an
+            // exact copy of that generation.
             let state = std::fs::read_to_string(dst.join(".init-agent/state")).unwrap_or_default();
+            if state == format!("complete {generation}\n") {
+                assert_same_tree(&src, &dst);
+            }
             assert_ne!(
                 state.split_whitespace().next(),
                 Some("complete"),

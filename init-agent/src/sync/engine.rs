@@ -9,7 +9,7 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use rayon::prelude::*;
 
@@ -17,6 +17,7 @@ use super::fsops::{self, TEMP_PREFIX};
 use super::manifest::{self, Manifest};
 use super::meta::{decide, dir_meta_differs, Decision, Facts, Kind, Meta, Xattrs};
 use super::pattern::PatternSet;
+use super::state::{self, State};
 use super::{display_rel, Counters, SyncError};
 
 thread_local! {
@@ -50,6 +51,10 @@ impl SrcDir {
 
 pub struct Engine<'a> {
     src_root: BorrowedFd<'a>,
+    dst_root: BorrowedFd<'a>,
+    /// Set by the first change: the marker then says in-progress. A sync that
+    /// changes nothing writes nothing.
+    marked: OnceLock<std::result::Result<(), String>>,
     manifest: Option<&'a Manifest>,
     pub exclude: &'a PatternSet,
     pub protect: &'a PatternSet,
@@ -60,6 +65,8 @@ pub struct Engine<'a> {
     pub counters: &'a Counters,
     links: Mutex<Vec<LinkMember>>,
     failed: AtomicBool,
+    /// The error that stopped the walk; the others only say "aborted".
+    first_error: Mutex<Option<SyncError>>,
     print: Mutex<()>,
 }
 
@@ -136,6 +143,7 @@ impl<'a> Engine<'a> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         src_root: BorrowedFd<'a>,
+        dst_root: BorrowedFd<'a>,
         manifest: Option<&'a Manifest>,
         exclude: &'a PatternSet,
         protect: &'a PatternSet,
@@ -146,6 +154,8 @@ impl<'a> Engine<'a> {
     ) -> Self {
         Engine {
             src_root,
+            dst_root,
+            marked: OnceLock::new(),
             manifest,
             exclude,
             protect,
@@ -155,8 +165,24 @@ impl<'a> Engine<'a> {
             counters,
             links: Mutex::new(Vec::new()),
             failed: AtomicBool::new(false),
+            first_error: Mutex::new(None),
             print: Mutex::new(()),
         }
+    }
+
+    /// Called before every write to the destination.
+    fn begin_change(&self) -> Result<()> {
+        self.marked
+            .get_or_init(|| {
+                state::write(self.dst_root, &State::InProgress).map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|e| SyncError::Setup(format!("writing the state marker: {e}")))
+    }
+
+    /// Whether this run wrote to the destination.
+    pub fn changed(&self) -> bool {
+        self.marked.get().is_some()
     }
 
     fn change(&self, op: char, kind: Kind, rel: &[u8]) {
@@ -172,7 +198,15 @@ impl<'a> Engine<'a> {
     }
 
     /// Passes 1 and 3 around pass 2: the whole tree below the two roots.
-    pub fn sync_tree(&self, dst: BorrowedFd) -> Result<Vec<Vec<u8>>> {
+    pub fn sync_tree(&self) -> Result<Vec<Vec<u8>>> {
+        self.sync_all().map_err(|e| {
+            let first = self.first_error.lock().ok().and_then(|mut f| f.take());
+            first.unwrap_or(e)
+        })
+    }
+
+    fn sync_all(&self) -> Result<Vec<Vec<u8>>> {
+        let dst = self.dst_root;
         let (root, idx) = match self.manifest {
             Some(_) => (SrcDir::Listed(0), Some(0)),
             None => (
@@ -229,12 +263,10 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn src_xattrs(&self, at_: SrcAt, name: &CStr, kind: Kind, rel: &[u8]) -> Result<Xattrs> {
+    fn src_xattrs(&self, at_: SrcAt, name: &CStr, rel: &[u8]) -> Result<Xattrs> {
         match at_ {
             SrcAt::Listed(i) => Ok(self.listed(i)?.xattrs.clone()),
-            SrcAt::Fs(dir) => {
-                fsops::read_xattrs(dir, name, kind).map_err(at("reading xattrs", rel))
-            }
+            SrcAt::Fs(dir) => fsops::read_xattrs(dir, name).map_err(at("reading xattrs", rel)),
         }
     }
 
@@ -290,11 +322,23 @@ impl<'a> Engine<'a> {
                     return Err(SyncError::Aborted);
                 }
                 let r = self.sync_entry(src, dst, rel, &name, in_src, in_dst);
-                if r.is_err() {
+                if let Err(e) = r {
                     self.failed.store(true, Ordering::Relaxed);
+                    return Err(self.keep_first(e));
                 }
-                r
+                Ok(())
             })
+    }
+
+    /// Remembers the first real error and answers every error with Aborted,
+    /// so that `first_error` is what the caller reports.
+    fn keep_first(&self, e: SyncError) -> SyncError {
+        if !matches!(e, SyncError::Aborted) {
+            if let Ok(mut first) = self.first_error.lock() {
+                first.get_or_insert(e);
+            }
+        }
+        SyncError::Aborted
     }
 
     fn sync_entry(
@@ -406,6 +450,7 @@ impl<'a> Engine<'a> {
                 if self.dry_run {
                     return self.sync_dir(&sub, None, rel);
                 }
+                self.begin_change()?;
                 fsops::mkdir(dst, name).map_err(at("creating directory", rel))?;
                 true
             }
@@ -427,8 +472,8 @@ impl<'a> Engine<'a> {
         created: bool,
     ) -> Result<()> {
         let now = fsops::lstat(dst, name).map_err(at("lstat", rel))?;
-        let sx = self.src_xattrs(src, name, Kind::Dir, rel)?;
-        let dx = fsops::read_xattrs(dst, name, Kind::Dir).map_err(at("reading xattrs", rel))?;
+        let sx = self.src_xattrs(src, name, rel)?;
+        let dx = fsops::read_xattrs(dst, name).map_err(at("reading xattrs", rel))?;
         if dir_meta_differs(s, &now, sx == dx) {
             if !created {
                 self.change('.', Kind::Dir, rel);
@@ -457,11 +502,12 @@ impl<'a> Engine<'a> {
         mut have: Xattrs,
         want: &Xattrs,
     ) -> Result<()> {
+        self.begin_change()?;
         if s.uid != d.uid || s.gid != d.gid {
             fsops::chown(dst, name, s.uid, s.gid).map_err(at("chown", rel))?;
-            have = fsops::read_xattrs(dst, name, s.kind).map_err(at("reading xattrs", rel))?;
+            have = fsops::read_xattrs(dst, name).map_err(at("reading xattrs", rel))?;
         }
-        fsops::write_xattrs(dst, name, s.kind, &have, want).map_err(at("writing xattrs", rel))?;
+        fsops::write_xattrs(dst, name, &have, want).map_err(at("writing xattrs", rel))?;
         fsops::chmod(dst, name, s.kind, s.perm).map_err(at("chmod", rel))?;
         fsops::set_mtime(dst, name, s).map_err(at("setting mtime", rel))
     }
@@ -487,10 +533,10 @@ impl<'a> Engine<'a> {
             (Kind::Char | Kind::Block, _) => d.is_some_and(|d| d.rdev == s.rdev),
             _ => true,
         };
-        let sx = self.src_xattrs(src, name, s.kind, rel)?;
+        let sx = self.src_xattrs(src, name, rel)?;
         let dx = match dst {
             Some(dst) if same_kind => {
-                fsops::read_xattrs(dst, name, s.kind).map_err(at("reading xattrs", rel))?
+                fsops::read_xattrs(dst, name).map_err(at("reading xattrs", rel))?
             }
             _ => Xattrs::default(),
         };
@@ -569,6 +615,7 @@ impl<'a> Engine<'a> {
         d: Option<&Meta>,
         sx: &Xattrs,
     ) -> Result<bool> {
+        self.begin_change()?;
         if let Some(d) = d.filter(|d| d.kind == Kind::Dir) {
             if !self.remove(dst, name, rel, d)? {
                 self.note("not replaced: the directory holds protected entries", rel);
@@ -614,8 +661,8 @@ impl<'a> Engine<'a> {
         }
         fsops::chown(dst, tmp, s.uid, s.gid).map_err(at("chown", rel))?;
         // A default ACL on the directory gives new entries an inherited ACL.
-        let have = fsops::read_xattrs(dst, tmp, s.kind).map_err(at("reading xattrs", rel))?;
-        fsops::write_xattrs(dst, tmp, s.kind, &have, sx).map_err(at("writing xattrs", rel))?;
+        let have = fsops::read_xattrs(dst, tmp).map_err(at("reading xattrs", rel))?;
+        fsops::write_xattrs(dst, tmp, &have, sx).map_err(at("writing xattrs", rel))?;
         fsops::chmod(dst, tmp, s.kind, s.perm).map_err(at("chmod", rel))?;
         fsops::set_mtime(dst, tmp, s).map_err(at("setting mtime", rel))
     }
@@ -650,6 +697,7 @@ impl<'a> Engine<'a> {
         self.change('-', d.kind, rel);
         Counters::add(&self.counters.deleted, 1);
         if !self.dry_run {
+            self.begin_change()?;
             fsops::unlink(dst, name, d.kind == Kind::Dir).map_err(at("deleting", rel))?;
         }
         Ok(true)
@@ -755,6 +803,7 @@ impl<'a> Engine<'a> {
                 return Ok(false);
             }
         }
+        self.begin_change()?;
         let tmp = fsops::temp_name();
         fsops::link(lp.as_fd(), &lname, dp.as_fd(), &tmp).map_err(at("linking", rel))?;
         if let Err(e) = fsops::rename(dp.as_fd(), &tmp, name) {
@@ -765,10 +814,12 @@ impl<'a> Engine<'a> {
     }
 
     /// Pass 3: directory mtimes the link pass disturbed, back to the source's.
-    pub fn restore_dir_mtimes(&self, dst: BorrowedFd, dirs: &[Vec<u8>]) -> Result<()> {
-        if self.dry_run {
+    pub fn restore_dir_mtimes(&self, dirs: &[Vec<u8>]) -> Result<()> {
+        let dst = self.dst_root;
+        if self.dry_run || dirs.is_empty() {
             return Ok(());
         }
+        self.begin_change()?;
         for rel in dirs {
             let s = match self.manifest {
                 Some(m) => {

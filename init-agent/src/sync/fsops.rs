@@ -177,22 +177,11 @@ fn not_supported(e: &io::Error) -> bool {
 }
 
 /// Reads the xattrs rsync -X carries. A file system without xattr support has none.
-pub fn read_xattrs(dir: BorrowedFd, name: &CStr, kind: Kind) -> io::Result<Xattrs> {
+/// Path-based through /proc: one syscall to list (most entries have none), no
+/// open, and the same code for every kind of entry.
+pub fn read_xattrs(dir: BorrowedFd, name: &CStr) -> io::Result<Xattrs> {
     let path = proc_path(dir, name);
-    let file = match kind {
-        Kind::File | Kind::Dir => Some(rfs::openat(
-            dir,
-            name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
-            Mode::empty(),
-        )?),
-        _ => None,
-    };
-    let list = match &file {
-        Some(fd) => fetch(|b| rfs::flistxattr(fd, b)),
-        None => fetch(|b| rfs::llistxattr(&path, b)),
-    };
-    let list = match list {
+    let list = match fetch(|b| rfs::llistxattr(&path, b)) {
         Ok(l) => l,
         Err(e) if not_supported(&e) => return Ok(Xattrs::default()),
         Err(e) => return Err(e),
@@ -200,11 +189,7 @@ pub fn read_xattrs(dir: BorrowedFd, name: &CStr, kind: Kind) -> io::Result<Xattr
     let mut out = Vec::new();
     for attr in parse_xattr_names(&list).filter(|n| Xattrs::wanted(n)) {
         let attr = CString::new(attr).map_err(io::Error::other)?;
-        let value = match &file {
-            Some(fd) => fetch(|b| rfs::fgetxattr(fd, &attr, b)),
-            None => fetch(|b| rfs::lgetxattr(&path, &attr, b)),
-        };
-        match value {
+        match fetch(|b| rfs::lgetxattr(&path, &attr, b)) {
             Ok(v) => out.push((attr, v)),
             // Removed between list and get.
             Err(e) if not_supported(&e) => {}
@@ -216,44 +201,21 @@ pub fn read_xattrs(dir: BorrowedFd, name: &CStr, kind: Kind) -> io::Result<Xattr
 }
 
 /// Makes the entry's xattrs exactly `want`, given what it has now.
-pub fn write_xattrs(
-    dir: BorrowedFd,
-    name: &CStr,
-    kind: Kind,
-    have: &Xattrs,
-    want: &Xattrs,
-) -> io::Result<()> {
+pub fn write_xattrs(dir: BorrowedFd, name: &CStr, have: &Xattrs, want: &Xattrs) -> io::Result<()> {
     if have == want {
         return Ok(());
     }
     let path = proc_path(dir, name);
-    let file = match kind {
-        Kind::File | Kind::Dir => Some(rfs::openat(
-            dir,
-            name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
-            Mode::empty(),
-        )?),
-        _ => None,
-    };
     for (attr, _) in &have.0 {
         if !want.0.iter().any(|(n, _)| n == attr) {
-            let r = match &file {
-                Some(fd) => rfs::fremovexattr(fd, attr),
-                None => rfs::lremovexattr(&path, attr),
-            };
-            r?;
+            rfs::lremovexattr(&path, attr)?;
         }
     }
     for (attr, value) in &want.0 {
         if have.0.iter().any(|(n, v)| n == attr && v == value) {
             continue;
         }
-        let r = match &file {
-            Some(fd) => rfs::fsetxattr(fd, attr, value, XattrFlags::empty()),
-            None => rfs::lsetxattr(&path, attr, value, XattrFlags::empty()),
-        };
-        r.map_err(|e| {
+        rfs::lsetxattr(&path, attr, value, XattrFlags::empty()).map_err(|e| {
             io::Error::new(e.kind(), format!("setting {}: {e}", attr.to_string_lossy()))
         })?;
     }

@@ -155,7 +155,7 @@ pub fn build(src: &Path, exclude: &PatternSet) -> io::Result<Manifest> {
     let root = fsops::open_root(src)?;
     let mut entries = Vec::new();
     let root_meta = fsops::lstat(root.as_fd(), c".")?;
-    let xattrs = fsops::read_xattrs(root.as_fd(), c".", Kind::Dir)?;
+    let xattrs = fsops::read_xattrs(root.as_fd(), c".")?;
     entries.push(entry(Vec::new(), root_meta, Vec::new(), xattrs));
     walk(root.as_fd(), b"", exclude, &mut entries)?;
     entries[0].end = entries.len();
@@ -218,7 +218,7 @@ fn walk(dir: BorrowedFd, rel: &[u8], exclude: &PatternSet, out: &mut Vec<Entry>)
         } else {
             Vec::new()
         };
-        let xattrs = fsops::read_xattrs(dir, &name, meta.kind)?;
+        let xattrs = fsops::read_xattrs(dir, &name)?;
         let at = out.len();
         out.push(entry(crel.clone(), meta, target, xattrs));
         if is_dir {

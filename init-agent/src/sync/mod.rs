@@ -212,13 +212,6 @@ pub fn run(src: &Path, dst: &Path, opts: &Options) -> Result<Report, SyncError> 
     let previous = state::read(droot.as_fd());
     let generation = source_generation(src);
     let (manifest, mut manifest_note) = choose_manifest(opts, &previous, &generation);
-    if !opts.dry_run {
-        state::write(droot.as_fd(), &State::InProgress).map_err(|source| SyncError::Io {
-            op: "writing the state marker in",
-            path: dst.display().to_string(),
-            source,
-        })?;
-    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs)
         .thread_name(|i| format!("sync-{i}"))
@@ -232,6 +225,7 @@ pub fn run(src: &Path, dst: &Path, opts: &Options) -> Result<Report, SyncError> 
     let walk = |manifest: Option<&Manifest>, phases: &mut Phases| {
         let engine = Engine::new(
             sroot.as_fd(),
+            droot.as_fd(),
             manifest,
             &exclude,
             &protect,
@@ -247,28 +241,30 @@ pub fn run(src: &Path, dst: &Path, opts: &Options) -> Result<Report, SyncError> 
             }
             let r = pool.install(|| {
                 let t = Instant::now();
-                let touched = engine.sync_tree(droot.as_fd());
+                let touched = engine.sync_tree();
                 phases.walk += t.elapsed().as_secs_f64();
                 let t = Instant::now();
-                let r = touched.and_then(|t| engine.restore_dir_mtimes(droot.as_fd(), &t));
+                let r = touched.and_then(|t| engine.restore_dir_mtimes(&t));
                 phases.links += t.elapsed().as_secs_f64();
                 r
             });
             done.store(true, Ordering::Relaxed);
-            r
+            r.map(|()| engine.changed())
         })
     };
-    match walk(manifest.as_ref(), &mut phases) {
+    let changed = match walk(manifest.as_ref(), &mut phases) {
         Err(SyncError::StaleManifest(what)) => {
             manifest_note = format!("stale ({what} differs): full walk");
             eprintln!("init-agent sync: manifest {manifest_note}");
             walk(None, &mut phases)?;
+            true
         }
         r => r?,
-    }
+    };
 
     let t = Instant::now();
-    if !opts.dry_run {
+    let complete = State::Complete(generation.clone());
+    if !opts.dry_run && (changed || previous != complete) {
         let io_at = |source| SyncError::Io {
             op: "flushing",
             path: dst.display().to_string(),
@@ -276,7 +272,7 @@ pub fn run(src: &Path, dst: &Path, opts: &Options) -> Result<Report, SyncError> 
         };
         // Everything on disk before the marker says complete.
         fsops::syncfs(&droot).map_err(io_at)?;
-        state::write(droot.as_fd(), &State::Complete(generation.clone())).map_err(io_at)?;
+        state::write(droot.as_fd(), &complete).map_err(io_at)?;
     }
     phases.finish = t.elapsed().as_secs_f64();
     Ok(Report {
