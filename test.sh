@@ -19,6 +19,17 @@ ensure_component() {
 ensure_component fmt rustfmt
 ensure_component clippy clippy
 
+# The sync tests compare against rsync and build trees with ACLs and capabilities.
+missing=()
+for pair in rsync:rsync setfacl:acl setcap:libcap2-bin python3:python3; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 

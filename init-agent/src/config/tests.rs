@@ -233,3 +233,11 @@ mod props {
         }
     }
 }
+
+#[test]
+fn sync_patterns_are_checked_with_the_engine_syntax() {
+    let e = errors("[sync]\nexclude = [\"/tmp/**\", \"[a-\"]\nprotect = [\"/\"]\n");
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e[0].starts_with("2:") && e[0].contains("[a-"), "{e:?}");
+    assert!(e[1].starts_with("3:") && e[1].contains("root"), "{e:?}");
+}

@@ -86,9 +86,8 @@ pub fn validate(c: &Config) -> Vec<Problem> {
 
     for (key, list) in [("exclude", &c.sync.exclude), ("protect", &c.sync.protect)] {
         for (i, pat) in list.iter().enumerate() {
-            if pat.is_empty() || pat.contains('\0') {
-                ck.fail(&[K("sync"), K(key), I(i)], "empty pattern".into());
-            }
+            let r = crate::sync::pattern::validate(pat).map_err(|e| e.to_string());
+            ck.check(&[K("sync"), K(key), I(i)], r);
         }
     }
 
