@@ -71,6 +71,19 @@ pub fn read_names(dir: BorrowedFd) -> io::Result<Vec<CString>> {
     Ok(names)
 }
 
+/// The names in a directory with their inode numbers, in directory order.
+pub fn read_entries(dir: BorrowedFd) -> io::Result<Vec<(CString, u64)>> {
+    let mut out = Vec::new();
+    for entry in rfs::Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            out.push((name.to_owned(), entry.ino()));
+        }
+    }
+    Ok(out)
+}
+
 pub fn readlink(dir: BorrowedFd, name: &CStr) -> io::Result<CString> {
     Ok(rfs::readlinkat(dir, name, Vec::new())?)
 }

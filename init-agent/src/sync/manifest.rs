@@ -41,18 +41,21 @@ pub enum ManifestError {
     Io(String, io::Error),
 }
 
+/// Written from owned records, read back borrowing the file's bytes (one
+/// allocation per entry fewer on a 100k-entry root).
 #[derive(Serialize, Deserialize)]
-struct Body {
+struct Body<'a> {
     version: u32,
     generation: String,
-    records: Vec<Record>,
+    #[serde(borrow)]
+    records: Vec<Record<'a>>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct Record {
+struct Record<'a> {
     /// Bytes shared with the previous path.
     prefix: u32,
-    suffix: Vec<u8>,
+    suffix: &'a [u8],
     kind: u8,
     perm: u32,
     uid: u32,
@@ -61,12 +64,12 @@ struct Record {
     mtime_nsec: u32,
     size: u64,
     rdev: u64,
-    target: Vec<u8>,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    target: &'a [u8],
+    xattrs: Vec<(&'a [u8], &'a [u8])>,
     /// Hardlink group, 0 for none.
     group: u32,
-    /// BLAKE3 of the content, first 16 bytes; empty for non-files.
-    hash: Vec<u8>,
+    /// BLAKE3 of the content, first 16 bytes; none for non-files.
+    hash: Option<[u8; 16]>,
     /// Entries below this one (directories), so readers find siblings.
     descendants: u32,
 }
@@ -80,7 +83,7 @@ pub struct Entry {
     pub meta: Meta,
     pub target: Vec<u8>,
     pub xattrs: Xattrs,
-    pub hash: Vec<u8>,
+    pub hash: Option<[u8; 16]>,
     /// Index one past this entry's subtree.
     pub end: usize,
 }
@@ -128,13 +131,13 @@ impl Manifest {
     }
 }
 
-fn hash_file(root: BorrowedFd, rel: &[u8]) -> io::Result<Vec<u8>> {
+fn hash_file(root: BorrowedFd, rel: &[u8]) -> io::Result<[u8; 16]> {
     let (dir, name) = open_parent(root, rel)?;
     let fd = fsops::open_file(dir.as_fd(), &name)?;
     hash_fd(&fd)
 }
 
-pub fn hash_fd(fd: &std::os::fd::OwnedFd) -> io::Result<Vec<u8>> {
+pub fn hash_fd(fd: &std::os::fd::OwnedFd) -> io::Result<[u8; 16]> {
     let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut off = 0u64;
@@ -146,7 +149,9 @@ pub fn hash_fd(fd: &std::os::fd::OwnedFd) -> io::Result<Vec<u8>> {
         h.update(&buf[..n]);
         off += n as u64;
     }
-    Ok(h.finalize().as_bytes()[..16].to_vec())
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    Ok(out)
 }
 
 /// Walks `src` (never following symlinks) and records it; contents are hashed in
@@ -174,9 +179,9 @@ pub fn build(src: &Path, exclude: &PatternSet) -> io::Result<Manifest> {
         .par_iter_mut()
         .filter(|e| e.meta.kind == Kind::File)
         .try_for_each(|e| {
-            e.hash = hash_file(root.as_fd(), &e.rel).map_err(|err| {
+            e.hash = Some(hash_file(root.as_fd(), &e.rel).map_err(|err| {
                 io::Error::new(err.kind(), format!("{}: {err}", super::display_rel(&e.rel)))
-            })?;
+            })?);
             Ok::<(), io::Error>(())
         })?;
     let mut m = Manifest {
@@ -193,7 +198,7 @@ fn entry(rel: Vec<u8>, meta: Meta, target: Vec<u8>, xattrs: Xattrs) -> Entry {
         meta,
         target,
         xattrs,
-        hash: Vec::new(),
+        hash: None,
         end: 0,
     }
 }
@@ -230,7 +235,7 @@ fn walk(dir: BorrowedFd, rel: &[u8], exclude: &PatternSet, out: &mut Vec<Entry>)
     Ok(())
 }
 
-fn records(m: &Manifest) -> Vec<Record> {
+fn records(m: &Manifest) -> Vec<Record<'_>> {
     let mut prev: &[u8] = &[];
     m.entries
         .iter()
@@ -240,7 +245,7 @@ fn records(m: &Manifest) -> Vec<Record> {
             prev = &e.rel;
             Record {
                 prefix: prefix as u32,
-                suffix: e.rel[prefix..].to_vec(),
+                suffix: &e.rel[prefix..],
                 kind: e.meta.kind.letter() as u8,
                 perm: e.meta.perm,
                 uid: e.meta.uid,
@@ -249,19 +254,19 @@ fn records(m: &Manifest) -> Vec<Record> {
                 mtime_nsec: e.meta.mtime_nsec,
                 size: e.meta.size,
                 rdev: e.meta.rdev,
-                target: e.target.clone(),
+                target: &e.target,
                 xattrs: e
                     .xattrs
                     .0
                     .iter()
-                    .map(|(n, v)| (n.as_bytes().to_vec(), v.clone()))
+                    .map(|(n, v)| (n.as_bytes(), v.as_slice()))
                     .collect(),
                 group: if e.meta.nlink > 1 {
                     e.meta.ino as u32
                 } else {
                     0
                 },
-                hash: e.hash.clone(),
+                hash: e.hash,
                 descendants: (e.end.saturating_sub(i + 1)) as u32,
             }
         })
@@ -316,7 +321,7 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<Manifest, ManifestError> {
             return Err(bad("path prefix longer than the previous path"));
         }
         let mut rel = prev[..prefix].to_vec();
-        rel.extend_from_slice(&r.suffix);
+        rel.extend_from_slice(r.suffix);
         if (i == 0) != rel.is_empty() || rel.contains(&0) {
             return Err(bad("malformed path"));
         }
@@ -327,7 +332,10 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<Manifest, ManifestError> {
             .ok_or_else(|| bad("subtree size overflows"))?;
         let mut xattrs = Vec::with_capacity(r.xattrs.len());
         for (n, v) in r.xattrs {
-            xattrs.push((CString::new(n).map_err(|_| bad("xattr name with NUL"))?, v));
+            xattrs.push((
+                CString::new(n).map_err(|_| bad("xattr name with NUL"))?,
+                v.to_vec(),
+            ));
         }
         entries.push(Entry {
             rel,
@@ -345,7 +353,7 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<Manifest, ManifestError> {
                 ino: r.group as u64,
                 blocks: r.size.div_ceil(512),
             },
-            target: r.target,
+            target: r.target.to_vec(),
             xattrs: Xattrs(xattrs),
             hash: r.hash,
             end,

@@ -28,11 +28,7 @@ fn e(rel: &str, kind: Kind, end: usize) -> Entry {
             Vec::new()
         },
         xattrs: Xattrs::default(),
-        hash: if kind == Kind::File {
-            vec![7; 16]
-        } else {
-            Vec::new()
-        },
+        hash: (kind == Kind::File).then_some([7; 16]),
         end,
     }
 }
@@ -131,14 +127,11 @@ fn well_sealed_but_hostile_trees_are_rejected() {
     let m = sample();
     type Mutation = Box<dyn Fn(&mut Vec<Record>)>;
     let cases: Vec<(&str, Mutation)> = vec![
-        (
-            "dot-dot component",
-            Box::new(|r| r[2].suffix = b"/..".to_vec()),
-        ),
+        ("dot-dot component", Box::new(|r| r[2].suffix = b"/..")),
         (
             "children out of order",
             Box::new(|r| {
-                r[5].suffix = b"aaa".to_vec();
+                r[5].suffix = b"aaa";
                 r[5].prefix = 0;
             }),
         ),
@@ -153,11 +146,8 @@ fn well_sealed_but_hostile_trees_are_rejected() {
         ),
         ("root not spanning", Box::new(|r| r[0].descendants = 2)),
         ("unknown type", Box::new(|r| r[6].kind = b'?')),
-        (
-            "slash inside a name",
-            Box::new(|r| r[6].suffix = b"a/b".to_vec()),
-        ),
-        ("NUL in a name", Box::new(|r| r[6].suffix = b"a\0".to_vec())),
+        ("slash inside a name", Box::new(|r| r[6].suffix = b"a/b")),
+        ("NUL in a name", Box::new(|r| r[6].suffix = b"a\0")),
     ];
     for (what, mutate) in cases {
         let mut recs = records(&m);
