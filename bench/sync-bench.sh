@@ -4,10 +4,13 @@
 # so "bytes read from SRC" is what the source's block device served; the page
 # cache is dropped before every run (a booting node starts cold).
 #
-#   bench/sync-bench.sh [debian|usr]...      (default: both; run as root)
+#   bench/sync-bench.sh [debian|usr|debian:fuse|usr:fuse]...   (run as root)
 #
 # Trees: "debian" is a debootstrap'ed bookworm minbase root; "usr" a copy of this
-# machine's /usr. Both are built once and kept under bench/work/.
+# machine's /usr. Both are built once and kept under bench/work/. With ":fuse" the
+# source is read through bindfs (a userspace file server, as nfs-ganesha is):
+# every lookup, getattr, listxattr and read is a round trip to a daemon, which is
+# what a node pays against the NFS standard root. Default: all four.
 # Prints a Markdown table; BENCHMARKS.md holds a recorded run. rsync runs as
 # `rsync … && sync -f DST`, since init-agent's times include its syncfs.
 set -euo pipefail
@@ -15,13 +18,14 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 WORK=$ROOT/bench/work
 TREES=("$@")
-[ ${#TREES[@]} -gt 0 ] || TREES=(debian usr)
+[ ${#TREES[@]} -gt 0 ] || TREES=(debian usr debian:fuse usr:fuse)
 
 need() { command -v "$1" >/dev/null || apt-get install -y --no-install-recommends "$2" >/dev/null; }
 need rsync rsync
 need debootstrap debootstrap
 need mkfs.ext4 e2fsprogs
 need bc bc
+need bindfs bindfs
 [ -x /usr/bin/time ] || apt-get install -y --no-install-recommends time >/dev/null
 
 cargo build --release --quiet
@@ -38,7 +42,7 @@ mount_img() { # image mountpoint
     MOUNTS+=("$2")
 }
 
-dev_of() { basename "$(findmnt -no SOURCE "$1")"; }
+dev_of() { basename "$(findmnt -no SOURCE --mountpoint "$1")"; }
 sectors_read() { awk '{print $3}' "/sys/block/$1/stat"; }
 
 fresh_img() { # image size
@@ -72,7 +76,7 @@ run() {
     local label=$1 tree=$2
     shift 2
     local dev
-    dev=$(dev_of "$WORK/$tree.src")
+    dev=$(dev_of "$WORK/${tree%%:*}.src")
     sync
     echo 3 >/proc/sys/vm/drop_caches
     local before after t0 t1 rss
@@ -120,37 +124,47 @@ for i, f in enumerate(rng.sample(files, max(1, len(files) // 100))):
 PY
 }
 
-for tree in "${TREES[@]}"; do
+for spec in "${TREES[@]}"; do
+    tree=${spec%%:*}
+    tag=${spec/:/-}
     make_tree "$tree"
     mount_img "$WORK/$tree.img" "$WORK/$tree.src"
-    SRC=$WORK/$tree.src
+    RAW=$WORK/$tree.src # where the master changes the standard root
+    SRC=$RAW
+    if [ "$spec" != "$tree" ]; then
+        SRC=$WORK/$tag.fuse
+        mkdir -p "$SRC"
+        bindfs -o attr_timeout=1,entry_timeout=1 "$RAW" "$SRC"
+        MOUNTS=("$SRC" "${MOUNTS[@]}")
+    fi
     for who in agent rsync; do
-        fresh_img "$WORK/$tree.$who.img" "$(du -s --block-size=1M "$WORK/$tree.img" | awk '{print int($1*1.3+512)"M"}')"
-        mount_img "$WORK/$tree.$who.img" "$WORK/$tree.$who"
+        fresh_img "$WORK/$tag.$who.img" "$(du -s --block-size=1M "$WORK/$tree.img" | awk '{print int($1*1.3+512)"M"}')"
+        mount_img "$WORK/$tag.$who.img" "$WORK/$tag.$who"
     done
-    A=$WORK/$tree.agent R=$WORK/$tree.rsync
-    "$AGENT" manifest "$SRC" -o "$WORK/$tree.manifest" 2>>"$WORK/manifest.log"
+    A=$WORK/$tag.agent R=$WORK/$tag.rsync
+    "$AGENT" manifest "$RAW" -o "$WORK/$tag.manifest" 2>>"$WORK/manifest.log"
     # init-agent flushes (syncfs) before it marks the copy complete; rsync gets the
     # same flush so both numbers mean "on disk".
     RS=(sh -c 'rsync -aHAX --delete --numeric-ids --exclude=/.init-agent --exclude=/lost+found "$1/" "$2/" && sync -f "$2"' rsync "$SRC" "$R")
-    run "initial: init-agent" "$tree" "$AGENT" sync -q "$SRC" "$A"
-    run "initial: rsync" "$tree" "${RS[@]}"
-    run "no change: init-agent (walk)" "$tree" "$AGENT" sync -q "$SRC" "$A"
-    run "no change: init-agent (manifest)" "$tree" "$AGENT" sync -q --manifest "$WORK/$tree.manifest" "$SRC" "$A"
-    run "no change: rsync" "$tree" "${RS[@]}"
-    mutate_one_percent "$SRC"
-    "$AGENT" manifest "$SRC" -o "$WORK/$tree.manifest" 2>>"$WORK/manifest.log"
-    run "1 % changed: init-agent (manifest)" "$tree" "$AGENT" sync -q --manifest "$WORK/$tree.manifest" "$SRC" "$A"
-    run "1 % changed: rsync" "$tree" "${RS[@]}"
+    run "initial: init-agent" "$spec" "$AGENT" sync -q "$SRC" "$A"
+    run "initial: rsync" "$spec" "${RS[@]}"
+    run "no change: init-agent (walk)" "$spec" "$AGENT" sync -q "$SRC" "$A"
+    run "no change: init-agent (manifest)" "$spec" "$AGENT" sync -q --manifest "$WORK/$tag.manifest" "$SRC" "$A"
+    run "no change: rsync" "$spec" "${RS[@]}"
+    mutate_one_percent "$RAW"
+    "$AGENT" manifest "$RAW" -o "$WORK/$tag.manifest" 2>>"$WORK/manifest.log"
+    run "1 % changed: init-agent (manifest)" "$spec" "$AGENT" sync -q --manifest "$WORK/$tag.manifest" "$SRC" "$A"
+    run "1 % changed: rsync" "$spec" "${RS[@]}"
     # The walk path on a second, equally sized change (both copies start level).
-    mutate_one_percent "$SRC"
-    run "1 % changed: init-agent (walk)" "$tree" "$AGENT" sync -q "$SRC" "$A"
-    run "1 % changed (2nd): rsync" "$tree" "${RS[@]}"
-    # Both copies must equal the source (rsync's sub-second misses aside).
-    if [ -n "$(rsync -naHAXi --delete --numeric-ids --exclude=/.init-agent --exclude=/lost+found "$SRC/" "$A/")" ]; then
-        echo "WARNING: $tree: init-agent copy differs from the source" >&2
+    mutate_one_percent "$RAW"
+    run "1 % changed: init-agent (walk)" "$spec" "$AGENT" sync -q "$SRC" "$A"
+    run "1 % changed (2nd): rsync" "$spec" "${RS[@]}"
+    # The copy must equal the source.
+    if [ -n "$(rsync -naHAXi --delete --numeric-ids --exclude=/.init-agent --exclude=/lost+found "$RAW/" "$A/")" ]; then
+        echo "WARNING: $spec: init-agent copy differs from the source" >&2
     fi
-    umount "$A" "$R" "$SRC"
+    [ "$SRC" = "$RAW" ] || umount "$SRC"
+    umount "$A" "$R" "$RAW"
 done
 
 echo

@@ -252,33 +252,22 @@ pub fn chown(dir: BorrowedFd, name: &CStr, uid: u32, gid: u32) -> io::Result<()>
 
 /// Sets permission bits on anything but a symlink, without following one.
 pub fn chmod(dir: BorrowedFd, name: &CStr, kind: Kind, perm: u32) -> io::Result<()> {
-    let mode = Mode::from_raw_mode(perm);
-    match kind {
-        Kind::Symlink => Ok(()),
-        Kind::File | Kind::Dir => {
-            let fd = rfs::openat(
-                dir,
-                name,
-                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            // fchmod refuses O_PATH descriptors; the /proc magic link reaches the
-            // inode itself, which is known not to be a symlink.
-            rfs::chmod(proc_fd(&fd), mode).map_err(Into::into)
-        }
-        _ => {
-            let fd = rfs::openat(
-                dir,
-                name,
-                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            if Meta::from_stat(&rfs::fstat(&fd)?).map(|m| m.kind) == Some(Kind::Symlink) {
-                return Err(io::Error::other("became a symlink"));
-            }
-            rfs::chmod(proc_fd(&fd), mode).map_err(Into::into)
-        }
+    if kind == Kind::Symlink {
+        return Ok(());
     }
+    let fd = rfs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    if Meta::from_stat(&rfs::fstat(&fd)?).map(|m| m.kind) == Some(Kind::Symlink) {
+        return Err(io::Error::other("became a symlink"));
+    }
+    // fchmod refuses O_PATH descriptors (and opening a fifo or device for real
+    // could block or have effects); the /proc magic link reaches the inode
+    // itself, known not to be a symlink.
+    Ok(rfs::chmod(proc_fd(&fd), Mode::from_raw_mode(perm))?)
 }
 
 fn proc_fd(fd: &OwnedFd) -> CString {
