@@ -30,6 +30,24 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# A real Debian root for the statelite tests, made once and cached.
+TEST_ROOT=${INIT_AGENT_TEST_ROOT:-/var/cache/init-agent-tests/bookworm-minbase}
+if [ ! -f "$TEST_ROOT/.complete" ]; then
+    command -v debootstrap >/dev/null || {
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+    }
+    mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    log "debootstrap bookworm minbase into $TEST_ROOT (once)"
+    rm -rf "$TEST_ROOT.partial"
+    mkdir -p "$(dirname "$TEST_ROOT")"
+    debootstrap --variant=minbase bookworm "$TEST_ROOT.partial" "${mirror:-http://deb.debian.org/debian}" >/dev/null
+    rm -rf "$TEST_ROOT"
+    mv "$TEST_ROOT.partial" "$TEST_ROOT"
+    touch "$TEST_ROOT/.complete"
+fi
+export INIT_AGENT_TEST_ROOT=$TEST_ROOT
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 

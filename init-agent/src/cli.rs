@@ -18,6 +18,7 @@ pub enum Command {
     CheckConfig(CheckConfig),
     Sync(Sync),
     Manifest(Manifest),
+    Statelite(Statelite),
 }
 
 /// Print the boot plan for a kernel command line and configuration.
@@ -128,4 +129,62 @@ pub struct Manifest {
     /// do not write SRC/.init-agent/generation (read-only sources)
     #[argh(switch)]
     pub no_stamp: bool,
+}
+
+/// xCAT statelite: import tables, apply them to a root.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "statelite")]
+pub struct Statelite {
+    #[argh(subcommand)]
+    pub command: StateliteCommand,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum StateliteCommand {
+    ImportXcat(ImportXcat),
+    Apply(StateliteApply),
+}
+
+/// Read xCAT tabdump CSV (litefile, litetree, statelite tables) and print the
+/// [statelite] TOML for init-agent.toml; disabled rows are left out.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "import-xcat")]
+pub struct ImportXcat {
+    /// the `tabdump litefile` output
+    #[argh(option)]
+    pub litefile: PathBuf,
+    /// the `tabdump litetree` output
+    #[argh(option)]
+    pub litetree: Option<PathBuf>,
+    /// the `tabdump statelite` output
+    #[argh(option)]
+    pub statelite: Option<PathBuf>,
+}
+
+/// Apply the statelite tables to a mounted root as the boot does: tmpfs
+/// /.statelite, the node's persistent directory, litetree mounts, then each
+/// litefile entry (copies, binds, xCAT link chains; liteimg's preparation of
+/// link entries when the root is writable). Prints every action.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "apply")]
+pub struct StateliteApply {
+    /// the root (image directory or mounted NFS root)
+    #[argh(option)]
+    pub root: PathBuf,
+    /// node name: its persistent directory is <state>/<node>
+    #[argh(option)]
+    pub node: String,
+    /// image name matched against the tables (default: [statelite] image, else ALL rows only)
+    #[argh(option)]
+    pub image: Option<String>,
+    /// persistent store: a local directory, or <server>:<path> over NFS
+    #[argh(option)]
+    pub state: Option<String>,
+    /// configuration with the [statelite] tables
+    #[argh(option)]
+    pub config: PathBuf,
+    /// extra litetree variable NAME=VALUE (repeatable)
+    #[argh(option)]
+    pub var: Vec<String>,
 }

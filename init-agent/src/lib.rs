@@ -4,4 +4,6 @@ pub mod config;
 pub mod explain;
 pub mod hwaddr;
 pub mod plan;
+pub mod statelite;
 pub mod sync;
+pub mod sys;

@@ -11,6 +11,7 @@ fn main() -> ExitCode {
         Command::CheckConfig(a) => init_agent::explain::check_config(&a),
         Command::Sync(a) => init_agent::sync::command::run(&a),
         Command::Manifest(a) => init_agent::sync::command::manifest(&a),
+        Command::Statelite(a) => init_agent::statelite::command::run(&a),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

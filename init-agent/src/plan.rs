@@ -122,7 +122,8 @@ pub enum Step {
     /// Statelite: litefile/litetree/persistent bind mounts on the read-only root.
     Statelite {
         image: Option<String>,
-        litefile_rows: usize,
+        /// Resolved litefile entries: "<path>[/] <option>", parents first.
+        entries: Vec<String>,
         litetree_rows: usize,
     },
     /// Overlay: overlayfs of the read-only root and a tmpfs upper.
@@ -150,9 +151,14 @@ pub enum Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::Early => write!(f, "mount /proc /sys /dev /run; log to console and /dev/kmsg"),
+            Step::Early => write!(
+                f,
+                "mount /proc /sys /dev /run; log to console and /dev/kmsg"
+            ),
             Step::Break { stage } => write!(f, "rd.break: emergency shell ({stage})"),
-            Step::LoadModules { modules } => write!(f, "load kernel modules: {}", modules.join(" ")),
+            Step::LoadModules { modules } => {
+                write!(f, "load kernel modules: {}", modules.join(" "))
+            }
             Step::Network => write!(f, "bring up the network"),
             Step::MountSource => write!(f, "mount the standard root"),
             Step::PrepareDisks { devices } => write!(
@@ -164,19 +170,33 @@ impl fmt::Display for Step {
                 f,
                 "mount local root: partition `{partition}` of {device} on {NEW_ROOT}"
             ),
-            Step::Sync { from, to, exclude, protect, checksum } => write!(
+            Step::Sync {
+                from,
+                to,
+                exclude,
+                protect,
+                checksum,
+            } => write!(
                 f,
                 "sync {from}/ -> {to}/ (exact copy{}; exclude {}; protect {})",
                 if *checksum { ", compare contents" } else { "" },
                 list_or_none(exclude),
                 list_or_none(protect)
             ),
-            Step::Statelite { image, litefile_rows, litetree_rows } => write!(
+            Step::Statelite {
+                image,
+                entries,
+                litetree_rows,
+            } => write!(
                 f,
-                "statelite for image {}: {litefile_rows} litefile rows, {litetree_rows} litetree rows",
-                image.as_deref().unwrap_or("(any)")
+                "statelite for image {}: {litetree_rows} litetree rows, {} entries: {}",
+                image.as_deref().unwrap_or("(any)"),
+                entries.len(),
+                list_or_none(entries)
             ),
-            Step::Overlay { lower, upper } => write!(f, "overlayfs: lower {lower}, upper {upper} on {NEW_ROOT}"),
+            Step::Overlay { lower, upper } => {
+                write!(f, "overlayfs: lower {lower}, upper {upper} on {NEW_ROOT}")
+            }
             Step::Cdsl { nodeid, tree, link } => write!(f, "CDSL: bind {tree}/{nodeid} on {link}"),
             Step::Hooks { phases, dir } => write!(f, "run hooks {} from {dir}", phases.join(", ")),
             Step::SwitchRoot { root, init } => write!(f, "switch_root {root}, exec {init}"),
@@ -359,11 +379,27 @@ pub fn boot(p: &BootParams, c: &Config) -> BootPlan {
                 phases.push("post-sync".to_string());
             }
         }
-        Mode::Statelite => steps.push(Step::Statelite {
-            image: image.clone(),
-            litefile_rows: applicable(&c.statelite.litefile, |r| &r.image, image.as_deref()),
-            litetree_rows: applicable(&c.statelite.litetree, |r| &r.image, image.as_deref()),
-        }),
+        Mode::Statelite => {
+            let resolved = crate::statelite::plan::entries(
+                &c.statelite.litefile,
+                image.as_deref().unwrap_or_default(),
+            );
+            let entries = match resolved {
+                Ok(e) => e
+                    .iter()
+                    .map(crate::statelite::plan::Entry::describe)
+                    .collect(),
+                Err(table_errors) => {
+                    errors.extend(table_errors.iter().map(|e| e.to_string()));
+                    Vec::new()
+                }
+            };
+            steps.push(Step::Statelite {
+                image: image.clone(),
+                entries,
+                litetree_rows: applicable(&c.statelite.litetree, |r| &r.image, image.as_deref()),
+            })
+        }
         Mode::Overlay => steps.push(Step::Overlay {
             lower: SOURCE_MOUNT.into(),
             upper: "/run/init-agent/upper (tmpfs)".into(),

@@ -380,11 +380,6 @@ fn a_sync_killed_at_random_points_converges_on_the_next_run() {
             if state == format!("complete {generation}\n") {
                 assert_same_tree(&src, &dst);
             }
-            assert_ne!(
-                state.split_whitespace().next(),
-                Some("complete"),
-                "killed run left {state:?}"
-            );
         }
         child.wait().unwrap();
     }

@@ -241,3 +241,15 @@ fn sync_patterns_are_checked_with_the_engine_syntax() {
     assert!(e[0].starts_with("2:") && e[0].contains("[a-"), "{e:?}");
     assert!(e[1].starts_with("3:") && e[1].contains("root"), "{e:?}");
 }
+
+#[test]
+fn litefile_parent_child_rules_are_checked_at_the_child_row() {
+    let e = errors(
+        "[[statelite.litefile]]\nfile = \"/var/\"\noptions = \"persistent\"\n\n[[statelite.litefile]]\nfile = \"/var/x\"\noptions = \"tmpfs\"\n",
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("6:") && e[0].contains("persistent parent"),
+        "{e:?}"
+    );
+}

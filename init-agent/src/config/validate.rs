@@ -228,6 +228,35 @@ fn check_disks(ck: &mut Checker, c: &Config) {
     }
 }
 
+/// liteimg's parent/child matrix, for every image the table names, reported
+/// at the child's row (the per-row checks above cover the rest).
+fn check_litefile_tree(ck: &mut Checker, s: &super::Statelite) {
+    let mut images: BTreeSet<&str> = s
+        .litefile
+        .iter()
+        .map(|r| r.image.trim())
+        .filter(|i| !i.is_empty() && *i != "ALL")
+        .collect();
+    images.insert("");
+    let mut reported = BTreeSet::new();
+    for image in images {
+        let Err(errors) = crate::statelite::plan::entries(&s.litefile, image) else {
+            continue;
+        };
+        for e in errors.into_iter().filter(|e| e.reason.contains("parent")) {
+            let row = s
+                .litefile
+                .iter()
+                .position(|r| r.file.trim_end_matches('/') == e.path.trim_end_matches('/'));
+            if let Some(i) = row {
+                if reported.insert((i, e.reason.clone())) {
+                    ck.fail(&[K("statelite"), K("litefile"), I(i), K("file")], e.reason);
+                }
+            }
+        }
+    }
+}
+
 fn check_statelite(ck: &mut Checker, c: &Config) {
     let s = &c.statelite;
     let statemnt = |v: &str| match parse_statemnt(v) {
@@ -271,6 +300,7 @@ fn check_statelite(ck: &mut Checker, c: &Config) {
             );
         }
     }
+    check_litefile_tree(ck, s);
     for (i, row) in s.litetree.iter().enumerate() {
         let at = |k: &'static str| vec![K("statelite"), K("litetree"), I(i), K(k)];
         if row.directory.is_empty() {

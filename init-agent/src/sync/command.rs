@@ -27,6 +27,7 @@ pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
         quiet: args.quiet,
         itemize: args.itemize,
         manifest: args.manifest.clone(),
+        no_marker: false,
     };
     let report = match super::run(&args.src, &args.dst, &opts) {
         Ok(r) => r,

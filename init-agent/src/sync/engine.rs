@@ -55,6 +55,8 @@ pub struct Engine<'a> {
     /// Set by the first change: the marker then says in-progress. A sync that
     /// changes nothing writes nothing.
     marked: OnceLock<std::result::Result<(), String>>,
+    /// Statelite copies and other single-entry uses keep no marker.
+    marker: bool,
     manifest: Option<&'a Manifest>,
     pub exclude: &'a PatternSet,
     pub protect: &'a PatternSet,
@@ -173,6 +175,7 @@ impl<'a> Engine<'a> {
             src_root,
             dst_root,
             marked: OnceLock::new(),
+            marker: true,
             manifest,
             exclude,
             protect,
@@ -189,12 +192,45 @@ impl<'a> Engine<'a> {
 
     /// Called before every write to the destination.
     fn begin_change(&self) -> Result<()> {
+        if !self.marker {
+            return Ok(());
+        }
         self.marked
             .get_or_init(|| {
                 state::write(self.dst_root, &State::InProgress).map_err(|e| e.to_string())
             })
             .clone()
             .map_err(|e| SyncError::Setup(format!("writing the state marker: {e}")))
+    }
+
+    /// No state marker: the destination is not a synced root.
+    pub fn without_marker(mut self) -> Self {
+        self.marker = false;
+        self
+    }
+
+    /// Copies one non-directory entry `name` from `src` to `dst` (same name).
+    pub fn copy_entry(&self, name: &CStr) -> Result<()> {
+        let rel = name.to_bytes();
+        let s = lstat_opt(self.src_root, name, rel)?
+            .ok_or_else(|| at("opening", rel)(io::ErrorKind::NotFound.into()))?;
+        if s.kind == Kind::Dir {
+            return Err(SyncError::Setup(format!(
+                "{}: is a directory",
+                display_rel(rel)
+            )));
+        }
+        let d = lstat_opt(self.dst_root, name, rel)?;
+        self.sync_nondir(
+            SrcAt::Fs(self.src_root),
+            Some(self.dst_root),
+            name,
+            rel,
+            &s,
+            d.as_ref(),
+            false,
+        )
+        .map(drop)
     }
 
     /// Whether this run wrote to the destination.

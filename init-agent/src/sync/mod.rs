@@ -50,6 +50,8 @@ pub struct Options {
     pub itemize: bool,
     /// The standard root's manifest: compare against it instead of walking SRC.
     pub manifest: Option<PathBuf>,
+    /// No DST/.init-agent/state marker (copies that are not a synced root).
+    pub no_marker: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -223,7 +225,7 @@ pub fn run(src: &Path, dst: &Path, opts: &Options) -> Result<Report, SyncError> 
     let counters = Counters::default();
     let mut phases = Phases::default();
     let walk = |manifest: Option<&Manifest>, phases: &mut Phases| {
-        let engine = Engine::new(
+        let mut engine = Engine::new(
             sroot.as_fd(),
             droot.as_fd(),
             manifest,
@@ -234,6 +236,9 @@ pub fn run(src: &Path, dst: &Path, opts: &Options) -> Result<Report, SyncError> 
             opts.dry_run,
             opts.itemize,
         );
+        if opts.no_marker {
+            engine = engine.without_marker();
+        }
         let done = AtomicBool::new(false);
         std::thread::scope(|scope| {
             if !opts.quiet {
@@ -264,7 +269,7 @@ pub fn run(src: &Path, dst: &Path, opts: &Options) -> Result<Report, SyncError> 
 
     let t = Instant::now();
     let complete = State::Complete(generation.clone());
-    if !opts.dry_run && (changed || previous != complete) {
+    if !opts.dry_run && !opts.no_marker && (changed || previous != complete) {
         let io_at = |source| SyncError::Io {
             op: "flushing",
             path: dst.display().to_string(),
@@ -316,6 +321,25 @@ fn choose_manifest(
         path.display()
     );
     (None, why)
+}
+
+/// Copies the non-directory `name` from one directory to another with all its
+/// metadata, through the engine's temporary-and-rename path.
+pub fn copy_one(
+    src: std::os::fd::BorrowedFd,
+    dst: std::os::fd::BorrowedFd,
+    name: &std::ffi::CStr,
+) -> Result<(), SyncError> {
+    let (exclude, protect, counters) = (
+        PatternSet::default(),
+        PatternSet::default(),
+        Counters::default(),
+    );
+    Engine::new(
+        src, dst, None, &exclude, &protect, &counters, false, false, false,
+    )
+    .without_marker()
+    .copy_entry(name)
 }
 
 /// Every open directory level holds two descriptors per worker.

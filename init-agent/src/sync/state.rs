@@ -70,11 +70,13 @@ pub fn write(root: BorrowedFd, state: &State) -> io::Result<()> {
         r => r?,
     }
     let dir = fsops::open_dir(root, &name)?;
-    let tmp = fsops::temp_name();
+    // A fixed name, truncated: the state directory is excluded from the sync,
+    // so a unique temporary left by a crash here would never be cleaned.
+    let tmp = c"state.tmp";
     let fd = rustix::fs::openat(
         dir.as_fd(),
-        &tmp,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        tmp,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o644),
     )?;
     let text = format!("{state}\n");
@@ -83,7 +85,7 @@ pub fn write(root: BorrowedFd, state: &State) -> io::Result<()> {
         return Err(io::ErrorKind::WriteZero.into());
     }
     fsops::fsync(&fd)?;
-    fsops::rename(dir.as_fd(), &tmp, c"state")?;
+    fsops::rename(dir.as_fd(), tmp, c"state")?;
     fsops::fsync(&dir)?;
     fsops::fsync(root)
 }

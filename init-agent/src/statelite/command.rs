@@ -1,0 +1,75 @@
+//! `init-agent statelite …`: the admin entry points.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context};
+
+use super::plan::Store;
+use super::{apply_to, import, Request};
+use crate::cli::{StateliteApply, StateliteCommand};
+use crate::{cli, config};
+
+pub fn run(args: &cli::Statelite) -> anyhow::Result<bool> {
+    match &args.command {
+        StateliteCommand::ImportXcat(a) => {
+            let read = |p: &std::path::Path| {
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+            };
+            let litefile = read(&a.litefile)?;
+            let litetree = a.litetree.as_deref().map(read).transpose()?;
+            let statelite = a.statelite.as_deref().map(read).transpose()?;
+            print!(
+                "{}",
+                import::import_xcat(&litefile, litetree.as_deref(), statelite.as_deref())?
+            );
+            Ok(true)
+        }
+        StateliteCommand::Apply(a) => apply(a),
+    }
+}
+
+fn apply(a: &StateliteApply) -> anyhow::Result<bool> {
+    let conf =
+        config::load_file(&a.config).with_context(|| format!("loading {}", a.config.display()))?;
+    let mut vars = BTreeMap::new();
+    for v in &a.var {
+        let Some((k, val)) = v.split_once('=') else {
+            bail!("--var {v}: expected NAME=VALUE");
+        };
+        vars.insert(k.to_string(), val.to_string());
+    }
+    let image = a
+        .image
+        .clone()
+        .or(conf.statelite.image.clone())
+        .unwrap_or_default();
+    let store = a.state.as_ref().map(|s| {
+        if s.starts_with('/') {
+            Store::Local(s.clone())
+        } else {
+            Store::Nfs {
+                source: s.clone(),
+                options: conf.statelite.mntopts.join(","),
+            }
+        }
+    });
+    let req = Request {
+        tables: &conf.statelite,
+        image: &image,
+        node: &a.node,
+        store,
+        vars,
+    };
+    match apply_to(&a.root, &req) {
+        Ok(actions) => {
+            for action in actions {
+                println!("{action}");
+            }
+            Ok(true)
+        }
+        Err(e) => {
+            eprintln!("init-agent statelite: {e}");
+            Ok(false)
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! xCAT statelite on a read-only shared root: the litefile/litetree tables of
+//! a node's image become a tmpfs layout under /.statelite, per-node persistent
+//! storage from STATEMNT, and the copies, binds and link chains of xCAT's
+//! rc.statelite. `plan` decides, `apply` does; `import` reads xCAT's tables.
+
+pub mod apply;
+pub mod command;
+pub mod import;
+pub mod overlay;
+pub mod plan;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::config;
+use plan::{Action, Entry, Inputs, Store, TableError, Tree};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateliteError {
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Tables(Vec<TableError>),
+    #[error(transparent)]
+    Apply(#[from] apply::ApplyError),
+    #[error("{0}")]
+    Root(String),
+}
+
+/// Who and what: the node, its image, where its state lives.
+pub struct Request<'a> {
+    pub tables: &'a config::Statelite,
+    pub image: &'a str,
+    pub node: &'a str,
+    pub store: Option<Store>,
+    /// Extra `$name` values for litetree directories (`$node`, `$image` are set).
+    pub vars: BTreeMap<String, String>,
+}
+
+/// The node's entries and trees, every table error at once.
+pub fn resolve(req: &Request) -> Result<(Vec<Entry>, Vec<Tree>), StateliteError> {
+    let mut vars = req.vars.clone();
+    vars.insert("node".into(), req.node.into());
+    vars.insert("image".into(), req.image.into());
+    let entries = plan::entries(&req.tables.litefile, req.image);
+    let trees = plan::trees(&req.tables.litetree, req.image, &vars);
+    match (entries, trees) {
+        (Ok(e), Ok(t)) => Ok((e, t)),
+        (e, t) => {
+            let mut errors = e.err().unwrap_or_default();
+            errors.extend(t.err().unwrap_or_default());
+            Err(StateliteError::Tables(errors))
+        }
+    }
+}
+
+/// Builds the layout in `root`, then each entry; returns what was done.
+pub fn apply_to(root: &Path, req: &Request) -> Result<Vec<Action>, StateliteError> {
+    let (entries, trees) = resolve(req)?;
+    let inputs = Inputs {
+        entries: &entries,
+        trees: &trees,
+        node: req.node,
+        store: req.store.as_ref(),
+    };
+    let root = apply::Root::open(root)
+        .map_err(|e| StateliteError::Root(format!("{}: {e}", root.display())))?;
+    if apply::layout_mounted(&root) {
+        return Err(StateliteError::Root(
+            "statelite is already applied here (unmount /.statelite and the binds first)".into(),
+        ));
+    }
+    let layout = plan::plan_layout(&inputs).map_err(|e| StateliteError::Tables(vec![e]))?;
+    apply::run(&root, &layout)?;
+    let steps = plan::plan_entries(&inputs, &root);
+    apply::run(&root, &steps)?;
+    Ok(layout.into_iter().chain(steps).collect())
+}
+
+#[cfg(test)]
+mod tests;

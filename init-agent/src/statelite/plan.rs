@@ -1,0 +1,635 @@
+//! The statelite planner: litefile/litetree tables, a node and an image in;
+//! the ordered mount/copy/link actions of xCAT's rc.statelite out. Pure: what
+//! exists in the image and in the litetree mounts is asked of a [`Probe`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::config::{LiteFile, LiteTree};
+
+/// The xCAT layout inside the new root.
+pub const STATELITE: &str = "/.statelite";
+pub const TMPFS: &str = "/.statelite/tmpfs";
+pub const PERSISTENT: &str = "/.statelite/persistent";
+pub const MNT: &str = "/.statelite/mnt";
+pub const DEFAULT: &str = "/.default";
+pub const LOG: &str = "/.statelite/statelite.log";
+
+/// What a litefile option does at boot. A blank option means `Link`, as
+/// xCAT's liteimg and rc.statelite really do (blank becomes `tmpfs,rw`, which
+/// liteimg turns into link chains), so images prepared by xCAT boot unchanged;
+/// its schema and litefile(5) say tmpfs, which is what `tmpfs` written out gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Tmpfs,
+    Persistent,
+    Con,
+    Ro,
+    Link,
+    LinkPersistent,
+    LinkCon,
+    LinkRo,
+}
+
+impl Kind {
+    pub fn parse(option: &str) -> Result<Kind, String> {
+        Ok(match option.trim() {
+            "tmpfs" | "rw" | "tempfs" => Kind::Tmpfs,
+            "persistent" => Kind::Persistent,
+            "con" => Kind::Con,
+            "ro" => Kind::Ro,
+            // liteimg rewrites blank and tmpfs,rw to link.
+            "" | "link" | "tmpfs,rw" => Kind::Link,
+            "link,persistent" => Kind::LinkPersistent,
+            "link,con" => Kind::LinkCon,
+            "link,ro" => Kind::LinkRo,
+            "localdisk" => {
+                return Err("localdisk is not supported: use sync mode for local disks".into())
+            }
+            other => return Err(format!("unknown option {other:?}")),
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Tmpfs => "tmpfs",
+            Kind::Persistent => "persistent",
+            Kind::Con => "con",
+            Kind::Ro => "ro",
+            Kind::Link => "link",
+            Kind::LinkPersistent => "link,persistent",
+            Kind::LinkCon => "link,con",
+            Kind::LinkRo => "link,ro",
+        }
+    }
+
+    pub fn is_link(self) -> bool {
+        matches!(
+            self,
+            Kind::Link | Kind::LinkPersistent | Kind::LinkCon | Kind::LinkRo
+        )
+    }
+
+    fn is_persistent(self) -> bool {
+        matches!(self, Kind::Persistent | Kind::LinkPersistent)
+    }
+
+    fn is_con(self) -> bool {
+        matches!(self, Kind::Con | Kind::LinkCon)
+    }
+
+    fn is_ro(self) -> bool {
+        matches!(self, Kind::Ro | Kind::LinkRo)
+    }
+}
+
+/// One resolved litefile entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Absolute, normalised, without the trailing `/`.
+    pub path: String,
+    pub dir: bool,
+    pub kind: Kind,
+    /// Index of the listed ancestor directory, when there is one.
+    pub parent: Option<usize>,
+}
+
+impl Entry {
+    /// "<path>[/] <option>", as explain prints it.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}{} {}",
+            self.path,
+            if self.dir { "/" } else { "" },
+            self.kind.name()
+        )
+    }
+}
+
+/// A litetree source, mounted read-only at `/.statelite/mnt/<index>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tree {
+    pub priority: f64,
+    /// `$node`-style variables expanded: `<server>:<path>` or a local directory.
+    pub source: String,
+    pub options: Option<String>,
+}
+
+/// The persistent store of this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Store {
+    /// `<server>:<path>` over NFS with these options.
+    Nfs { source: String, options: String },
+    /// A local directory (tests, `statelite apply --state DIR`).
+    Local(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    MountTmpfs(String),
+    Mkdir(String),
+    /// NFS export or local directory onto a path in the root.
+    MountSource {
+        source: String,
+        target: String,
+        options: String,
+        read_only: bool,
+    },
+    /// Copy a file or tree (metadata kept); `if_missing`: leave an existing one.
+    Copy {
+        from: String,
+        to: String,
+        if_missing: bool,
+    },
+    /// Concatenate files into one.
+    Concat {
+        from: Vec<String>,
+        to: String,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+    Bind {
+        source: String,
+        target: String,
+        read_only: bool,
+    },
+    /// Image preparation (liteimg) for a link entry: original moved to
+    /// /.default<path>, `<path>` made a link into /.statelite/tmpfs.
+    PrepareLink {
+        path: String,
+    },
+    Warn(String),
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::MountTmpfs(t) => write!(f, "mount tmpfs on {t}"),
+            Action::Mkdir(p) => write!(f, "mkdir {p}"),
+            Action::MountSource {
+                source,
+                target,
+                options,
+                read_only,
+            } => write!(
+                f,
+                "mount {source} on {target} ({}{}{options})",
+                if *read_only { "ro" } else { "rw" },
+                if options.is_empty() { "" } else { "," }
+            ),
+            Action::Copy {
+                from,
+                to,
+                if_missing,
+            } => write!(
+                f,
+                "copy {from} -> {to}{}",
+                if *if_missing { " (if missing)" } else { "" }
+            ),
+            Action::Concat { from, to } => write!(f, "concatenate {} -> {to}", from.join(" + ")),
+            Action::Symlink { path, target } => write!(f, "symlink {path} -> {target}"),
+            Action::Bind {
+                source,
+                target,
+                read_only,
+            } => write!(
+                f,
+                "bind {source} on {target}{}",
+                if *read_only { " (ro)" } else { "" }
+            ),
+            Action::PrepareLink { path } => write!(
+                f,
+                "prepare link {path}: original to {DEFAULT}{path}, {path} -> {}",
+                link_target(path, &format!("{TMPFS}{path}"))
+            ),
+            Action::Warn(w) => write!(f, "warning: {w}"),
+        }
+    }
+}
+
+/// What exists in the root (image plus mounted trees), as the planner needs it.
+pub trait Probe {
+    /// Some(true) for a non-empty directory or any file, Some(false) for an empty
+    /// directory (xCAT counts those as not found), None when absent.
+    fn found(&self, path: &str) -> Option<bool>;
+    /// Whether `path` already is the link chain liteimg makes.
+    fn is_prepared_link(&self, path: &str) -> bool;
+    /// Whether the image can be changed (preparation for link entries).
+    fn writable(&self) -> bool;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("litefile {path}: {reason}")]
+pub struct TableError {
+    pub path: String,
+    pub reason: String,
+}
+
+fn refuse(path: &str, reason: impl Into<String>) -> TableError {
+    TableError {
+        path: path.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Absolute, no `.`/`..`/empty components: nothing can point outside the root.
+pub fn normalise(file: &str) -> Result<(String, bool), TableError> {
+    let dir = file.ends_with('/') && file.len() > 1;
+    let path = file.trim_end_matches('/');
+    if !file.starts_with('/') {
+        return Err(refuse(file, "not an absolute path"));
+    }
+    if path.is_empty() {
+        return Err(refuse(file, "the root itself cannot be statelite"));
+    }
+    for c in path[1..].split('/') {
+        if c.is_empty() || c == "." || c == ".." {
+            return Err(refuse(file, "path with an empty, '.' or '..' component"));
+        }
+    }
+    if path.contains('\0') || path.contains('\n') {
+        return Err(refuse(file, "control character in path"));
+    }
+    if path == STATELITE || path.starts_with(&format!("{STATELITE}/")) || path == DEFAULT {
+        return Err(refuse(file, "inside the statelite layout itself"));
+    }
+    Ok((path.to_string(), dir))
+}
+
+fn applies(image_column: &str, image: &str) -> bool {
+    let col = image_column.trim();
+    col.is_empty() || col == "ALL" || col == image
+}
+
+/// Rows for `image`: ALL/blank rows first, then the image's own override them
+/// (xCAT's server-side order); every table error at once.
+pub fn entries(rows: &[LiteFile], image: &str) -> Result<Vec<Entry>, Vec<TableError>> {
+    let mut errors = Vec::new();
+    let mut chosen: BTreeMap<String, (bool, Kind, bool)> = BTreeMap::new();
+    for specific in [false, true] {
+        let mut seen = BTreeMap::new();
+        for row in rows.iter().filter(|r| {
+            let col = r.image.trim();
+            let own = !col.is_empty() && col != "ALL" && col == image;
+            applies(col, image) && own == specific
+        }) {
+            let (path, dir) = match normalise(&row.file) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            let kind = match Kind::parse(&row.options) {
+                Ok(k) => k,
+                Err(reason) => {
+                    errors.push(refuse(&row.file, reason));
+                    continue;
+                }
+            };
+            if let Some(prev) = seen.insert(path.clone(), (dir, kind)) {
+                if prev != (dir, kind) {
+                    errors.push(refuse(&row.file, "listed twice with different options"));
+                }
+            }
+            chosen.insert(path, (dir, kind, specific));
+        }
+    }
+    let mut out: Vec<Entry> = chosen
+        .into_iter()
+        .map(|(path, (dir, kind, _))| Entry {
+            path,
+            dir,
+            kind,
+            parent: None,
+        })
+        .collect();
+    // Sorted by path, so a listed ancestor comes before its descendants.
+    for i in 0..out.len() {
+        let parent = (0..i)
+            .rev()
+            .find(|&j| out[j].dir && out[i].path.starts_with(&format!("{}/", out[j].path)));
+        out[i].parent = parent;
+        if let Some(j) = parent {
+            if let Err(reason) = child_allowed(&out[j], &out[i]) {
+                errors.push(refuse(&out[i].path, reason));
+            }
+        }
+        if out[i].dir && out[i].kind.is_con() {
+            errors.push(refuse(
+                &out[i].path,
+                "con applies to files, not directories",
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// liteimg's parent/child matrix.
+fn child_allowed(parent: &Entry, child: &Entry) -> Result<(), String> {
+    let p = parent.kind;
+    let c = child.kind;
+    if p.is_ro() || p.is_con() {
+        return Err(format!(
+            "its parent {} is ro/con and may not have children",
+            parent.path
+        ));
+    }
+    if p.is_link() && (!c.is_link() || c == Kind::LinkRo) {
+        return Err(format!(
+            "under the link parent {} children must be link, link,persistent or link,con",
+            parent.path
+        ));
+    }
+    if !p.is_link() && c.is_link() {
+        return Err(format!(
+            "under the non-link parent {} children may not be link*",
+            parent.path
+        ));
+    }
+    if p.is_persistent() && !c.is_persistent() {
+        return Err(format!(
+            "under the persistent parent {} children must be persistent",
+            parent.path
+        ));
+    }
+    Ok(())
+}
+
+/// Expands `$node`, `$image` and any `$name`/`${name}` the boot plan knows; an
+/// unknown variable is an error, never silently empty.
+pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, tail) = if let Some(b) = after.strip_prefix('{') {
+            let end = b
+                .find('}')
+                .ok_or_else(|| format!("unclosed ${{ in {text:?}"))?;
+            (&b[..end], &b[end + 1..])
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                .unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        let value = vars
+            .get(name)
+            .ok_or_else(|| format!("unknown variable ${name} in {text:?}"))?;
+        out.push_str(value);
+        rest = tail;
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Trees for `image`, by ascending priority, variables expanded.
+pub fn trees(
+    rows: &[LiteTree],
+    image: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<Vec<Tree>, Vec<TableError>> {
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    let mut rows: Vec<&LiteTree> = rows.iter().filter(|r| applies(&r.image, image)).collect();
+    rows.sort_by(|a, b| a.priority.total_cmp(&b.priority));
+    for r in rows {
+        match expand(&r.directory, vars) {
+            Ok(source) if source.split(['/', ':']).any(|c| c == "..") => errors.push(TableError {
+                path: r.directory.clone(),
+                reason: "litetree directory with '..'".into(),
+            }),
+            Ok(source) => out.push(Tree {
+                priority: r.priority,
+                source,
+                options: r.mntopts.clone(),
+            }),
+            Err(reason) => errors.push(TableError {
+                path: r.directory.clone(),
+                reason,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Relative symlink text from the link at `from` to `to` (both absolute in the
+/// root), as liteimg writes them, so the chain works in any mount namespace.
+pub fn link_target(from: &str, to: &str) -> String {
+    let depth = from.trim_start_matches('/').matches('/').count();
+    format!("{}{}", "../".repeat(depth), to.trim_start_matches('/'))
+}
+
+/// Everything the planner needs beyond the tables.
+pub struct Inputs<'a> {
+    pub entries: &'a [Entry],
+    pub trees: &'a [Tree],
+    pub node: &'a str,
+    pub store: Option<&'a Store>,
+}
+
+/// Stage 1: the layout and its mounts (tmpfs, persistent store, litetrees).
+/// Stage 2, [`plan_entries`], looks into what these mounts show.
+pub fn plan_layout(inp: &Inputs) -> Result<Vec<Action>, TableError> {
+    if inp.node.is_empty() || inp.node.contains('/') || inp.node == "." || inp.node == ".." {
+        return Err(refuse(inp.node, "node name must be a plain name (no '/')"));
+    }
+    let mut a = vec![
+        Action::MountTmpfs(STATELITE.into()),
+        Action::Mkdir(TMPFS.into()),
+        Action::Mkdir(PERSISTENT.into()),
+        Action::Mkdir(MNT.into()),
+    ];
+    let node_dir = format!("{PERSISTENT}/{}", inp.node);
+    match inp.store {
+        Some(Store::Nfs { source, options }) => a.push(Action::MountSource {
+            source: source.clone(),
+            target: PERSISTENT.into(),
+            options: options.clone(),
+            read_only: false,
+        }),
+        Some(Store::Local(dir)) => a.push(Action::MountSource {
+            source: dir.clone(),
+            target: PERSISTENT.into(),
+            options: String::new(),
+            read_only: false,
+        }),
+        None => {}
+    }
+    if inp.store.is_some() {
+        a.push(Action::Mkdir(node_dir));
+    }
+    for (i, t) in inp.trees.iter().enumerate() {
+        let target = format!("{MNT}/{i}");
+        a.push(Action::Mkdir(target.clone()));
+        a.push(Action::MountSource {
+            source: t.source.clone(),
+            target,
+            options: t.options.clone().unwrap_or_default(),
+            read_only: true,
+        });
+    }
+    Ok(a)
+}
+
+/// Stage 2: each entry's copy, bind or link, parents before children.
+pub fn plan_entries(inp: &Inputs, probe: &dyn Probe) -> Vec<Action> {
+    let node_dir = format!("{PERSISTENT}/{}", inp.node);
+    let mut a = Vec::new();
+    for e in inp.entries {
+        entry_actions(inp, e, probe, &node_dir, &mut a);
+    }
+    a
+}
+
+fn entry_actions(inp: &Inputs, e: &Entry, probe: &dyn Probe, node_dir: &str, a: &mut Vec<Action>) {
+    let p = &e.path;
+    let tmp = format!("{TMPFS}{p}");
+    let hits: Vec<String> = (0..inp.trees.len())
+        .map(|i| format!("{MNT}/{i}{p}"))
+        .filter(|c| probe.found(c) == Some(true))
+        .collect();
+    let prepared = probe.is_prepared_link(p);
+    // The image's own copy: /.default for a prepared link entry, else the path.
+    let own = if probe.found(&format!("{DEFAULT}{p}")).is_some() {
+        Some(format!("{DEFAULT}{p}"))
+    } else if !prepared && probe.found(p).is_some() {
+        Some(p.clone())
+    } else {
+        None
+    };
+    let mut source = hits.first().cloned().or_else(|| own.clone());
+    let mut kind = e.kind;
+    if kind.is_link() && !prepared && e.parent.is_none() {
+        if probe.writable() && own.is_some() {
+            a.push(Action::PrepareLink { path: p.clone() });
+            // The original is in /.default once prepared.
+            source = hits.first().cloned().or(Some(format!("{DEFAULT}{p}")));
+        } else {
+            // A read-only image without liteimg's links: bind instead, loudly.
+            a.push(Action::Warn(format!(
+                "{p}: the image has no link chain for a link entry; binding instead (prepare the image with `init-agent statelite apply` on the master)"
+            )));
+            kind = match kind {
+                Kind::LinkPersistent => Kind::Persistent,
+                Kind::LinkCon => Kind::Con,
+                Kind::LinkRo => Kind::Ro,
+                _ => Kind::Tmpfs,
+            };
+        }
+    }
+    let under_parent = e.parent.is_some();
+    let parent_persistent = e
+        .parent
+        .is_some_and(|i| inp.entries[i].kind.is_persistent());
+    let persistent = format!("{node_dir}{p}");
+    if kind.is_persistent() && inp.store.is_none() {
+        a.push(Action::Warn(format!(
+            "{p}: persistent but no STATEMNT: kept in tmpfs, lost at reboot"
+        )));
+    }
+    let missing = || {
+        Action::Warn(format!(
+            "{p}: not found in any litetree, {DEFAULT} or the image"
+        ))
+    };
+    match kind {
+        Kind::Tmpfs | Kind::Link => match &source {
+            Some(s) => {
+                a.push(Action::Copy {
+                    from: s.clone(),
+                    to: tmp.clone(),
+                    if_missing: false,
+                });
+                if kind == Kind::Tmpfs && !under_parent {
+                    a.push(Action::Bind {
+                        source: tmp,
+                        target: p.clone(),
+                        read_only: false,
+                    });
+                }
+            }
+            None => a.push(missing()),
+        },
+        Kind::Persistent | Kind::LinkPersistent => {
+            let store = if inp.store.is_some() {
+                persistent
+            } else {
+                tmp.clone()
+            };
+            match &source {
+                Some(s) => a.push(Action::Copy {
+                    from: s.clone(),
+                    to: store.clone(),
+                    if_missing: true,
+                }),
+                None if probe.found(&store).is_none() => a.push(missing()),
+                None => {}
+            }
+            // Inside a persistent parent the copy already sits in the bound tree.
+            if (kind == Kind::Persistent || under_parent) && !parent_persistent {
+                a.push(Action::Bind {
+                    source: store,
+                    target: p.clone(),
+                    read_only: false,
+                });
+            } else if store != tmp {
+                a.push(Action::Symlink {
+                    path: tmp.clone(),
+                    target: link_target(&tmp, &store),
+                });
+            }
+        }
+        Kind::Con | Kind::LinkCon => {
+            let from = if hits.is_empty() {
+                own.into_iter().collect()
+            } else {
+                hits
+            };
+            if from.is_empty() {
+                a.push(missing());
+            } else {
+                a.push(Action::Concat {
+                    from,
+                    to: tmp.clone(),
+                });
+                if kind == Kind::Con {
+                    a.push(Action::Bind {
+                        source: tmp,
+                        target: p.clone(),
+                        read_only: false,
+                    });
+                }
+            }
+        }
+        Kind::Ro | Kind::LinkRo => match hits.first() {
+            Some(h) if kind == Kind::Ro => a.push(Action::Bind {
+                source: h.clone(),
+                target: p.clone(),
+                read_only: true,
+            }),
+            Some(h) => a.push(Action::Symlink {
+                path: tmp.clone(),
+                target: link_target(&tmp, h),
+            }),
+            None => a.push(Action::Warn(format!(
+                "{p}: ro needs a litetree copy and none has it"
+            ))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;
