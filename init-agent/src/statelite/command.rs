@@ -43,16 +43,18 @@ fn apply(a: &StateliteApply) -> anyhow::Result<bool> {
         .clone()
         .or(conf.statelite.image.clone())
         .unwrap_or_default();
-    let store = a.state.as_ref().map(|s| {
-        if s.starts_with('/') {
-            Store::Local(s.clone())
-        } else {
-            Store::Nfs {
-                source: s.clone(),
-                options: conf.statelite.mntopts.join(","),
-            }
-        }
-    });
+    // An existing directory is a local store; <server>:<path> is NFS.
+    let store = match &a.state {
+        Some(s) if std::path::Path::new(s).is_dir() => Some(Store::Local(
+            std::fs::canonicalize(s)?.display().to_string(),
+        )),
+        Some(s) if s.contains(':') => Some(Store::Nfs {
+            source: s.clone(),
+            options: conf.statelite.mntopts.join(","),
+        }),
+        Some(s) => bail!("--state {s}: neither a directory nor <server>:<path>"),
+        None => None,
+    };
     let req = Request {
         tables: &conf.statelite,
         image: &image,

@@ -518,10 +518,13 @@ fn entry_actions(inp: &Inputs, e: &Entry, probe: &dyn Probe, node_dir: &str, a: 
             // The original is in /.default once prepared.
             source = hits.first().cloned().or(Some(format!("{DEFAULT}{p}")));
         } else {
-            // A read-only image without liteimg's links: bind instead, loudly.
-            a.push(Action::Warn(format!(
-                "{p}: the image has no link chain for a link entry; binding instead (prepare the image with `init-agent statelite apply` on the master)"
-            )));
+            // A read-only image without liteimg's links: bind instead, loudly
+            // (a path found nowhere gets its own warning below).
+            if source.is_some() {
+                a.push(Action::Warn(format!(
+                    "{p}: the image has no link chain for a link entry; binding instead (prepare the image with `init-agent statelite apply` on the master)"
+                )));
+            }
             kind = match kind {
                 Kind::LinkPersistent => Kind::Persistent,
                 Kind::LinkCon => Kind::Con,
