@@ -19,6 +19,7 @@ pub enum Command {
     Sync(Sync),
     Manifest(Manifest),
     Statelite(Statelite),
+    Cdsl(Cdsl),
 }
 
 /// Print the boot plan for a kernel command line and configuration.
@@ -187,4 +188,82 @@ pub struct StateliteApply {
     /// extra litetree variable NAME=VALUE (repeatable)
     #[argh(option)]
     pub var: Vec<String>,
+}
+
+/// Open-Sharedroot CDSLs in a shared root: per-node trees under
+/// /cluster/cdsl/<nodeid>, host-dependent paths as relative symlinks through
+/// /cdsl.local (each node binds its own tree there at boot).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "cdsl")]
+pub struct Cdsl {
+    #[argh(subcommand)]
+    pub command: CdslCommand,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum CdslCommand {
+    Init(CdslInit),
+    Hostdep(CdslPath),
+    Shared(CdslShared),
+    List(CdslList),
+}
+
+/// Create the infrastructure: the default tree, one tree per node (a copy of
+/// the default), the shared tree and the link point.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "init")]
+pub struct CdslInit {
+    /// the shared root
+    #[argh(option)]
+    pub root: PathBuf,
+    /// node ids: --nodes 1,2,3 or --nodes 1 --nodes 2
+    #[argh(option)]
+    pub nodes: Vec<String>,
+    /// configuration with a [cdsl] section (default: built-in paths)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+}
+
+/// Make PATH host-dependent: copied into every node's tree, replaced by a
+/// relative symlink through the link point.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "hostdep")]
+pub struct CdslPath {
+    /// the shared root
+    #[argh(option)]
+    pub root: PathBuf,
+    /// configuration with a [cdsl] section (default: built-in paths)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// absolute path inside the root
+    #[argh(positional)]
+    pub path: String,
+}
+
+/// Make a host-dependent PATH shared again (from the default tree).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "shared")]
+pub struct CdslShared {
+    /// the shared root
+    #[argh(option)]
+    pub root: PathBuf,
+    /// configuration with a [cdsl] section (default: built-in paths)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// absolute path inside the root
+    #[argh(positional)]
+    pub path: String,
+}
+
+/// List the node trees and the host-dependent paths.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "list")]
+pub struct CdslList {
+    /// the shared root
+    #[argh(option)]
+    pub root: PathBuf,
+    /// configuration with a [cdsl] section (default: built-in paths)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
 }

@@ -1,3 +1,4 @@
+pub mod cdsl;
 pub mod cli;
 pub mod cmdline;
 pub mod config;

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         Command::Sync(a) => init_agent::sync::command::run(&a),
         Command::Manifest(a) => init_agent::sync::command::manifest(&a),
         Command::Statelite(a) => init_agent::statelite::command::run(&a),
+        Command::Cdsl(a) => init_agent::cdsl::command(&a),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

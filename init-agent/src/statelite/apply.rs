@@ -45,7 +45,7 @@ impl Root {
 
     /// O_PATH descriptor of `path` (absolute in the root), symlinks resolved
     /// inside the root; `follow_last` false keeps a final symlink itself.
-    fn reach(&self, path: &str, follow_last: bool) -> io::Result<OwnedFd> {
+    pub(crate) fn reach(&self, path: &str, follow_last: bool) -> io::Result<OwnedFd> {
         let mut flags = OFlags::PATH | OFlags::CLOEXEC;
         if !follow_last {
             flags |= OFlags::NOFOLLOW;
@@ -55,7 +55,7 @@ impl Root {
         Ok(rfs::openat2(&self.fd, rel, flags, Mode::empty(), IN_ROOT)?)
     }
 
-    fn open_dir(&self, path: &str) -> io::Result<OwnedFd> {
+    pub(crate) fn open_dir(&self, path: &str) -> io::Result<OwnedFd> {
         let rel = path.trim_start_matches('/');
         let rel = if rel.is_empty() { "." } else { rel };
         Ok(rfs::openat2(
@@ -68,7 +68,7 @@ impl Root {
     }
 
     /// The parent directory (resolved in the root) and the last name.
-    fn parent(&self, path: &str) -> io::Result<(OwnedFd, CString)> {
+    pub(crate) fn parent(&self, path: &str) -> io::Result<(OwnedFd, CString)> {
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
         Ok((
             self.open_dir(dir)?,
@@ -77,11 +77,11 @@ impl Root {
     }
 
     /// A path the kernel resolves to exactly what `reach` found.
-    fn proc(fd: &OwnedFd) -> PathBuf {
+    pub(crate) fn proc(fd: &OwnedFd) -> PathBuf {
         PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
     }
 
-    fn mkdir_p(&self, path: &str) -> io::Result<()> {
+    pub(crate) fn mkdir_p(&self, path: &str) -> io::Result<()> {
         let mut at = String::new();
         for part in path
             .trim_start_matches('/')
@@ -100,7 +100,7 @@ impl Root {
         Ok(())
     }
 
-    fn kind(&self, path: &str, follow: bool) -> Option<rfs::FileType> {
+    pub(crate) fn kind(&self, path: &str, follow: bool) -> Option<rfs::FileType> {
         let fd = self.reach(path, follow).ok()?;
         let st = rfs::fstat(&fd).ok()?;
         Some(rfs::FileType::from_raw_mode(st.st_mode))
@@ -251,7 +251,7 @@ fn nfs_options(source: &str, options: &str) -> Result<String, String> {
 }
 
 /// A file with its metadata, or a directory tree through the sync engine.
-fn copy(root: &Root, from: &str, to: &str) -> io::Result<()> {
+pub(crate) fn copy(root: &Root, from: &str, to: &str) -> io::Result<()> {
     let parent = to.rsplit_once('/').map_or("/", |(d, _)| d);
     root.mkdir_p(parent)?;
     let src = root.reach(from, true)?;
