@@ -57,4 +57,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --locked
 
+log "VM tests (QEMU/TCG + nfs-ganesha)"
+vmtests/overlay-symlink-rename.sh
+
 log "all tests passed"
