@@ -59,5 +59,6 @@ cargo test --workspace --locked
 
 log "VM tests (QEMU/TCG + nfs-ganesha)"
 vmtests/overlay-symlink-rename.sh
+vmtests/pid1-outcome.sh
 
 log "all tests passed"

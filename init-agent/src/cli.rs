@@ -20,6 +20,7 @@ pub enum Command {
     Manifest(Manifest),
     Statelite(Statelite),
     Cdsl(Cdsl),
+    Mkinitramfs(Mkinitramfs),
 }
 
 /// Print the boot plan for a kernel command line and configuration.
@@ -266,4 +267,33 @@ pub struct CdslList {
     /// configuration with a [cdsl] section (default: built-in paths)
     #[argh(option)]
     pub config: Option<PathBuf>,
+}
+
+/// Write a standalone initramfs (gzip'ed newc cpio): this binary as /init,
+/// the modules the boot needs with their dependencies, optional configuration
+/// and tools (with their shared libraries; busybox also becomes /bin/sh).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "mkinitramfs")]
+pub struct Mkinitramfs {
+    /// kernel release (uname -r of the node kernel)
+    #[argh(option)]
+    pub kernel_release: String,
+    /// directory holding <release>/modules.dep (e.g. /lib/modules)
+    #[argh(option)]
+    pub modules_dir: PathBuf,
+    /// the initramfs to write
+    #[argh(option)]
+    pub output: PathBuf,
+    /// configuration to embed as /etc/init-agent.toml
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// extra tool to include (mke2fs, sfdisk, busybox), repeatable
+    #[argh(option)]
+    pub add_tool: Vec<PathBuf>,
+    /// extra kernel module, repeatable
+    #[argh(option)]
+    pub module: Vec<String>,
+    /// the init-agent binary to use as /init (default: this one)
+    #[argh(option)]
+    pub binary: Option<PathBuf>,
 }

@@ -5,6 +5,10 @@ use std::process::ExitCode;
 use init_agent::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    // As the initramfs's /init the kernel starts us as PID 1 with no arguments.
+    if rustix::process::getpid().is_init() {
+        init_agent::pid1::run();
+    }
     let cli: Cli = argh::from_env();
     let result = match cli.command {
         Command::Explain(a) => init_agent::explain::run(&a),
@@ -13,6 +17,7 @@ fn main() -> ExitCode {
         Command::Manifest(a) => init_agent::sync::command::manifest(&a),
         Command::Statelite(a) => init_agent::statelite::command::run(&a),
         Command::Cdsl(a) => init_agent::cdsl::command(&a),
+        Command::Mkinitramfs(a) => init_agent::initramfs::run(&a),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

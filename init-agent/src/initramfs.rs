@@ -1,0 +1,258 @@
+//! `init-agent mkinitramfs`: a gzip'ed newc cpio that boots on its own, with
+//! the static binary as `/init`, the kernel modules the boot needs (and their
+//! dependencies), an optional configuration and extra tools with their
+//! libraries.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+use crate::modules::ModuleDb;
+
+/// Modules a node needs on QEMU and common hardware to reach the NFS root
+/// and its local disk; `[boot] modules` and `--module` add to them.
+pub const DEFAULT_MODULES: &[&str] = &[
+    "virtio_pci",
+    "virtio_net",
+    "virtio_blk",
+    "nfsv4",
+    "nfsv3",
+    "overlay",
+    "ext4",
+    "crc32c_generic",
+];
+
+enum Item {
+    Dir,
+    File { mode: u32, data: Vec<u8> },
+    Symlink(String),
+}
+
+/// The archive's entries by path: parents are emitted before their children,
+/// as the kernel's unpacker will not create a missing parent directory.
+#[derive(Default)]
+pub struct Archive {
+    items: BTreeMap<String, Item>,
+}
+
+impl Archive {
+    fn parents(&mut self, path: &str) {
+        let mut at = String::new();
+        for part in path
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .split_last()
+            .map_or(&[][..], |(_, r)| r)
+        {
+            at.push_str(if at.is_empty() { "" } else { "/" });
+            at.push_str(part);
+            self.items.entry(at.clone()).or_insert(Item::Dir);
+        }
+    }
+
+    pub fn dir(&mut self, path: &str) {
+        let p = path.trim_matches('/').to_string();
+        self.parents(&p);
+        self.items.insert(p, Item::Dir);
+    }
+
+    pub fn file(&mut self, path: &str, mode: u32, data: Vec<u8>) {
+        let p = path.trim_matches('/').to_string();
+        self.parents(&p);
+        self.items.insert(p, Item::File { mode, data });
+    }
+
+    pub fn symlink(&mut self, path: &str, target: &str) {
+        let p = path.trim_matches('/').to_string();
+        self.parents(&p);
+        self.items.insert(p, Item::Symlink(target.to_string()));
+    }
+
+    /// newc: "070701", 13 eight-digit hex fields, the NUL-terminated name and
+    /// the data, each padded to 4 bytes.
+    pub fn write(&self, w: &mut impl Write) -> io::Result<()> {
+        let mut ino = 1u32;
+        let mut header = |w: &mut dyn Write,
+                          name: &str,
+                          mode: u32,
+                          size: usize|
+         -> io::Result<()> {
+            let nlink = if mode & 0o170000 == 0o040000 { 2 } else { 1 };
+            write!(
+                w,
+                "070701{ino:08x}{mode:08x}{:08x}{:08x}{nlink:08x}{:08x}{size:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+                0, 0, 0, 0, 0, 0, 0,
+                name.len() + 1,
+                0
+            )?;
+            ino += 1;
+            w.write_all(name.as_bytes())?;
+            w.write_all(&[0])?;
+            pad(w, 110 + name.len() + 1)
+        };
+        for (name, item) in &self.items {
+            match item {
+                Item::Dir => header(w, name, 0o040755, 0)?,
+                Item::File { mode, data } => {
+                    header(w, name, 0o100000 | mode, data.len())?;
+                    w.write_all(data)?;
+                    pad(w, data.len())?;
+                }
+                Item::Symlink(t) => {
+                    header(w, name, 0o120777, t.len())?;
+                    w.write_all(t.as_bytes())?;
+                    pad(w, t.len())?;
+                }
+            }
+        }
+        header(w, "TRAILER!!!", 0, 0)
+    }
+}
+
+fn pad(w: &mut dyn Write, len: usize) -> io::Result<()> {
+    w.write_all(&[0u8; 3][..(4 - len % 4) % 4])
+}
+
+/// The shared libraries a dynamically linked tool needs, from `ldd`.
+fn libraries(tool: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let out = std::process::Command::new("ldd")
+        .arg(tool)
+        .output()
+        .context("running ldd")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
+        .map(PathBuf::from)
+        .collect())
+}
+
+pub fn run(args: &crate::cli::Mkinitramfs) -> anyhow::Result<bool> {
+    let release_dir = args.modules_dir.join(&args.kernel_release);
+    let db = ModuleDb::load(&release_dir)
+        .with_context(|| format!("reading {}/modules.dep", release_dir.display()))?;
+    let mut wanted: Vec<String> = DEFAULT_MODULES.iter().map(|s| s.to_string()).collect();
+    let mut ar = Archive::default();
+    if let Some(conf) = &args.config {
+        let c = crate::config::load_file(conf)
+            .with_context(|| format!("loading {}", conf.display()))?;
+        wanted.extend(c.boot.modules.iter().cloned());
+        ar.file("etc/init-agent.toml", 0o644, std::fs::read(conf)?);
+    }
+    wanted.extend(args.module.iter().cloned());
+    // A module this kernel lacks is left out with a note; the boot reports it again.
+    let mut order = Vec::new();
+    for w in &wanted {
+        match db.order(std::slice::from_ref(w)) {
+            Ok(paths) => order.extend(
+                paths
+                    .into_iter()
+                    .filter(|p| !order.contains(p))
+                    .collect::<Vec<_>>(),
+            ),
+            Err(e) => eprintln!("mkinitramfs: {e}: left out"),
+        }
+    }
+    let moddir = format!("lib/modules/{}", args.kernel_release);
+    for rel in &order {
+        ar.file(
+            &format!("{moddir}/{rel}"),
+            0o644,
+            std::fs::read(release_dir.join(rel))?,
+        );
+    }
+    for meta in ["modules.dep", "modules.builtin", "modules.order"] {
+        if let Ok(data) = std::fs::read(release_dir.join(meta)) {
+            ar.file(&format!("{moddir}/{meta}"), 0o644, data);
+        }
+    }
+    let agent = match &args.binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().context("finding the init-agent binary")?,
+    };
+    ar.file(
+        "init",
+        0o755,
+        std::fs::read(&agent).with_context(|| format!("reading {}", agent.display()))?,
+    );
+    for d in [
+        "proc", "sys", "dev", "run", "tmp", "sysroot", "etc", "bin", "sbin",
+    ] {
+        ar.dir(d);
+    }
+    for tool in &args.add_tool {
+        let name = tool
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.is_empty() {
+            bail!("--add-tool {}: not a file", tool.display());
+        }
+        ar.file(
+            &format!("bin/{name}"),
+            0o755,
+            std::fs::read(tool).with_context(|| format!("reading {}", tool.display()))?,
+        );
+        for lib in libraries(tool)? {
+            let data = std::fs::read(&lib).with_context(|| format!("reading {}", lib.display()))?;
+            ar.file(&lib.to_string_lossy(), 0o755, data);
+        }
+        if name == "busybox" {
+            ar.symlink("bin/sh", "busybox");
+        }
+    }
+    let file = std::fs::File::create(&args.output)
+        .with_context(|| format!("creating {}", args.output.display()))?;
+    let mut gz =
+        flate2::write::GzEncoder::new(io::BufWriter::new(file), flate2::Compression::new(6));
+    ar.write(&mut gz)?;
+    gz.finish()?.flush()?;
+    eprintln!(
+        "mkinitramfs: {} with {} modules for {}",
+        args.output.display(),
+        order.len(),
+        args.kernel_release
+    );
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newc_entries_are_aligned_and_parents_come_first() {
+        let mut ar = Archive::default();
+        ar.file("lib/modules/x/a.ko", 0o644, b"abc".to_vec());
+        ar.symlink("bin/sh", "busybox");
+        let mut out = Vec::new();
+        ar.write(&mut out).unwrap();
+        let text = String::from_utf8_lossy(&out);
+        let names: Vec<&str> = [
+            "bin\0",
+            "bin/sh\0",
+            "lib\0",
+            "lib/modules\0",
+            "lib/modules/x\0",
+            "lib/modules/x/a.ko\0",
+            "TRAILER!!!\0",
+        ]
+        .into_iter()
+        .collect();
+        let mut at = 0;
+        for n in names {
+            let i = text[at..]
+                .find(n)
+                .unwrap_or_else(|| panic!("{n:?} missing or out of order"))
+                + at;
+            // Each name starts right after a 110-byte header that starts 4-aligned.
+            assert_eq!((i - 110) % 4, 0, "{n:?}");
+            assert_eq!(&text[i - 110..i - 104], "070701");
+            at = i;
+        }
+        assert_eq!(out.len() % 4, 0);
+    }
+}

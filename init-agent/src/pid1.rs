@@ -1,0 +1,254 @@
+//! PID 1: the boot flow cmdline → config → plan → modules → net → source →
+//! mode → hooks → switch_root. Nothing here may panic its way out (that would
+//! be a kernel panic): every failure becomes one line on the console and in
+//! the kernel log, then the configured outcome.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::cmdline::{self, Fallback};
+use crate::modules::ModuleDb;
+use crate::{config, plan, sys};
+
+/// Console (stderr of PID 1 is /dev/console) plus /dev/kmsg, with levels;
+/// `rd.debug` lowers the threshold to debug.
+struct Logger {
+    kmsg: Mutex<Option<std::fs::File>>,
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::max_level()
+    }
+
+    fn log(&self, r: &log::Record) {
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        let line = format!("init-agent: {}", r.args());
+        let _ = writeln!(std::io::stderr(), "{line}");
+        // kmsg priorities: 3 err, 4 warning, 6 info, 7 debug.
+        let prio = match r.level() {
+            log::Level::Error => 3,
+            log::Level::Warn => 4,
+            log::Level::Info => 6,
+            _ => 7,
+        };
+        if let Ok(mut k) = self.kmsg.lock() {
+            if let Some(f) = k.as_mut() {
+                let _ = writeln!(f, "<{prio}>{line}");
+            }
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn init_logger(debug: bool) {
+    let kmsg = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/kmsg")
+        .ok();
+    let logger = Box::leak(Box::new(Logger {
+        kmsg: Mutex::new(kmsg),
+    }));
+    // A second init (retry) keeps the first logger.
+    let _ = log::set_logger(logger);
+    log::set_max_level(if debug {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    });
+}
+
+/// Why the boot stopped and what to do about it.
+struct Failure {
+    why: String,
+    fallback: Fallback,
+    reboot_delay: u32,
+    retry_max_delay: u32,
+    shell: String,
+}
+
+fn mount_pseudo() -> Result<(), String> {
+    for (what, fstype, target, opts) in [
+        ("proc", "proc", "/proc", ""),
+        ("sysfs", "sysfs", "/sys", ""),
+        ("devtmpfs", "devtmpfs", "/dev", "mode=0755"),
+        ("tmpfs", "tmpfs", "/run", "mode=0755"),
+    ] {
+        let _ = std::fs::create_dir_all(target);
+        match sys::mount_fs(what, Path::new(target), fstype, false, opts) {
+            Ok(()) => {}
+            // Already there: a retry, or an initramfs tool that mounted it.
+            Err(e) if e.source.raw_os_error() == Some(16) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+fn boot() -> Result<std::convert::Infallible, Failure> {
+    let early = |why: String| Failure {
+        why,
+        fallback: Fallback::Reboot,
+        reboot_delay: 30,
+        retry_max_delay: 30,
+        shell: "/bin/sh".into(),
+    };
+    mount_pseudo().map_err(early)?;
+    let raw =
+        std::fs::read("/proc/cmdline").map_err(|e| early(format!("reading /proc/cmdline: {e}")))?;
+    let params = cmdline::parse_bytes(&raw);
+    init_logger(params.debug);
+    let loaded = config::load_for_boot(None, params.agent.config.as_deref());
+    for e in &loaded.errors {
+        log::warn!("config: {e} (built-in defaults in force)");
+    }
+    let c = &loaded.config;
+    let plan = plan::boot(&params, c);
+    let fail = |why: String| Failure {
+        why,
+        fallback: plan.fallback,
+        reboot_delay: c.boot.reboot_delay,
+        retry_max_delay: c.boot.retry_max_delay,
+        shell: c.boot.shell.clone(),
+    };
+    log::info!("mode {:?}, fallback {:?}", plan.mode, plan.fallback);
+    for step in &plan.steps {
+        log::debug!("plan: {step}");
+    }
+    if let Some(first) = plan.errors.first() {
+        return Err(fail(format!(
+            "boot plan: {first} ({} problem(s) in all)",
+            plan.errors.len()
+        )));
+    }
+    load_modules(&plan.modules).map_err(fail)?;
+    Err(fail(
+        "network: bringing up the boot NIC is not part of this build yet (issue 5)".into(),
+    ))
+}
+
+fn load_modules(plan_modules: &[String]) -> Result<(), String> {
+    let release = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    let dir = Path::new("/lib/modules").join(&release);
+    let db = ModuleDb::load(&dir).map_err(|e| format!("modules of {release}: {e}"))?;
+    let mut wanted: Vec<String> = crate::initramfs::DEFAULT_MODULES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    wanted.extend(plan_modules.iter().cloned());
+    let mut order: Vec<String> = Vec::new();
+    for w in &wanted {
+        match db.order(std::slice::from_ref(w)) {
+            Ok(paths) => order.extend(
+                paths
+                    .into_iter()
+                    .filter(|p| !order.contains(p))
+                    .collect::<Vec<_>>(),
+            ),
+            Err(e) => log::warn!("{e}"),
+        }
+    }
+    let mut loaded = 0;
+    for p in order {
+        let path = dir.join(&p);
+        if !path.exists() {
+            log::warn!("module {p}: not in this initramfs");
+            continue;
+        }
+        crate::modules::insert(&path).map_err(|e| format!("loading {p}: {e}"))?;
+        log::debug!("module {p} loaded");
+        loaded += 1;
+    }
+    log::info!("{loaded} kernel modules loaded");
+    Ok(())
+}
+
+/// Runs the boot and, when it stops, the configured outcome; never returns.
+pub fn run() -> ! {
+    let mut attempt: u32 = 0;
+    loop {
+        let failure = match std::panic::catch_unwind(boot) {
+            Ok(Ok(never)) => match never {},
+            Ok(Err(f)) => f,
+            Err(_) => Failure {
+                why: "internal error (a bug: please report the lines above)".into(),
+                fallback: Fallback::Reboot,
+                reboot_delay: 30,
+                retry_max_delay: 30,
+                shell: "/bin/sh".into(),
+            },
+        };
+        if log::max_level() == log::LevelFilter::Off {
+            // Failed before the logger: the line still reaches the console.
+            eprintln!("init-agent: boot stopped: {}", failure.why);
+        }
+        log::error!("boot stopped: {}", failure.why);
+        match failure.fallback {
+            Fallback::Shell => shell(&failure),
+            Fallback::Reboot => reboot(&failure),
+            // No local copy can be booted yet: retry, as the fallback documents.
+            Fallback::Retry | Fallback::Local => {
+                attempt += 1;
+                let delay = backoff(attempt, failure.retry_max_delay);
+                log::warn!("retrying in {delay} s (attempt {attempt})");
+                std::thread::sleep(Duration::from_secs(delay.into()));
+            }
+        }
+    }
+}
+
+/// Capped exponential backoff with jitter, so 500 nodes do not retry in step.
+fn backoff(attempt: u32, cap: u32) -> u32 {
+    let base = 1u32
+        .checked_shl(attempt.min(16))
+        .unwrap_or(u32::MAX)
+        .min(cap.max(1));
+    let jitter = (rustix::process::getpid().as_raw_nonzero().get() as u32).wrapping_mul(2654435761)
+        % (base / 2 + 1);
+    base / 2 + jitter
+}
+
+fn shell(f: &Failure) -> ! {
+    use std::os::unix::process::CommandExt;
+    if Path::new(&f.shell).exists() {
+        log::error!("starting the emergency shell {}", f.shell);
+        let err = std::process::Command::new(&f.shell).exec();
+        log::error!("{}: {err}", f.shell);
+    } else {
+        log::error!("no emergency shell at {}: rebooting instead", f.shell);
+    }
+    reboot(f)
+}
+
+fn reboot(f: &Failure) -> ! {
+    log::error!("rebooting in {} s", f.reboot_delay);
+    std::thread::sleep(Duration::from_secs(f.reboot_delay.into()));
+    rustix::fs::sync();
+    let _ = rustix::system::reboot(rustix::system::RebootCommand::Restart);
+    // Still here (not PID 1, or no permission): nothing better than waiting.
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn backoff_grows_to_the_cap_and_never_to_zero() {
+        for a in 1..40 {
+            let d = backoff(a, 30);
+            assert!((1..=30).contains(&d), "attempt {a}: {d}");
+        }
+        assert!(backoff(1, 30) <= 2);
+    }
+}

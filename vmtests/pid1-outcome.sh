@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# init-agent as PID 1 of a standalone initramfs made by `init-agent
+# mkinitramfs`: it mounts /proc /sys /dev /run, reads the command line, plans,
+# loads the modules from modules.dep, and when a stage cannot go on, says why
+# in one line and takes the configured outcome (here: reboot, which QEMU's
+# -no-reboot turns into an exit). No kernel panic, no hang.
+set -euo pipefail
+. "$(dirname "$0")/lib/setup.sh"
+vm_install
+vm_kernel
+ROOT_DIR=$(cd "$VM_DIR/.." && pwd)
+(cd "$ROOT_DIR" && cargo build --release --quiet)
+AGENT=$ROOT_DIR/target/x86_64-unknown-linux-gnu/release/init-agent
+
+T=$WORK/pid1
+rm -rf "$T"
+mkdir -p "$T"
+printf '[boot]\nreboot_delay = 1\n' >"$T/init-agent.toml"
+"$AGENT" mkinitramfs --kernel-release "$KREL" --modules-dir "$KDIR/lib/modules" \
+    --config "$T/init-agent.toml" --output "$T/initrd.gz" 2>"$T/mkinitramfs.log"
+start=$(date +%s)
+vm_qemu "$T/initrd.gz" "root=nfs:10.0.2.2:/export initagent.fallback=reboot rd.debug" 90 \
+    </dev/null | tr -d '\r' >"$T/console.log" || true
+took=$(($(date +%s) - start))
+check() { # pattern what
+    if ! grep -aq "$1" "$T/console.log"; then
+        echo "pid1: FAILED: $2 (console in $T/console.log)" >&2
+        tail -20 "$T/console.log" >&2
+        exit 1
+    fi
+}
+check "init-agent: mode Nfsroot, fallback Reboot" "the plan was not made from the command line"
+check "init-agent: [0-9]* kernel modules loaded" "modules were not loaded"
+check "init-agent: boot stopped: network" "the stopping stage was not named"
+check "init-agent: rebooting in 1 s" "the configured outcome (reboot) was not taken"
+if grep -aq "Kernel panic" "$T/console.log"; then
+    echo "pid1: FAILED: kernel panic" >&2
+    exit 1
+fi
+echo "pid1: plan, modules, one-line cause and reboot outcome in ${took} s"
