@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # init-agent as PID 1 of a standalone initramfs made by `init-agent
 # mkinitramfs`: it mounts /proc /sys /dev /run, reads the command line, plans,
-# loads the modules from modules.dep, and when a stage cannot go on, says why
+# loads the modules from modules.dep, configures eth0 by DHCP through netlink,
+# and when a stage cannot go on, says why
 # in one line and takes the configured outcome (here: reboot, which QEMU's
 # -no-reboot turns into an exit). No kernel panic, no hang.
 set -euo pipefail
@@ -15,7 +16,7 @@ AGENT=$ROOT_DIR/target/x86_64-unknown-linux-gnu/release/init-agent
 T=$WORK/pid1
 rm -rf "$T"
 mkdir -p "$T"
-printf '[boot]\nreboot_delay = 1\n' >"$T/init-agent.toml"
+printf '[boot]\nreboot_delay = 1\n\n[net]\nlink_timeout = 2\n' >"$T/init-agent.toml"
 "$AGENT" mkinitramfs --kernel-release "$KREL" --modules-dir "$KDIR/lib/modules" \
     --config "$T/init-agent.toml" --output "$T/initrd.gz" 2>"$T/mkinitramfs.log"
 start=$(date +%s)
@@ -31,10 +32,16 @@ check() { # pattern what
 }
 check "init-agent: mode Nfsroot, fallback Reboot" "the plan was not made from the command line"
 check "init-agent: [0-9]* kernel modules loaded" "modules were not loaded"
-check "init-agent: boot stopped: network" "the stopping stage was not named"
+check "init-agent: network up: eth0 10.0.2.15/24 via 10.0.2.2" "DHCP over netlink did not configure eth0"
+check "init-agent: boot stopped: nfs" "the stopping stage was not named"
 check "init-agent: rebooting in 1 s" "the configured outcome (reboot) was not taken"
 if grep -aq "Kernel panic" "$T/console.log"; then
     echo "pid1: FAILED: kernel panic" >&2
     exit 1
 fi
-echo "pid1: plan, modules, one-line cause and reboot outcome in ${took} s"
+# A BOOTIF naming a NIC the node does not have: named, then the outcome.
+vm_qemu "$T/initrd.gz" "root=nfs:10.0.2.2:/export initagent.fallback=reboot BOOTIF=01-aa-bb-cc-dd-ee-ff" 90 \
+    </dev/null | tr -d '\r' >"$T/console.log" || true
+check "init-agent: boot stopped: network: no interface has the BOOTIF address aa:bb:cc:dd:ee:ff" "a missing BOOTIF NIC was not named"
+check "init-agent: rebooting in 1 s" "the outcome after a missing NIC was not taken"
+echo "pid1: plan, modules, DHCP by netlink, one-line causes and reboot outcomes (first boot ${took} s)"

@@ -6,6 +6,7 @@ pub mod explain;
 pub mod hwaddr;
 pub mod initramfs;
 pub mod modules;
+pub mod net;
 pub mod pid1;
 pub mod plan;
 pub mod statelite;

@@ -127,8 +127,21 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
         )));
     }
     load_modules(&plan.modules).map_err(fail)?;
+    let up = crate::net::bring_up(&plan.net, &c.net).map_err(|e| fail(format!("network: {e}")))?;
+    log::info!(
+        "network up: {} {}/{}{}{}",
+        up.link,
+        up.address,
+        up.prefix,
+        up.gateway.map(|g| format!(" via {g}")).unwrap_or_default(),
+        up.lease
+            .as_ref()
+            .and_then(|l| l.root_path.as_ref())
+            .map(|r| format!(", DHCP root-path {r}"))
+            .unwrap_or_default()
+    );
     Err(fail(
-        "network: bringing up the boot NIC is not part of this build yet (issue 5)".into(),
+        "nfs: mounting the standard root is not part of this build yet (issue 5)".into(),
     ))
 }
 
