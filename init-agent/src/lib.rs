@@ -9,6 +9,8 @@ pub mod modules;
 pub mod net;
 pub mod pid1;
 pub mod plan;
+pub mod source;
 pub mod statelite;
+pub mod switch_root;
 pub mod sync;
 pub mod sys;

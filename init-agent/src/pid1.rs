@@ -140,9 +140,22 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
             .map(|r| format!(", DHCP root-path {r}"))
             .unwrap_or_default()
     );
-    Err(fail(
-        "nfs: mounting the standard root is not part of this build yet (issue 5)".into(),
-    ))
+    let root_path = up.lease.as_ref().and_then(|l| l.root_path.clone());
+    crate::source::mount(
+        &plan.source,
+        root_path.as_deref(),
+        std::time::Duration::from_secs(plan.timeout.into()),
+    )
+    .map_err(|e| fail(format!("nfs: {e}")))?;
+    match plan.mode {
+        cmdline::Mode::Nfsroot | cmdline::Mode::Update => {
+            let why = crate::switch_root::switch_root(Path::new(&plan.source.mountpoint), &plan.init, &plan.init_args);
+            Err(fail(format!("switch_root: {why}")))
+        }
+        other => Err(fail(format!(
+            "mode {other}: the {other} stage is not part of this build yet (issue 5); nfsroot and update boot"
+        ))),
+    }
 }
 
 fn load_modules(plan_modules: &[String]) -> Result<(), String> {

@@ -1,0 +1,147 @@
+//! The standard root over NFS, mounted with the kernel client by mount(2):
+//! no mount.nfs in the initramfs, so the option string carries `addr=` and
+//! `proto=tcp` itself. Servers are tried in order until the timeout.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::plan::SourcePlan;
+
+/// File system type, data string and read-only flag for mount(2).
+pub fn mount_args(
+    options: &[String],
+    server: Ipv4Addr,
+    version: Option<u8>,
+) -> (&'static str, String, bool) {
+    let read_only = !options.iter().any(|o| o == "rw");
+    let mut data: Vec<String> = options
+        .iter()
+        .filter(|o| {
+            *o != "ro"
+                && *o != "rw"
+                && !o.starts_with("addr=")
+                && !o.starts_with("vers=")
+                && !o.starts_with("nfsvers=")
+        })
+        .cloned()
+        .collect();
+    let vers = options
+        .iter()
+        .find_map(|o| {
+            o.strip_prefix("vers=")
+                .or_else(|| o.strip_prefix("nfsvers="))
+        })
+        .map(String::from)
+        .unwrap_or_else(|| match version {
+            Some(3) => "3".into(),
+            _ => "4.2".into(),
+        });
+    let fstype = if vers.starts_with('3') { "nfs" } else { "nfs4" };
+    data.push(format!("vers={vers}"));
+    data.push(format!("addr={server}"));
+    if !data.iter().any(|o| o.starts_with("proto=")) {
+        // The kernel's NFS client here has no UDP (NFS_DISABLE_UDP_SUPPORT).
+        data.push("proto=tcp".into());
+    }
+    if fstype == "nfs" && !data.iter().any(|o| o == "nolock" || o == "lock") {
+        // No rpc.statd in the initramfs: v3 locking cannot work.
+        data.push("nolock".into());
+    }
+    (fstype, data.join(","), read_only)
+}
+
+/// Mounts the root on `plan.mountpoint`; DHCP's root-path (option 17,
+/// `<server>:<path>`) fills in when the command line named no server.
+pub fn mount(
+    plan: &SourcePlan,
+    root_path: Option<&str>,
+    timeout: Duration,
+) -> Result<String, String> {
+    let from_dhcp = root_path
+        .and_then(|r| r.split_once(':'))
+        .map(|(s, p)| (s.to_string(), p.to_string()));
+    let mut servers = plan.servers.clone();
+    if servers.is_empty() {
+        servers.extend(
+            plan.server
+                .clone()
+                .or(from_dhcp.as_ref().map(|d| d.0.clone())),
+        );
+    }
+    let path = plan
+        .path
+        .clone()
+        .or(from_dhcp.map(|d| d.1))
+        .ok_or("no standard root: neither root= nor DHCP root-path names one")?;
+    if servers.is_empty() {
+        return Err("no NFS server: neither root= nor DHCP root-path names one".into());
+    }
+    let target = Path::new(&plan.mountpoint);
+    std::fs::create_dir_all(target).map_err(|e| format!("{}: {e}", target.display()))?;
+    let deadline = Instant::now() + timeout;
+    let mut delay = 1;
+    loop {
+        let mut last = String::new();
+        for s in &servers {
+            let Ok(ip) = s.trim_matches(|c| c == '[' || c == ']').parse::<Ipv4Addr>() else {
+                last = format!("{s}: needs an IPv4 address (no name lookup in the initramfs)");
+                continue;
+            };
+            let (fstype, data, ro) = mount_args(&plan.options, ip, plan.version);
+            let source = format!("{s}:{path}");
+            match crate::sys::mount_fs(&source, target, fstype, ro, &data) {
+                Ok(()) => {
+                    log::info!(
+                        "standard root {source} mounted on {} ({fstype}, {data})",
+                        target.display()
+                    );
+                    return Ok(source);
+                }
+                Err(e) => {
+                    log::warn!("{source}: {}", e.source);
+                    last = format!("{source}: {}", e.source);
+                }
+            }
+        }
+        if Instant::now() + Duration::from_secs(delay) > deadline {
+            return Err(format!("{last} (gave up after {} s)", timeout.as_secs()));
+        }
+        std::thread::sleep(Duration::from_secs(delay));
+        delay = (delay * 2).min(16);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn option_strings_carry_addr_proto_and_version() {
+        let ip = Ipv4Addr::new(10, 0, 2, 2);
+        assert_eq!(
+            mount_args(&s(&["ro", "vers=3", "actimeo=600"]), ip, None),
+            (
+                "nfs",
+                "actimeo=600,vers=3,addr=10.0.2.2,proto=tcp,nolock".to_string(),
+                true
+            )
+        );
+        assert_eq!(
+            mount_args(&s(&["rw"]), ip, Some(4)),
+            (
+                "nfs4",
+                "vers=4.2,addr=10.0.2.2,proto=tcp".to_string(),
+                false
+            )
+        );
+        assert_eq!(
+            mount_args(&s(&["ro", "nfsvers=4.1"]), ip, None).1,
+            "vers=4.1,addr=10.0.2.2,proto=tcp"
+        );
+    }
+}
