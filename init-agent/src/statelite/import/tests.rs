@@ -6,100 +6,513 @@ const ALT: &str = include_str!("../../../../conf/xcat/litefile-alt.csv");
 const TREE: &str = include_str!("../../../../conf/xcat/litetree-example.csv");
 const NODES: &str = include_str!("../../../../conf/xcat/statelite-example.csv");
 
+const LF: &str = "#image,file,options,comments,disable\n";
+const LT: &str = "#priority,image,directory,mntopts,comments,disable\n";
+const SL: &str = "#node,image,statemnt,mntopts,comments,disable\n";
+
 #[test]
 fn the_seed_alt_table_imports_33_rows() {
     let rows = parse_litefile(ALT).unwrap();
     assert_eq!(rows.len(), 33);
     assert!(rows.iter().all(|r| r.image == "ALL"));
-    let root = rows.iter().find(|r| r.file == "/root/").unwrap();
-    assert_eq!(root.options, "persistent");
-    assert_eq!(rows.iter().filter(|r| r.options.is_empty()).count(), 32);
+    assert_eq!(rows[0].file, "/etc/adjtime");
+    assert_eq!(rows[32].file, "/etc/openssh/");
+    for r in &rows {
+        let want = if r.file == "/root/" { "persistent" } else { "" };
+        assert_eq!(r.options, want, "{}", r.file);
+    }
+}
+
+#[test]
+fn the_example_tables_import() {
+    let tree = parse_litetree(TREE).unwrap();
+    assert_eq!(
+        tree,
+        vec![
+            LiteTree {
+                priority: 1.0,
+                image: "ALL".into(),
+                directory: "10.0.0.1:/statelite/litetree/$node".into(),
+                mntopts: None,
+            },
+            LiteTree {
+                priority: 2.0,
+                image: "ALL".into(),
+                directory: "10.0.0.1:/statelite/litetree/common".into(),
+                mntopts: Some("vers=4.1,ro".into()),
+            },
+        ]
+    );
+    let nodes = parse_statelite(NODES).unwrap();
+    let names: Vec<&str> = nodes.iter().map(|n| n.node.as_str()).collect();
+    assert_eq!(names, ["compute", "cn001"]);
+    assert_eq!(nodes[1].mntopts.as_deref(), Some("nolock,tcp,vers=3"));
 }
 
 #[test]
 fn imported_toml_round_trips_through_the_config_parser() {
-    let text = import_xcat(ALT, Some(TREE), Some(NODES)).unwrap();
-    assert!(text.starts_with("# Imported from xCAT tabdump"));
-    let conf = crate::config::parse(&text).unwrap();
-    assert_eq!(conf.statelite.litefile, parse_litefile(ALT).unwrap());
-    assert_eq!(conf.statelite.litetree, parse_litetree(TREE).unwrap());
-    assert_eq!(conf.statelite.node, parse_statelite(NODES).unwrap());
+    let cases: [(Option<&str>, Option<&str>); 4] = [
+        (None, None),
+        (Some(TREE), None),
+        (None, Some(NODES)),
+        (Some(TREE), Some(NODES)),
+    ];
+    for (tree, nodes) in cases {
+        let text = import_xcat(ALT, tree, nodes).unwrap();
+        assert!(
+            text.starts_with("# Imported from xCAT tabdump by init-agent statelite import-xcat\n")
+        );
+        assert_eq!(text.contains("[[statelite.litetree]]"), tree.is_some());
+        assert_eq!(text.contains("[[statelite.node]]"), nodes.is_some());
+        let conf = crate::config::parse(&text).unwrap();
+        assert_eq!(conf.statelite.litefile, parse_litefile(ALT).unwrap());
+        let want_tree = tree.map(|t| parse_litetree(t).unwrap()).unwrap_or_default();
+        assert_eq!(conf.statelite.litetree, want_tree);
+        let want_nodes = nodes
+            .map(|n| parse_statelite(n).unwrap())
+            .unwrap_or_default();
+        assert_eq!(conf.statelite.node, want_nodes);
+    }
+}
+
+#[test]
+fn an_empty_table_still_renders_a_valid_file() {
+    let text = import_xcat(LF, None, None).unwrap();
+    assert!(!text.contains("[[statelite"));
+    crate::config::parse(&text).unwrap();
+}
+
+/// (what, litefile text, files of the rows kept)
+#[test]
+fn litefile_syntax() {
+    let cases: &[(&str, String, &[&str])] = &[
+        (
+            "quoted commas and doubled quotes",
+            format!("{LF}\"ALL\",\"/etc/a,b\",,\"say \"\"hi\"\", ok\",\n\"ALL\",\"/x\"\"y\",,,\n"),
+            &["/etc/a,b", "/x\"y"],
+        ),
+        (
+            "disable: 1, yes, true in any case skip; 0, no, empty keep",
+            format!(
+                "{LF}\"ALL\",\"/a\",,,\"1\"\n\"ALL\",\"/b\",,,\"YES\"\n\"ALL\",\"/c\",,,\"True\"\n\
+                 \"ALL\",\"/d\",,,\"0\"\n\"ALL\",\"/e\",,,\"no\"\n\"ALL\",\"/f\",,,\n"
+            ),
+            &["/d", "/e", "/f"],
+        ),
+        (
+            "columns in another order, extra column, no disable column",
+            "#file,comments,options,image,added\n\"/a\",,\"ro\",\"img\",\"x\"\n".into(),
+            &["/a"],
+        ),
+        (
+            "blank, whitespace-only and comment lines",
+            format!("\n  \n{LF}\n# a comment, \"with quotes\n   \n\"ALL\",\"/a\",,,\n#\n\"ALL\",\"/b\",,,\n\n"),
+            &["/a", "/b"],
+        ),
+        (
+            "quoted # is data, not a comment",
+            format!("{LF}\"#img\",\"/a\",,,\n"),
+            &["/a"],
+        ),
+        (
+            "CRLF line ends, byte-order mark, no final newline",
+            "\u{feff}#image,file,options,comments,disable\r\n\"ALL\",\"/a\",,,\r\n\"ALL\",\"/b\",,,"
+                .into(),
+            &["/a", "/b"],
+        ),
+        (
+            "unquoted values and spaces around them",
+            format!("{LF}ALL, /a , tmpfs ,,\n"),
+            &["/a"],
+        ),
+        (
+            "multi-line quoted comment",
+            format!("{LF}\"ALL\",\"/a\",,\"two\n# lines\",\n\"ALL\",\"/b\",,,\n"),
+            &["/a", "/b"],
+        ),
+        ("header only", LF.into(), &[]),
+    ];
+    for (what, text, want) in cases {
+        let rows = parse_litefile(text).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let files: Vec<&str> = rows.iter().map(|r| r.file.as_str()).collect();
+        assert_eq!(&files, want, "{what}");
+    }
+}
+
+#[test]
+fn values_are_taken_by_column_name() {
+    let rows =
+        parse_litefile("#file,comments,options,image\n\"/a\",\"c\",\"ro\",\"img\"\n").unwrap();
     assert_eq!(
-        conf.statelite.litetree[1].mntopts.as_deref(),
-        Some("vers=4.1,ro")
+        rows,
+        vec![LiteFile {
+            image: "img".into(),
+            file: "/a".into(),
+            options: "ro".into(),
+        }]
+    );
+    let nodes = parse_statelite("#statemnt,node,image\n\"s:/p\",\"n1\",\n").unwrap();
+    assert_eq!(
+        nodes,
+        vec![StateliteNode {
+            node: "n1".into(),
+            image: String::new(),
+            statemnt: "s:/p".into(),
+            mntopts: None,
+        }]
     );
 }
 
 #[test]
-fn quoting_column_order_comments_and_disable_are_honoured() {
-    let text = "#file,options,image,comments,disable\n\
-                \"/etc/a,b\",\"persistent\",\"img\",\"say \"\"hi\"\"\",\n\
-                # a comment line\n\
-                \n\
-                \"/etc/off\",,\"ALL\",,\"1\"\n\
-                \"/etc/on\",,\"ALL\",,\"0\"\n\
-                \"/etc/yes\",,\"ALL\",,\"Yes\"\n";
-    let rows = parse_litefile(text).unwrap();
-    let files: Vec<&str> = rows.iter().map(|r| r.file.as_str()).collect();
-    assert_eq!(files, vec!["/etc/a,b", "/etc/on"]);
-    assert_eq!(rows[0].image, "img");
+fn priorities() {
+    let cases: &[(&str, Option<f64>)] = &[
+        ("1", Some(1.0)),
+        ("1.5", Some(1.5)),
+        ("1.0", Some(1.0)),
+        ("10", Some(10.0)),
+        ("-2", Some(-2.0)),
+        (".5", Some(0.5)),
+        ("", None),
+        ("high", None),
+        ("1e3", None),
+        ("inf", None),
+        ("NaN", None),
+        ("1.2.3", None),
+        ("-", None),
+        (".", None),
+        ("+1", None),
+        ("1 5", None),
+    ];
+    for (text, want) in cases {
+        let got = parse_litetree(&format!("{LT}\"{text}\",,\"s:/t\",,,\n"))
+            .ok()
+            .map(|rows| rows[0].priority);
+        assert_eq!(got, *want, "{text:?}");
+    }
+    // Overflowing digits are not a usable priority either.
+    let huge = "9".repeat(400);
+    assert!(parse_litetree(&format!("{LT}{huge},,s:/t,,,\n")).is_err());
 }
 
 #[test]
-fn every_error_names_table_and_line() {
-    let cases = [
+fn every_error_names_table_line_and_cause() {
+    use ImportError::*;
+    let cases: Vec<(&str, Result<String, ImportError>, ImportError, &str)> = vec![
         (
-            parse_litefile("image,file\n").unwrap_err().to_string(),
-            "litefile: the first line",
+            "empty input",
+            import_xcat("", None, None),
+            NoHeader {
+                table: "litefile",
+                line: 1,
+            },
+            "litefile line 1: expected tabdump's `#column,…` header line",
         ),
         (
-            parse_litefile("#image,options,comments,disable\n\"ALL\",,,\n")
-                .unwrap_err()
-                .to_string(),
-            "no `file` column",
+            "header without #",
+            import_xcat("\n\nimage,file,options\n", None, None),
+            NoHeader {
+                table: "litefile",
+                line: 3,
+            },
+            "litefile line 3:",
         ),
         (
-            parse_litefile("#image,file,options,comments,disable\n\"ALL\",\"/x\",\"bogus\",,\n")
-                .unwrap_err()
-                .to_string(),
-            "litefile line 2: unknown option \"bogus\"",
+            "litefile header lacks file",
+            import_xcat("#image,options,comments,disable\n\"ALL\",,,\n", None, None),
+            MissingColumn {
+                table: "litefile",
+                line: 1,
+                column: "file",
+            },
+            "litefile line 1: the header has no `file` column",
         ),
         (
-            parse_litefile("#image,file,options,comments,disable\n\"ALL\",,,,\n")
-                .unwrap_err()
-                .to_string(),
-            "line 2: empty file",
+            "bare # header",
+            import_xcat("#\n", None, None),
+            MissingColumn {
+                table: "litefile",
+                line: 1,
+                column: "image",
+            },
+            "no `image` column",
         ),
         (
-            parse_litefile("#image,file,options,comments,disable\n\"ALL\",\"/x\"\n")
-                .unwrap_err()
-                .to_string(),
-            "line 2: 2 fields, the header has 5",
+            "litetree header lacks priority",
+            import_xcat(LF, Some("#image,directory\n"), None),
+            MissingColumn {
+                table: "litetree",
+                line: 1,
+                column: "priority",
+            },
+            "litetree line 1:",
         ),
         (
-            parse_litetree(
-                "#priority,image,directory,mntopts,comments,disable\n\"high\",,\"s:/t\",,,\n",
-            )
-            .unwrap_err()
-            .to_string(),
-            "litetree line 2: priority \"high\"",
+            "statelite header lacks statemnt",
+            import_xcat(LF, None, Some("\n#node,image\n")),
+            MissingColumn {
+                table: "statelite",
+                line: 2,
+                column: "statemnt",
+            },
+            "statelite line 2:",
         ),
         (
-            parse_statelite("#node,image,statemnt,mntopts,comments,disable\n,,\"s:/p\",,,\n")
-                .unwrap_err()
-                .to_string(),
-            "statelite line 2: empty node",
+            "too few fields, after a comment and a blank line",
+            import_xcat(&format!("{LF}# note\n\n\"ALL\",\"/x\"\n"), None, None),
+            FieldCount {
+                table: "litefile",
+                line: 4,
+                found: 2,
+                expected: 5,
+            },
+            "litefile line 4: 2 fields, the header names 5",
+        ),
+        (
+            "too many fields",
+            import_xcat(
+                &format!("{LF}\"ALL\",\"/a\",,,\n\"ALL\",\"/x\",,,,,\n"),
+                None,
+                None,
+            ),
+            FieldCount {
+                table: "litefile",
+                line: 3,
+                found: 7,
+                expected: 5,
+            },
+            "line 3: 7 fields",
+        ),
+        (
+            "line after a multi-line quoted field",
+            import_xcat(
+                &format!("{LF}\"ALL\",\"/a\",,\"1\n2\n3\",\n\"ALL\",,,,\n"),
+                None,
+                None,
+            ),
+            EmptyField {
+                table: "litefile",
+                line: 5,
+                column: "file",
+            },
+            "litefile line 5: `file` is empty",
+        ),
+        (
+            "empty directory",
+            import_xcat(LF, Some(&format!("{LT}\"1\",\"ALL\",,,,\n")), None),
+            EmptyField {
+                table: "litetree",
+                line: 2,
+                column: "directory",
+            },
+            "litetree line 2: `directory` is empty",
+        ),
+        (
+            "empty node",
+            import_xcat(LF, None, Some(&format!("{SL},,\"s:/p\",,,\n"))),
+            EmptyField {
+                table: "statelite",
+                line: 2,
+                column: "node",
+            },
+            "statelite line 2: `node` is empty",
+        ),
+        (
+            "bad priority",
+            import_xcat(
+                LF,
+                Some(&format!("{LT}\"1\",,\"s:/a\",,,\n\"high\",,\"s:/t\",,,\n")),
+                None,
+            ),
+            BadPriority {
+                table: "litetree",
+                line: 3,
+                value: "high".into(),
+            },
+            "litetree line 3: priority \"high\" is not a number like 1 or 1.5",
+        ),
+        (
+            "unknown option",
+            import_xcat(&format!("{LF}\"ALL\",\"/x\",\"tempfs\",,\n"), None, None),
+            UnknownOption {
+                table: "litefile",
+                line: 2,
+                value: "tempfs".into(),
+            },
+            "litefile line 2: unknown option \"tempfs\" (empty or one of: tmpfs, rw,",
+        ),
+        (
+            "a newline inside a value",
+            import_xcat(&format!("{LF}\"ALL\",\"/a\nb\",,,\n"), None, None),
+            ControlChar {
+                table: "litefile",
+                line: 2,
+                column: "file",
+            },
+            "litefile line 2: `file` contains a control character",
+        ),
+        (
+            "relative file, caught by the config check",
+            import_xcat(
+                &format!("{LF}\"ALL\",\"/a\",,,\n\"ALL\",\"etc/x\",,,\n"),
+                None,
+                None,
+            ),
+            Invalid {
+                table: "litefile",
+                line: 3,
+                message: String::new(),
+            },
+            "litefile line 3: ",
+        ),
+        (
+            "a file listed twice",
+            import_xcat(
+                &format!("{LF}\"ALL\",\"/a\",,,\n\"ALL\",\"/a\",,,\n"),
+                None,
+                None,
+            ),
+            Invalid {
+                table: "litefile",
+                line: 3,
+                message: String::new(),
+            },
+            "listed twice",
+        ),
+        (
+            "a node named twice",
+            import_xcat(
+                LF,
+                None,
+                Some(&format!("{SL}\"n1\",,\"s:/p\",,,\n\"n1\",,\"s:/q\",,,\n")),
+            ),
+            Invalid {
+                table: "statelite",
+                line: 3,
+                message: String::new(),
+            },
+            "statelite line 3: ",
+        ),
+        (
+            "an empty statemnt",
+            import_xcat(LF, None, Some(&format!("{SL}\"n1\",,,,,\n"))),
+            Invalid {
+                table: "statelite",
+                line: 2,
+                message: String::new(),
+            },
+            "statelite line 2: ",
         ),
     ];
-    for (got, want) in cases {
-        assert!(got.contains(want), "{got:?} lacks {want:?}");
+    for (what, got, want, text) in cases {
+        let err = got.expect_err(what);
+        match (&err, &want) {
+            // The message is the config checker's; only the place is ours.
+            (
+                Invalid { table, line, .. },
+                Invalid {
+                    table: t, line: l, ..
+                },
+            ) => assert_eq!((table, line), (t, l), "{what}: {err}"),
+            _ => assert_eq!(err, want, "{what}"),
+        }
+        assert!(
+            err.to_string().contains(text),
+            "{what}: {err:?} lacks {text:?}"
+        );
     }
+}
+
+#[test]
+fn the_first_table_with_a_problem_is_reported() {
+    let bad_tree = format!("{LT}\"x\",,\"s:/t\",,,\n");
+    let bad_nodes = format!("{SL},,,,,\n");
+    let err = import_xcat("", Some(&bad_tree), Some(&bad_nodes)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "litefile line 1: expected tabdump's `#column,…` header line"
+    );
+    let err = import_xcat(LF, Some(&bad_tree), Some(&bad_nodes)).unwrap_err();
+    assert!(matches!(
+        err,
+        ImportError::BadPriority {
+            table: "litetree",
+            ..
+        }
+    ));
+}
+
+/// Values that survive tabdump quoting: no control characters, no outer spaces.
+fn value() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9#\",/ $.=_-]{0,12}".prop_map(|s| s.trim().to_string())
+}
+
+fn quoted(fields: &[&str]) -> String {
+    let q: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            if f.is_empty() {
+                String::new()
+            } else {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            }
+        })
+        .collect();
+    q.join(",") + "\n"
 }
 
 proptest! {
     #[test]
-    fn never_panics(litefile in "\\PC{0,200}", tree in "\\PC{0,100}", nodes in "[#a-z,\"\n]{0,100}") {
+    fn never_panics(litefile in "\\PC{0,200}", tree in "\\PC{0,100}", nodes in "[#a-z,\"\r\n ]{0,100}") {
         let _ = import_xcat(&litefile, Some(&tree), Some(&nodes));
-        let _ = import_xcat(&format!("#image,file,options,comments,disable\n{litefile}"), None, None);
+        let _ = import_xcat(&format!("{LF}{litefile}"), Some(&format!("{LT}{tree}")), Some(&format!("{SL}{nodes}")));
+        let _ = import_xcat(LF, Some(&format!("{LT}{nodes}")), Some(&format!("{SL}{nodes}")));
+    }
+
+    #[test]
+    fn quoted_rows_read_back_unchanged(
+        rows in prop::collection::vec((value(), value(), 0..LITEFILE_OPTIONS.len(), value()), 0..8),
+    ) {
+        let mut text = LF.to_string();
+        for (image, file, opt, comment) in &rows {
+            text += &quoted(&[image, &format!("/{file}"), LITEFILE_OPTIONS[*opt], comment, ""]);
+        }
+        let want: Vec<LiteFile> = rows
+            .iter()
+            .map(|(image, file, opt, _)| LiteFile {
+                image: image.clone(),
+                file: format!("/{file}"),
+                options: LITEFILE_OPTIONS[*opt].to_string(),
+            })
+            .collect();
+        prop_assert_eq!(parse_litefile(&text).unwrap(), want);
+    }
+
+    #[test]
+    fn whatever_imports_loads_into_the_same_rows(
+        files in prop::collection::btree_set("[a-z]{1,6}/?", 0..6),
+        images in prop::collection::vec(value(), 6),
+        opts in prop::collection::vec(0..LITEFILE_OPTIONS.len(), 6),
+        prios in prop::collection::vec((0u32..100, 0u32..100), 0..4),
+        nodes in prop::collection::btree_set("[a-z][a-z0-9]{0,5}", 0..4),
+    ) {
+        let mut lf = LF.to_string();
+        for (i, f) in files.iter().enumerate() {
+            lf += &quoted(&[&images[i], &format!("/{f}"), LITEFILE_OPTIONS[opts[i]], "", ""]);
+        }
+        let mut lt = LT.to_string();
+        for (a, b) in &prios {
+            lt += &format!("{a}.{b},\"ALL\",\"srv:/t/{a}\",,,\n");
+        }
+        let mut sl = SL.to_string();
+        for n in &nodes {
+            sl += &quoted(&[n, "img", "srv:/state", "nolock", "", ""]);
+        }
+        // Config rules may reject a combination; what is printed must load.
+        if let Ok(text) = import_xcat(&lf, Some(&lt), Some(&sl)) {
+            let conf = crate::config::parse(&text).unwrap();
+            prop_assert_eq!(conf.statelite.litefile, parse_litefile(&lf).unwrap());
+            prop_assert_eq!(conf.statelite.litetree, parse_litetree(&lt).unwrap());
+            prop_assert_eq!(conf.statelite.node, parse_statelite(&sl).unwrap());
+        }
     }
 }
