@@ -144,17 +144,9 @@ pub fn run(args: &crate::cli::Mkinitramfs) -> anyhow::Result<bool> {
     }
     wanted.extend(args.module.iter().cloned());
     // A module this kernel lacks is left out with a note; the boot reports it again.
-    let mut order = Vec::new();
-    for w in &wanted {
-        match db.order(std::slice::from_ref(w)) {
-            Ok(paths) => order.extend(
-                paths
-                    .into_iter()
-                    .filter(|p| !order.contains(p))
-                    .collect::<Vec<_>>(),
-            ),
-            Err(e) => eprintln!("mkinitramfs: {e}: left out"),
-        }
+    let (order, missing) = db.order_available(&wanted);
+    for e in missing {
+        eprintln!("mkinitramfs: {e}: left out");
     }
     let moddir = format!("lib/modules/{}", args.kernel_release);
     for rel in &order {

@@ -82,6 +82,28 @@ impl ModuleDb {
     }
 }
 
+impl ModuleDb {
+    /// Like [`ModuleDb::order`], but a module this kernel lacks is left out and
+    /// returned beside the order, so the caller can say so and go on.
+    pub fn order_available(&self, wanted: &[String]) -> (Vec<String>, Vec<ModuleError>) {
+        let mut order: Vec<String> = Vec::new();
+        let mut missing = Vec::new();
+        for w in wanted {
+            match self.order(std::slice::from_ref(w)) {
+                Ok(paths) => {
+                    for p in paths {
+                        if !order.contains(&p) {
+                            order.push(p);
+                        }
+                    }
+                }
+                Err(e) => missing.push(e),
+            }
+        }
+        (order, missing)
+    }
+}
+
 /// Loads one module file; "already loaded" counts as loaded.
 pub fn insert(path: &Path) -> std::io::Result<()> {
     let fd = rustix::fs::open(
@@ -138,6 +160,21 @@ kernel/drivers/net/net_failover.ko.xz:
                 "kernel/drivers/net/virtio_net.ko.xz",
             ])
         );
+    }
+
+    #[test]
+    fn available_order_leaves_out_unknown_modules_and_names_them() {
+        let db = ModuleDb::parse(DEP, "").unwrap();
+        let (order, missing) = db.order_available(&v(&["nfs", "e1000e", "lockd"]));
+        assert_eq!(
+            order,
+            v(&[
+                "kernel/net/sunrpc/sunrpc.ko",
+                "kernel/fs/lockd/lockd.ko",
+                "kernel/fs/nfs/nfs.ko"
+            ])
+        );
+        assert_eq!(missing, vec![ModuleError::Unknown("e1000e".into())]);
     }
 
     #[test]

@@ -170,17 +170,9 @@ fn load_modules(plan_modules: &[String]) -> Result<(), String> {
         .map(|s| s.to_string())
         .collect();
     wanted.extend(plan_modules.iter().cloned());
-    let mut order: Vec<String> = Vec::new();
-    for w in &wanted {
-        match db.order(std::slice::from_ref(w)) {
-            Ok(paths) => order.extend(
-                paths
-                    .into_iter()
-                    .filter(|p| !order.contains(p))
-                    .collect::<Vec<_>>(),
-            ),
-            Err(e) => log::warn!("{e}"),
-        }
+    let (order, missing) = db.order_available(&wanted);
+    for e in missing {
+        log::warn!("{e}");
     }
     let mut loaded = 0;
     for p in order {
