@@ -19,9 +19,10 @@ ensure_component() {
 ensure_component fmt rustfmt
 ensure_component clippy clippy
 
-# The sync tests compare against rsync and build trees with ACLs and capabilities.
+# The sync tests compare against rsync and build trees with ACLs and capabilities;
+# the disk tests run sfdisk on image files.
 missing=()
-for pair in rsync:rsync setfacl:acl setcap:libcap2-bin python3:python3; do
+for pair in rsync:rsync setfacl:acl setcap:libcap2-bin python3:python3 sfdisk:fdisk mke2fs:e2fsprogs; do
     command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -30,22 +31,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# A real Debian root for the statelite tests, made once and cached.
-TEST_ROOT=${INIT_AGENT_TEST_ROOT:-/var/cache/init-agent-tests/bookworm-minbase}
-if [ ! -f "$TEST_ROOT/.complete" ]; then
-    command -v debootstrap >/dev/null || {
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
-    }
-    mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-    log "debootstrap bookworm minbase into $TEST_ROOT (once)"
-    rm -rf "$TEST_ROOT.partial"
-    mkdir -p "$(dirname "$TEST_ROOT")"
-    debootstrap --variant=minbase bookworm "$TEST_ROOT.partial" "${mirror:-http://deb.debian.org/debian}" >/dev/null
-    rm -rf "$TEST_ROOT"
-    mv "$TEST_ROOT.partial" "$TEST_ROOT"
-    touch "$TEST_ROOT/.complete"
-fi
+# A real Debian root for the statelite and VM tests, made once and cached.
+TEST_ROOT=$(tests-support/test-root.sh)
 export INIT_AGENT_TEST_ROOT=$TEST_ROOT
 
 log "cargo fmt --check"
@@ -60,5 +47,6 @@ cargo test --workspace --locked
 log "VM tests (QEMU/TCG + nfs-ganesha)"
 vmtests/overlay-symlink-rename.sh
 vmtests/pid1-outcome.sh
+vmtests/sync-boot.sh
 
 log "all tests passed"

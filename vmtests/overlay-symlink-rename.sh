@@ -45,7 +45,7 @@ poweroff -f
 INIT
 chmod +x "$T/initrd/init"
 (cd "$T/initrd" && find . -print0 | sort -z | cpio --null -o -H newc -R 0:0 --quiet | gzip -1 -n) >"$T/initrd.gz"
-vm_with_nfs "$T/export" bash -c "$(declare -f vm_qemu); VMLINUZ=$VMLINUZ vm_qemu $T/initrd.gz '' 120" | tr -d '\r' | tee "$T/console.log" | grep -a "RESULT" || true
+vm_with_nfs "$T/export" vm_qemu "$T/initrd.gz" '' 120 | tr -d '\r' | tee "$T/console.log" | grep -a "RESULT" || true
 fails=$(grep -a "RESULT" "$T/console.log" | grep -a -v "rc=0\|kernel" || true)
 if [ -n "$fails" ] || ! grep -aq "RESULT kernel" "$T/console.log"; then
     echo "overlay symlink rename: FAILED" >&2

@@ -9,9 +9,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib/setup.sh"
 vm_install
 vm_kernel
-ROOT_DIR=$(cd "$VM_DIR/.." && pwd)
-(cd "$ROOT_DIR" && cargo build --release --quiet)
-AGENT=$ROOT_DIR/target/x86_64-unknown-linux-gnu/release/init-agent
+vm_agent
 
 T=$WORK/pid1
 rm -rf "$T"
@@ -54,7 +52,7 @@ cat >"$E/sbin/init" <<'NODEINIT'
 /bin/busybox poweroff -f
 NODEINIT
 chmod +x "$E/sbin/init"
-vm_with_nfs "$E" bash -c "$(declare -f vm_qemu); VMLINUZ=$VMLINUZ vm_qemu $T/initrd.gz 'root=nfs:10.0.2.2:/export initagent.fallback=reboot' 90" \
+vm_with_nfs "$E" vm_qemu "$T/initrd.gz" 'root=nfs:10.0.2.2:/export initagent.fallback=reboot' 90 \
     </dev/null | tr -d '\r' >"$T/console.log" || true
 check "init-agent: standard root 10.0.2.2:/export mounted" "the NFS root was not mounted"
 check "NODE-INIT pid 1 root nfs4" "switch_root did not exec the standard root's init as PID 1"

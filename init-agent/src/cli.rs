@@ -270,8 +270,10 @@ pub struct CdslList {
 }
 
 /// Write a standalone initramfs (gzip'ed newc cpio): this binary as /init,
-/// the modules the boot needs with their dependencies, optional configuration
-/// and tools (with their shared libraries; busybox also becomes /bin/sh).
+/// the modules the boot needs with their dependencies, optional configuration,
+/// the post-sync hooks, and tools with their shared libraries: sfdisk, mke2fs,
+/// mkswap, mkfs.xfs, mkfs.vfat and busybox (as /bin/sh, the emergency shell)
+/// when this machine has them, plus --add-tool.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "mkinitramfs")]
 pub struct Mkinitramfs {
@@ -287,9 +289,13 @@ pub struct Mkinitramfs {
     /// configuration to embed as /etc/init-agent.toml
     #[argh(option)]
     pub config: Option<PathBuf>,
-    /// extra tool to include (mke2fs, sfdisk, busybox), repeatable
+    /// extra tool to include, repeatable
     #[argh(option)]
     pub add_tool: Vec<PathBuf>,
+    /// directory with site hooks (post-sync.d/, pre-switch.d/) to add to the
+    /// built-in ones; a hook of the same name replaces the built-in one
+    #[argh(option)]
+    pub hooks: Option<PathBuf>,
     /// extra kernel module, repeatable
     #[argh(option)]
     pub module: Vec<String>,

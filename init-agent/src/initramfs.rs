@@ -24,6 +24,26 @@ pub const DEFAULT_MODULES: &[&str] = &[
     "crc32c_generic",
 ];
 
+/// Tools taken from this machine when it has them: what sync mode needs to
+/// partition and format (by the layouts' file systems), and busybox for the
+/// emergency shell.
+pub const DEFAULT_TOOLS: &[&str] = &[
+    "sfdisk",
+    "mke2fs",
+    "mkswap",
+    "mkfs.xfs",
+    "mkfs.vfat",
+    "busybox",
+];
+
+/// Finds a tool on this machine's usual paths.
+fn find_tool(name: &str) -> Option<PathBuf> {
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
 enum Item {
     Dir,
     File { mode: u32, data: Vec<u8> },
@@ -130,16 +150,75 @@ fn libraries(tool: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .collect())
 }
 
+/// A tool as /bin/<name> with the shared libraries it needs at their paths.
+fn add_tool(ar: &mut Archive, tool: &Path) -> anyhow::Result<()> {
+    let name = tool
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name.is_empty() {
+        bail!("--add-tool {}: not a file", tool.display());
+    }
+    ar.file(
+        &format!("bin/{name}"),
+        0o755,
+        std::fs::read(tool).with_context(|| format!("reading {}", tool.display()))?,
+    );
+    for lib in libraries(tool)? {
+        let data = std::fs::read(&lib).with_context(|| format!("reading {}", lib.display()))?;
+        ar.file(&lib.to_string_lossy(), 0o755, data);
+    }
+    if name == "busybox" {
+        ar.symlink("bin/sh", "busybox");
+    }
+    Ok(())
+}
+
+/// The built-in hooks, then the site's (`--hooks DIR`), under `[hooks] dir`.
+fn add_hooks(ar: &mut Archive, dir: &str, site: Option<&Path>) -> anyhow::Result<()> {
+    let dir = dir.trim_matches('/');
+    for (phase, name, text) in crate::hooks::BUILTIN {
+        ar.file(
+            &format!("{dir}/{phase}.d/{name}"),
+            0o755,
+            text.as_bytes().to_vec(),
+        );
+    }
+    let Some(site) = site else {
+        return Ok(());
+    };
+    for phase in ["post-sync", "pre-switch"] {
+        let from = site.join(format!("{phase}.d"));
+        let Ok(rd) = std::fs::read_dir(&from) else {
+            continue;
+        };
+        for e in rd {
+            let e = e.with_context(|| format!("reading {}", from.display()))?;
+            let path = e.path();
+            if !path.is_file() {
+                continue;
+            }
+            let data =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            ar.file(&format!("{dir}/{phase}.d/{name}"), 0o755, data);
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: &crate::cli::Mkinitramfs) -> anyhow::Result<bool> {
     let release_dir = args.modules_dir.join(&args.kernel_release);
     let db = ModuleDb::load(&release_dir)
         .with_context(|| format!("reading {}/modules.dep", release_dir.display()))?;
     let mut wanted: Vec<String> = DEFAULT_MODULES.iter().map(|s| s.to_string()).collect();
     let mut ar = Archive::default();
+    let mut hooks_dir = crate::config::Hooks::default().dir;
     if let Some(conf) = &args.config {
         let c = crate::config::load_file(conf)
             .with_context(|| format!("loading {}", conf.display()))?;
         wanted.extend(c.boot.modules.iter().cloned());
+        hooks_dir = c.hooks.dir;
         ar.file("etc/init-agent.toml", 0o644, std::fs::read(conf)?);
     }
     wanted.extend(args.module.iter().cloned());
@@ -175,27 +254,21 @@ pub fn run(args: &crate::cli::Mkinitramfs) -> anyhow::Result<bool> {
     ] {
         ar.dir(d);
     }
-    for tool in &args.add_tool {
-        let name = tool
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if name.is_empty() {
-            bail!("--add-tool {}: not a file", tool.display());
-        }
-        ar.file(
-            &format!("bin/{name}"),
-            0o755,
-            std::fs::read(tool).with_context(|| format!("reading {}", tool.display()))?,
-        );
-        for lib in libraries(tool)? {
-            let data = std::fs::read(&lib).with_context(|| format!("reading {}", lib.display()))?;
-            ar.file(&lib.to_string_lossy(), 0o755, data);
-        }
-        if name == "busybox" {
-            ar.symlink("bin/sh", "busybox");
+    let mut tools: Vec<PathBuf> = Vec::new();
+    for name in DEFAULT_TOOLS {
+        match find_tool(name) {
+            Some(p) => tools.push(p),
+            None => eprintln!("mkinitramfs: {name} not found on this machine: left out"),
         }
     }
+    tools.extend(args.add_tool.iter().cloned());
+    for tool in &tools {
+        add_tool(&mut ar, tool)?;
+    }
+    if let Ok(conf) = std::fs::read("/etc/mke2fs.conf") {
+        ar.file("etc/mke2fs.conf", 0o644, conf);
+    }
+    add_hooks(&mut ar, &hooks_dir, args.hooks.as_deref())?;
     let file = std::fs::File::create(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
     let mut gz =

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::cmdline::{self, Fallback};
+use crate::cmdline::{self, BreakStage, Fallback};
 use crate::modules::ModuleDb;
 use crate::{config, plan, sys};
 
@@ -70,6 +70,8 @@ struct Failure {
     reboot_delay: u32,
     retry_max_delay: u32,
     shell: String,
+    /// The plan and hook settings, for the `local` fallback (sync mode only).
+    local: Option<Box<(plan::BootPlan, config::Hooks)>>,
 }
 
 fn mount_pseudo() -> Result<(), String> {
@@ -97,6 +99,7 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
         reboot_delay: 30,
         retry_max_delay: 30,
         shell: "/bin/sh".into(),
+        local: None,
     };
     mount_pseudo().map_err(early)?;
     let raw =
@@ -115,6 +118,8 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
         reboot_delay: c.boot.reboot_delay,
         retry_max_delay: c.boot.retry_max_delay,
         shell: c.boot.shell.clone(),
+        local: (plan.mode == cmdline::Mode::Sync && !plan.disks.is_empty())
+            .then(|| Box::new((plan.clone(), c.hooks.clone()))),
     };
     log::info!("mode {:?}, fallback {:?}", plan.mode, plan.fallback);
     for step in &plan.steps {
@@ -126,7 +131,10 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
             plan.errors.len()
         )));
     }
+    release_mounts();
+    breakpoint(&plan, BreakStage::Cmdline, &c.boot.shell);
     load_modules(&plan.modules).map_err(fail)?;
+    breakpoint(&plan, BreakStage::Net, &c.boot.shell);
     let up = crate::net::bring_up(&plan.net, &c.net).map_err(|e| fail(format!("network: {e}")))?;
     log::info!(
         "network up: {} {}/{}{}{}",
@@ -141,20 +149,105 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
             .unwrap_or_default()
     );
     let root_path = up.lease.as_ref().and_then(|l| l.root_path.clone());
-    crate::source::mount(
+    breakpoint(&plan, BreakStage::PreMount, &c.boot.shell);
+    let source = crate::source::mount(
         &plan.source,
         root_path.as_deref(),
         std::time::Duration::from_secs(plan.timeout.into()),
     )
     .map_err(|e| fail(format!("nfs: {e}")))?;
+    breakpoint(&plan, BreakStage::Mount, &c.boot.shell);
+    let mut env = hook_env(&plan, up.lease.as_ref().and_then(|l| l.hostname.as_deref()));
+    env.push(("INITAGENT_SOURCE".into(), source));
     match plan.mode {
-        cmdline::Mode::Nfsroot | cmdline::Mode::Update => {
-            let why = crate::switch_root::switch_root(Path::new(&plan.source.mountpoint), &plan.init, &plan.init_args);
-            Err(fail(format!("switch_root: {why}")))
+        cmdline::Mode::Sync => {
+            let synced = crate::sync::boot::run(&plan, c).map_err(fail)?;
+            // The node runs from its disk: the standard root is not needed any more.
+            if let Err(e) = sys::unmount(Path::new(plan::SOURCE_MOUNT), true) {
+                log::warn!("{e}");
+            }
+            env.push(("INITAGENT_FIRST_SYNC".into(), u8::from(synced.first).to_string()));
+            env.push(("INITAGENT_GENERATION".into(), synced.report.generation.clone()));
+            env.push(("INITAGENT_FSTAB".into(), synced.fstab.join("\n")));
+            run_hooks("post-sync", &c.hooks, &env).map_err(fail)?;
         }
-        other => Err(fail(format!(
-            "mode {other}: the {other} stage is not part of this build yet (issue 5); nfsroot and update boot"
-        ))),
+        cmdline::Mode::Nfsroot | cmdline::Mode::Update => {}
+        other => {
+            return Err(fail(format!(
+                "mode {other}: the {other} stage is not part of this build yet; sync, nfsroot and update boot"
+            )))
+        }
+    }
+    if let Some(plan::Step::Cdsl { nodeid, .. }) = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s, plan::Step::Cdsl { .. }))
+    {
+        crate::cdsl::plan_boot(&c.cdsl, nodeid)
+            .and_then(|a| crate::cdsl::apply(Path::new(plan::NEW_ROOT), &c.cdsl, &a))
+            .map_err(|e| fail(format!("cdsl: {e}")))?;
+        log::info!("CDSL: {}/{nodeid} on {}", c.cdsl.tree, c.cdsl.link);
+    }
+    run_hooks("pre-switch", &c.hooks, &env).map_err(fail)?;
+    breakpoint(&plan, BreakStage::PrePivot, &c.boot.shell);
+    let why =
+        crate::switch_root::switch_root(Path::new(plan::NEW_ROOT), &plan.init, &plan.init_args);
+    Err(fail(format!("switch_root: {why}")))
+}
+
+/// What every hook is told about this boot (see hooks/README.md).
+fn hook_env(plan: &plan::BootPlan, dhcp_hostname: Option<&str>) -> Vec<(String, String)> {
+    let mut env = vec![("INITAGENT_MODE".to_string(), plan.mode.to_string())];
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            env.push((k.to_string(), v));
+        }
+    };
+    put(
+        "INITAGENT_HOSTNAME",
+        plan.node
+            .clone()
+            .or_else(|| dhcp_hostname.map(String::from)),
+    );
+    put("INITAGENT_NODEID", plan.nodeid.clone());
+    put("INITAGENT_BOOTIF", plan.net.mac.map(|m| m.to_string()));
+    env
+}
+
+fn run_hooks(phase: &str, h: &config::Hooks, env: &[(String, String)]) -> Result<(), String> {
+    crate::hooks::run_phase(
+        Path::new(plan::NEW_ROOT),
+        &h.dir,
+        phase,
+        env,
+        &h.skip,
+        Duration::from_secs(h.timeout.into()),
+    )
+    .map(drop)
+    .map_err(|e| format!("{phase} hooks: {e}"))
+}
+
+/// Undoes what an earlier, failed attempt mounted, so a retry starts clean.
+fn release_mounts() {
+    for m in [plan::SOURCE_MOUNT, plan::NEW_ROOT] {
+        // Stacked mounts come off one at a time; "not mounted" ends the loop.
+        for _ in 0..8 {
+            if sys::unmount(Path::new(m), true).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// `rd.break=<stage>`: an emergency shell; leaving it continues the boot.
+fn breakpoint(plan: &plan::BootPlan, stage: BreakStage, shell: &str) {
+    if !plan.breaks.contains(&stage) {
+        return;
+    }
+    log::warn!("rd.break={stage}: starting {shell}; exit it to continue the boot");
+    match std::process::Command::new(shell).status() {
+        Ok(s) => log::info!("rd.break={stage}: shell ended ({s}), boot continues"),
+        Err(e) => log::error!("rd.break={stage}: {shell}: {e}; boot continues"),
     }
 }
 
@@ -191,6 +284,8 @@ fn load_modules(plan_modules: &[String]) -> Result<(), String> {
 
 /// Runs the boot and, when it stops, the configured outcome; never returns.
 pub fn run() -> ! {
+    // The kernel starts init without PATH; sfdisk, mke2fs and hooks' tools live here.
+    std::env::set_var("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     let mut attempt: u32 = 0;
     loop {
         let failure = match std::panic::catch_unwind(boot) {
@@ -202,6 +297,7 @@ pub fn run() -> ! {
                 reboot_delay: 30,
                 retry_max_delay: 30,
                 shell: "/bin/sh".into(),
+                local: None,
             },
         };
         if log::max_level() == log::LevelFilter::Off {
@@ -212,8 +308,11 @@ pub fn run() -> ! {
         match failure.fallback {
             Fallback::Shell => shell(&failure),
             Fallback::Reboot => reboot(&failure),
-            // No local copy can be booted yet: retry, as the fallback documents.
             Fallback::Retry | Fallback::Local => {
+                if let (Fallback::Local, Some(local)) = (failure.fallback, &failure.local) {
+                    let why = boot_local(&local.0, &local.1);
+                    log::error!("fallback local: {why}");
+                }
                 attempt += 1;
                 let delay = backoff(attempt, failure.retry_max_delay);
                 log::warn!("retrying in {delay} s (attempt {attempt})");
@@ -221,6 +320,23 @@ pub fn run() -> ! {
             }
         }
     }
+}
+
+/// Boots the last complete local copy; returns only why it could not.
+fn boot_local(plan: &plan::BootPlan, hooks: &config::Hooks) -> String {
+    release_mounts();
+    let generation = match crate::sync::boot::mount_last_complete(plan) {
+        Ok(g) => g,
+        Err(e) => return e,
+    };
+    log::warn!("booting the last complete local copy (generation {generation}) without syncing");
+    let env = hook_env(plan, None);
+    if let Err(e) = run_hooks("pre-switch", hooks, &env) {
+        return e;
+    }
+    let why =
+        crate::switch_root::switch_root(Path::new(plan::NEW_ROOT), &plan.init, &plan.init_args);
+    format!("switch_root: {why}")
 }
 
 /// Capped exponential backoff with jitter, so 500 nodes do not retry in step.

@@ -216,6 +216,16 @@ fn list_or_none(v: &[String]) -> String {
 /// directory but never their contents.
 pub const SYNC_EXCLUDE: &[&str] = &["/proc/**", "/sys/**", "/dev/**", "/run/**"];
 
+/// Built-in node-local state, protected in every sync-mode boot: the node's
+/// identity (kept by the post-sync hooks) and its logs.
+pub const SYNC_PROTECT: &[&str] = &[
+    "/etc/machine-id",
+    "/etc/hostname",
+    "/etc/ssh/ssh_host_*",
+    "/var/lib/systemd/random-seed",
+    "/var/log/**",
+];
+
 /// The layout used for `initagent.disk=` when the configuration has no entry for it.
 fn default_disk(device: &str) -> Disk {
     Disk {
@@ -369,11 +379,20 @@ pub fn boot(p: &BootParams, c: &Config) -> BootPlan {
                 });
                 let mut exclude: Vec<String> = SYNC_EXCLUDE.iter().map(|s| s.to_string()).collect();
                 exclude.extend(c.sync.exclude.iter().cloned());
+                let mut protect: Vec<String> = SYNC_PROTECT.iter().map(|s| s.to_string()).collect();
+                protect.extend(
+                    c.sync
+                        .protect
+                        .iter()
+                        .filter(|p| !protect.contains(p))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
                 steps.push(Step::Sync {
                     from: SOURCE_MOUNT.into(),
                     to: NEW_ROOT.into(),
                     exclude,
-                    protect: c.sync.protect.clone(),
+                    protect,
                     checksum: p.agent.checksum.unwrap_or(c.sync.checksum),
                 });
                 phases.push("post-sync".to_string());

@@ -119,3 +119,30 @@ pub fn private_mount_namespace() -> Result<(), MountError> {
         .map_err(err("unsharing the mount namespace of", Path::new("/")))?;
     make_private(Path::new("/"))
 }
+
+/// Makes `cmd` chroot into `root` (and chdir to its `/`) in the child, right
+/// before exec, so that the program path and everything it opens resolve
+/// inside `root`.
+pub fn chroot_before_exec(cmd: &mut std::process::Command, root: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    // Made before the fork: the child must not allocate.
+    let root = CString::new(root.as_os_str().as_bytes()).unwrap_or_default();
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // the chroot and chdir syscalls on C strings made beforehand, which is
+    // async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::chroot(root.as_c_str())?;
+            rustix::process::chdir(c"/")?;
+            Ok(())
+        });
+    }
+}
+
+/// Kills a child process (a hook past its time limit); it may be gone already.
+pub fn kill(pid: u32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+}

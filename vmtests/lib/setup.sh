@@ -10,7 +10,9 @@ mkdir -p "$WORK"
 vm_install() {
     local need=()
     command -v qemu-system-x86_64 >/dev/null || need+=(qemu)
-    for pair in ganesha.nfsd:nfs-ganesha busybox:busybox-static depmod:kmod cpio:cpio unshare:util-linux; do
+    # sfdisk and mke2fs go into the initramfs; losetup reads guest disks from outside.
+    for pair in ganesha.nfsd:nfs-ganesha busybox:busybox-static depmod:kmod cpio:cpio unshare:util-linux \
+        sfdisk:fdisk mke2fs:e2fsprogs losetup:mount python3:python3 rsync:rsync; do
         command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
     done
     [ -e /usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so ] || need+=(nfs-ganesha-vfs)
@@ -25,7 +27,8 @@ vm_install() {
     apt-get update -qq
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
-    apt-get install -y -qq --no-install-recommends busybox-static cpio kmod nfs-ganesha nfs-ganesha-vfs util-linux >/dev/null
+    apt-get install -y -qq --no-install-recommends busybox-static cpio kmod nfs-ganesha nfs-ganesha-vfs util-linux \
+        fdisk e2fsprogs mount python3 rsync >/dev/null
 }
 
 # The newest Debian cloud kernel, extracted once, with modules.dep.
@@ -66,8 +69,9 @@ vm_modules() { # tree module...
     done
 }
 
-# Runs "$@" in a private network namespace with nfs-ganesha exporting $1 (v4
-# only, no rpcbind) as /export; the guest reaches it at 10.0.2.2.
+# Runs "$@" (vm_qemu included) in a private network namespace with
+# nfs-ganesha exporting $1 (v4 only, no rpcbind) as /export; the guest reaches
+# it at 10.0.2.2.
 vm_with_nfs() { # export-dir command...
     local export=$1
     shift
@@ -81,6 +85,8 @@ LOG { Default_Log_Level = EVENT; }
 EXPORT { Export_Id = 1; Path = "$export"; Pseudo = "/export"; Protocols = 4; Transports = TCP;
   Access_Type = RW; Squash = No_Root_Squash; SecType = sys; FSAL { Name = VFS; } }
 CONF
+    export -f vm_qemu
+    export VMLINUZ
     unshare -n bash -c '
         set -euo pipefail
         ip link set lo up
@@ -95,9 +101,65 @@ CONF
     ' vm "$WORK" "$@"
 }
 
-vm_qemu() { # initrd append [timeout]
-    timeout -k 5 "${3:-120}" qemu-system-x86_64 -M pc -accel tcg -cpu max -m 512 -nographic -no-reboot \
-        -kernel "$VMLINUZ" -initrd "$1" \
-        -append "console=ttyS0 panic=-1 quiet cryptomgr.notests=1 $2" \
-        -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=
+# Boots the cloud kernel with an initrd; extra arguments go to QEMU (disks).
+vm_qemu() { # initrd append [timeout [qemu-arg...]]
+    local initrd=$1 append=$2 limit=${3:-120}
+    shift $(($# < 3 ? $# : 3))
+    timeout -k 5 "$limit" qemu-system-x86_64 -M pc -accel tcg,thread=multi -cpu max -smp 2 -m 768 \
+        -nographic -no-reboot -kernel "$VMLINUZ" -initrd "$initrd" \
+        -append "console=ttyS0 panic=-1 quiet cryptomgr.notests=1 $append" \
+        -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= "$@"
+}
+
+# The agent, built once per test run (release: the size and speed nodes get).
+vm_agent() {
+    ROOT_DIR=$(cd "$VM_DIR/.." && pwd)
+    (cd "$ROOT_DIR" && cargo build --release --quiet)
+    AGENT=$ROOT_DIR/target/x86_64-unknown-linux-gnu/release/init-agent
+}
+
+# A standard root for sync boots: the cached debootstrapped Debian root plus
+# an init that reports what it booted on, appends to a node-local log and
+# powers off. Fresh for every run, so that earlier tests' changes are gone.
+vm_standard_root() { # dir
+    local std=$1 src
+    src=$("$VM_DIR/../tests-support/test-root.sh")
+    rm -rf "$std"
+    mkdir -p "$std"
+    "$AGENT" sync "$src" "$std" --exclude /.complete --exclude '/var/cache/apt/archives/*.deb' -q
+    rm -rf "$std/.init-agent"
+    cat >"$std/sbin/ia-test-init" <<'NODEINIT'
+#!/bin/sh
+# vmtests: the node's init. Reports, leaves a node-local trace, powers off.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+root=$(awk '$2 == "/" {t = $3} END {print t}' /proc/mounts)
+echo "NODE-INIT pid $$ root $root machine-id $(cat /etc/machine-id 2>/dev/null) hostname $(cat /etc/hostname 2>/dev/null)"
+echo "boot $(cat /proc/sys/kernel/random/boot_id) root $root" >>/var/log/ia-test.log
+if [ -x /sbin/ia-test-extra ]; then /sbin/ia-test-extra; fi
+sync
+mount -o remount,ro / 2>/dev/null
+echo o >/proc/sysrq-trigger
+sleep 30
+NODEINIT
+    chmod 755 "$std/sbin/ia-test-init"
+}
+
+# Mounts partition N of a raw disk image read-only on DIR, from outside the
+# guest (no partition nodes here: a loop device at the partition's offset;
+# writable, so that ext4 can replay a journal the guest left behind).
+vm_mount_partition() { # image n dir
+    local start size
+    read -r start size < <(sfdisk -J "$1" | python3 -c '
+import json, sys
+p = json.load(sys.stdin)["partitiontable"]["partitions"][int(sys.argv[1]) - 1]
+print(p["start"], p["size"])' "$2")
+    mkdir -p "$3"
+    mount -o ro "$(losetup -f --show -o $((start * 512)) --sizelimit $((size * 512)) "$1")" "$3"
+}
+
+vm_unmount() { # dir
+    local dev
+    dev=$(findmnt -no SOURCE "$1" || true)
+    umount "$1" 2>/dev/null || true
+    [ -n "$dev" ] && losetup -d "$dev" 2>/dev/null || true
 }

@@ -8,6 +8,7 @@
 //! change test), `fsops` (descriptor-relative syscalls), `engine` (the walk),
 //! `state` (the generation marker), this file (options, run, report).
 
+pub mod boot;
 pub mod command;
 pub mod engine;
 pub mod fsops;

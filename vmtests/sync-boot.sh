@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Sync mode end to end, on embedded defaults (no configuration file): a QEMU
+# node with a blank virtio disk boots an initramfs made by `init-agent
+# mkinitramfs`, mounts a debootstrapped standard root from nfs-ganesha, and
+#   1. first boot: partitions and formats the disk, syncs, runs the post-sync
+#      hooks and switch_roots into the local copy, whose init leaves a trace;
+#   2. second boot, after a change to the standard root: copies only the change;
+#   3. master down: boots the last complete local copy (fallback local).
+# Every result is checked from outside the guest, on the disk image.
+set -euo pipefail
+. "$(dirname "$0")/lib/setup.sh"
+vm_install
+vm_kernel
+vm_agent
+
+T=$WORK/sync-boot
+for m in "$T"/mnt*; do [ -d "$m" ] && vm_unmount "$m"; done
+rm -rf "$T"
+mkdir -p "$T"
+STD=$T/standard
+vm_standard_root "$STD"
+"$AGENT" manifest "$STD" -o "$STD/.init-agent/manifest" 2>"$T/manifest.log"
+"$AGENT" mkinitramfs --kernel-release "$KREL" --modules-dir "$KDIR/lib/modules" \
+    --output "$T/initrd.gz" 2>"$T/mkinitramfs.log"
+DISK=$T/disk.raw
+qemu-img create -q -f raw "$DISK" 2G
+
+fail() {
+    echo "sync-boot: FAILED: $1 (console in $T/console-$BOOT.log)" >&2
+    tail -25 "$T/console-$BOOT.log" >&2 || true
+    exit 1
+}
+check() { # pattern what
+    grep -aq -- "$1" "$T/console-$BOOT.log" || fail "$2"
+}
+CMDLINE="root=nfs:10.0.2.2:/export initagent.mode=sync initagent.disk=/dev/vda init=/sbin/ia-test-init NODE=cn01 initagent.timeout=5"
+boot() { # name [with-nfs]
+    BOOT=$1
+    local start
+    start=$(date +%s.%N)
+    if [ "${2:-}" = with-nfs ]; then
+        vm_with_nfs "$STD" vm_qemu "$T/initrd.gz" "$CMDLINE" 300 \
+            -drive file="$DISK",format=raw,if=virtio </dev/null | tr -d '\r' >"$T/console-$BOOT.log" || true
+    else
+        vm_qemu "$T/initrd.gz" "$CMDLINE" 300 \
+            -drive file="$DISK",format=raw,if=virtio </dev/null | tr -d '\r' >"$T/console-$BOOT.log" || true
+    fi
+    TOOK=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)")
+    ! grep -aq "Kernel panic" "$T/console-$BOOT.log" || fail "kernel panic"
+}
+# The disk as the standard root, minus what is node-local by design: the
+# identity the hooks make, the local fstab, the node's logs.
+compare() { # what
+    local m=$T/mnt-$BOOT
+    vm_mount_partition "$DISK" 1 "$m"
+    local skip='^(etc|etc/machine-id|etc/hostname|etc/fstab|var/log|var/log/ia-test\.log) '
+    python3 "$VM_DIR/../tests-support/treelist.py" "$STD" --exclude-root-name .init-agent \
+        | grep -Ev "$skip" | grep -Ev '^(proc|sys|dev|run)/' >"$T/std.list"
+    python3 "$VM_DIR/../tests-support/treelist.py" "$m" --exclude-root-name .init-agent \
+        --exclude-root-name lost+found | grep -Ev "$skip" | grep -Ev '^(proc|sys|dev|run)/' >"$T/disk.list"
+    if ! diff "$T/std.list" "$T/disk.list" >"$T/diff-$BOOT.txt"; then
+        vm_unmount "$m"
+        fail "$1: the disk differs from the standard root (see $T/diff-$BOOT.txt)"
+    fi
+    MNT=$m
+}
+report() { # key
+    python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); v = r
+for k in sys.argv[2].split("."): v = v[k]
+print(v)' "$MNT/.init-agent/last-sync.json" "$1"
+}
+
+# 1. First boot: blank disk → GPT with one ext4 `root`, synced, booted.
+boot first with-nfs
+check "disk /dev/vda: blank: partitioning and formatting" "the blank disk was not prepared"
+check "NODE-INIT pid 1 root ext4" "the node did not boot its local copy"
+sfdisk -J "$DISK" | grep -q '"name":"root"' || sfdisk -J "$DISK" | grep -q '"name": "root"' \
+    || fail "the disk has no GPT partition named root"
+compare "first boot"
+grep -q '^complete ' "$MNT/.init-agent/state" || fail "the state marker is not complete"
+[ "$(report counts.created)" -gt 5000 ] || fail "the first sync created only $(report counts.created) entries"
+machine_id=$(cat "$MNT/etc/machine-id")
+[[ $machine_id =~ ^[0-9a-f]{32}$ ]] || fail "no machine-id of the node's own: '$machine_id'"
+[ "$(cat "$MNT/etc/hostname")" = cn01 ] || fail "hostname is not cn01"
+grep -q '^LABEL=root / ext4 defaults 0 0$' "$MNT/etc/fstab" || fail "fstab has no line for the local root"
+[ "$(wc -l <"$MNT/var/log/ia-test.log")" -eq 1 ] || fail "the node's init left no trace"
+first_took=$TOOK
+first_sync=$(report seconds)
+vm_unmount "$MNT"
+
+# 2. The admin changes the standard root: a new 1 MiB file, an edit, a deletion.
+mkdir -p "$STD/opt/site"
+head -c 1048576 /dev/urandom >"$STD/opt/site/tool.bin"
+echo "changed by the admin" >>"$STD/etc/issue"
+victim=$(find "$STD/usr/share/doc" -type f -name copyright | sort | head -1)
+rm "$victim"
+"$AGENT" manifest "$STD" -o "$STD/.init-agent/manifest" 2>>"$T/manifest.log"
+boot second with-nfs
+check "disk /dev/vda: our layout, kept" "the prepared disk was not recognised as ours"
+check "NODE-INIT pid 1 root ext4" "the node did not boot after the second sync"
+compare "second boot"
+[ "$(report manifest)" = used ] || fail "the manifest was not used: $(report manifest)"
+[ "$(report counts.deleted)" -eq 1 ] || fail "deleted $(report counts.deleted), expected 1"
+created=$(report counts.created) bytes=$(report bytes_copied)
+[ "$created" -eq 2 ] || fail "created $created entries, expected 2 (/opt/site and its file)"
+# The change (1 MiB + one line) plus the fstab the hook rewrote, nothing else.
+[ "$bytes" -ge 1048576 ] && [ "$bytes" -lt $((1048576 + 65536)) ] || fail "copied $bytes bytes for a 1 MiB change"
+[ "$(cat "$MNT/etc/machine-id")" = "$machine_id" ] || fail "the machine-id changed across syncs"
+[ "$(wc -l <"$MNT/var/log/ia-test.log")" -eq 2 ] || fail "the node-local log was not kept"
+second="created $created, updated $(report counts.updated), deleted 1, $bytes bytes in $(report seconds) s"
+vm_unmount "$MNT"
+
+# 3. The master is down: no NFS server at all. Fallback local boots the copy.
+boot master-down
+check "boot stopped: nfs: 10.0.2.2:/export" "the unreachable master was not named"
+check "booting the last complete local copy" "the local fallback was not taken"
+check "NODE-INIT pid 1 root ext4" "the last complete local copy did not boot"
+vm_mount_partition "$DISK" 1 "$T/mnt-down"
+MNT=$T/mnt-down
+[ "$(wc -l <"$MNT/var/log/ia-test.log")" -eq 3 ] || fail "the fallback boot left no trace"
+[ -f "$MNT/opt/site/tool.bin" ] || fail "the fallback did not boot the latest copy"
+vm_unmount "$MNT"
+
+echo "sync-boot: first boot ${first_took} s (sync ${first_sync} s); second boot: ${second}; master down: local copy booted"
