@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# Benchmarks, inside a QEMU node, against one NFS mount of the standard root in
+# one run: `init-agent sync` with the manifest, `init-agent sync` walking the
+# source, and `rsync -aHAX --delete --numeric-ids`; wall time and the NFS RPCs
+# each one sends (per op, from /proc/self/mountstats), for
+#   - the initial copy into an empty directory,
+#   - a re-sync with no change,
+#   - a re-sync after 1 % of the regular files changed.
+#
+#   bench/guest-bench.sh          (as root; GUEST_BENCH_REPS=3, GUEST_BENCH_TIMEOUT=3600)
+#
+# How: the VM harness (vmtests/lib/setup.sh) serves a fresh Debian minbase
+# standard root from nfs-ganesha; the node boots it in sync mode exactly as
+# vmtests/sync-boot.sh does, and the standard root carries the agent, rsync and
+# /sbin/ia-test-extra (the guest half below), which the local copy's init runs.
+# The guest half mounts the export itself and syncs it into three directories
+# on its local disk, one per tool, printing `BENCH …` lines on the serial
+# console; this script turns them into a Markdown table (also in
+# vmtests/work/guest-bench/results.md). BENCHMARKS.md holds a recorded run.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/vmtests/lib/setup.sh"
+REPS=${GUEST_BENCH_REPS:-3}
+LIMIT=${GUEST_BENCH_TIMEOUT:-3600}
+[[ $REPS =~ ^[1-9][0-9]?$ ]] || {
+    echo "guest-bench: GUEST_BENCH_REPS must be 1..99 (each repetition edits its own 1 % of the files)" >&2
+    exit 2
+}
+
+vm_install
+vm_kernel
+vm_agent
+
+T=$WORK/guest-bench
+# Everything but the downloaded packages is made afresh: the guest changes the
+# standard root, so an earlier run's root would not be the same benchmark.
+mkdir -p "$T/debs"
+find "$T" -mindepth 1 -maxdepth 1 ! -name debs -exec rm -rf {} +
+STD=$T/standard
+vm_standard_root "$STD"
+install -D -m 755 "$AGENT" "$STD/usr/local/bin/init-agent"
+
+# rsync into the standard root: minbase lacks it and two of its libraries.
+# Unpacked (not installed: no maintainer scripts run against the root) from the
+# packages of this machine's own bookworm archive, which the root comes from.
+std_add_rsync() {
+    local pkgs=(rsync) dep p
+    for dep in $(apt-cache depends rsync | awk '$1 == "Depends:" || $1 == "PreDepends:" {print $2}'); do
+        dpkg-query --admindir="$STD/var/lib/dpkg" -W -f='${Status}' "$dep" 2>/dev/null | grep -q ' installed$' \
+            || pkgs+=("$dep")
+    done
+    for p in "${pkgs[@]}"; do
+        compgen -G "$T/debs/${p}_*.deb" >/dev/null && continue
+        (cd "$T/debs" && { apt-get download "$p" >/dev/null 2>&1 || { apt-get update -qq && apt-get download "$p" >/dev/null; }; })
+    done
+    for p in "${pkgs[@]}"; do
+        rm -rf "$T/unpack"
+        dpkg -x "$(compgen -G "$T/debs/${p}_*.deb" | head -1)" "$T/unpack"
+        # Packages still ship /lib/...: keep the merged-/usr root's /lib symlink
+        # instead of letting the archive replace it with a directory.
+        tar -C "$T/unpack" -c . | tar -C "$STD" -x --keep-directory-symlink
+    done
+    rm -rf "$T/unpack"
+    chroot "$STD" rsync --version >/dev/null || {
+        echo "guest-bench: rsync does not run in the standard root" >&2
+        exit 1
+    }
+    echo "guest-bench: unpacked into the standard root: ${pkgs[*]}" >&2
+}
+std_add_rsync
+
+# The guest half: run by the local copy's init (/sbin/ia-test-init) after the
+# node booted its synced disk. Only BENCH lines go to the console.
+{
+    echo '#!/bin/bash'
+    echo "REPS=$REPS"
+    cat <<'GUEST'
+# guest-bench (bench/guest-bench.sh): measures, on this node, syncs from the
+# NFS standard root into three directories of the local disk.
+set -Eeuo pipefail
+PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export LC_ALL=C
+SRC=/mnt/std
+B=/bench
+LOG=$B/log
+TOOLS=(manifest walk rsync)
+ERRFILE=/dev/null
+# -E: the trap also fires inside functions. The failing tool's stderr is shown.
+trap 'echo "BENCH-FAILED at line $LINENO: $BASH_COMMAND"; tail -5 "$ERRFILE"' ERR
+mkdir -p "$SRC" "$LOG" "$B/manifest" "$B/walk" "$B/rsync"
+# util-linux mount hands nfs4 options straight to mount(2) (no mount.nfs here):
+# the same options the agent mounted the standard root with at boot.
+mount -t nfs4 -o vers=4.2,addr=10.0.2.2,proto=tcp 10.0.2.2:/export "$SRC"
+echo "BENCH-INFO mount $(awk -v m="$SRC" '$2 == m {print $3, $4}' /proc/mounts)"
+echo "BENCH-INFO cpus $(nproc) mem_kib $(awk '/MemTotal/ {print $2}' /proc/meminfo) rsync $(rsync --version | awk 'NR == 1 {print $3}')"
+
+# The mount's per-op request counts ("OP: requests transmissions …" after
+# "per-op statistics") and the bytes READ brought from the server (field 5 of
+# "bytes:"), as "NAME count" lines.
+stats() {
+    awk -v mp="$SRC" '
+        $1 == "device" { on = ($5 == mp); ops = 0; next }
+        !on { next }
+        $1 == "bytes:" { print "READ_BYTES", $6; next }
+        /per-op statistics/ { ops = 1; next }
+        ops && $1 ~ /:$/ { n = $1; sub(/:$/, "", n); print n, $2 }
+    ' /proc/self/mountstats
+}
+delta() { # before after: "rpcs=N read_bytes=N ops=OP:n,…" (ops that moved)
+    awk 'NR == FNR { b[$1] = $2; next }
+        { d = $2 - b[$1]; if ($1 == "READ_BYTES") rb = d; else if (d) { t += d; s = s (s == "" ? "" : ",") $1 ":" d } }
+        END { printf "rpcs=%d read_bytes=%d ops=%s", t, rb, (s == "" ? "-" : s) }' "$1" "$2"
+}
+json() { # file key: a number or string field of the agent's --report
+    sed -n "s/^ *\"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p" "$1" | head -1
+}
+
+# One cold, timed run of one tool: caches dropped (a booting node starts cold),
+# the mount's counters read just before and just after.
+measure() { # case rep tool
+    local c=$1 r=$2 tool=$3 dst=$B/$3 out=$LOG/$1-$2-$3 t0 t1
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+    sleep 1
+    stats >"$out.before"
+    ERRFILE=$out.err
+    t0=$(date +%s%N)
+    case $tool in
+    manifest) init-agent sync -q --report "$out.json" --manifest "$SRC/.init-agent/manifest" "$SRC" "$dst" 2>"$out.err" ;;
+    walk) init-agent sync -q --report "$out.json" "$SRC" "$dst" 2>"$out.err" ;;
+    # The agent's state directory is not rsync's to copy (the agent never
+    # copies it either); sync -f because the agent's time includes its syncfs.
+    rsync) rsync -aHAX --delete --numeric-ids --exclude=/.init-agent --stats "$SRC/" "$dst/" >"$out.out" 2>"$out.err" \
+        && sync -f "$dst" ;;
+    esac
+    t1=$(date +%s%N)
+    stats >"$out.after"
+    echo "BENCH case=$c rep=$r tool=$tool seconds=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}') $(delta "$out.before" "$out.after")"
+    if [ "$tool" = rsync ]; then
+        echo "BENCH-DETAIL case=$c rep=$r tool=$tool transferred=$(awk -F': ' '/^Number of regular files transferred/ {gsub(/,/, "", $2); print $2}' "$out.out")"
+    else
+        echo "BENCH-DETAIL case=$c rep=$r tool=$tool manifest=$(json "$out.json" manifest | tr ' ' _) created=$(json "$out.json" created) updated=$(json "$out.json" updated) deleted=$(json "$out.json" deleted) bytes=$(json "$out.json" bytes_copied)"
+    fi
+}
+rotated() { # rep: the tools, starting at a different one each repetition
+    local i
+    for i in 0 1 2; do echo "${TOOLS[$(((i + $1) % 3))]}"; done
+}
+
+# Initial copies into the empty directories (a node's first boot).
+for tool in "${TOOLS[@]}"; do measure initial 1 "$tool"; done
+
+for r in $(seq 1 "$REPS"); do
+    for tool in $(rotated "$r"); do measure nochange "$r" "$tool"; done
+done
+
+# 1 % changed: every 100th regular file in sorted order gets a line appended
+# (offset r-1, so each repetition edits other files), the manifest is made
+# again on the changed root, as the master would; none of it is timed.
+find "$SRC" -path "$SRC/.init-agent" -prune -o -type f -print | sort >"$LOG/files"
+for r in $(seq 1 "$REPS"); do
+    n=0
+    while IFS= read -r f; do
+        # Not fatal: a file the server refuses to write just is not counted.
+        if printf 'guest-bench edit %s\n' "$r" 2>/dev/null >>"$f"; then n=$((n + 1)); fi
+    done < <(awk -v r="$r" '(NR - 1) % 100 == r - 1' "$LOG/files")
+    sync
+    t0=$(date +%s%N)
+    init-agent manifest "$SRC" -o "$SRC/.init-agent/manifest" 2>"$LOG/manifest-$r.err"
+    t1=$(date +%s%N)
+    echo "BENCH-INFO rep=$r changed=$n of $(wc -l <"$LOG/files") regular files; manifest made again in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", (b - a) / 1e9}') s: $(tail -1 "$LOG/manifest-$r.err")"
+    for tool in $(rotated "$r"); do measure changed "$r" "$tool"; done
+done
+
+# Every copy must equal the standard root (rsync's dry run lists any difference).
+for tool in "${TOOLS[@]}"; do
+    rsync -naHAXi --delete --numeric-ids --exclude=/.init-agent "$SRC/" "$B/$tool/" >"$LOG/verify-$tool"
+    echo "BENCH-VERIFY tool=$tool differences=$(wc -l <"$LOG/verify-$tool")"
+    head -5 "$LOG/verify-$tool" | sed 's/^/BENCH-VERIFY-LINE /'
+done
+umount "$SRC"
+echo "BENCH-DONE"
+GUEST
+} >"$STD/sbin/ia-test-extra"
+chmod 755 "$STD/sbin/ia-test-extra"
+
+"$AGENT" manifest "$STD" -o "$STD/.init-agent/manifest" 2>"$T/manifest.log"
+"$AGENT" mkinitramfs --kernel-release "$KREL" --modules-dir "$KDIR/lib/modules" \
+    --output "$T/initrd.gz" 2>"$T/mkinitramfs.log"
+# Room for the root (~210 MiB) and three copies of it.
+truncate -s 4G "$T/disk.raw"
+
+CMDLINE="root=nfs:10.0.2.2:/export initagent.mode=sync initagent.disk=/dev/vda init=/sbin/ia-test-init NODE=bench01"
+echo "guest-bench: booting the node (first sync boot ~2 min under TCG, then the bench; limit ${LIMIT} s)" >&2
+start=$(date +%s)
+# The BENCH lines also go to stderr as they come, to follow the run.
+vm_with_nfs "$STD" vm_qemu "$T/initrd.gz" "$CMDLINE" "$LIMIT" \
+    -drive file="$T/disk.raw",format=raw,if=virtio </dev/null | tr -d '\r' | tee "$T/console.log" \
+    | grep --line-buffered -a 'BENCH\|NODE-INIT\|synced ' >&2 || true
+echo "guest-bench: QEMU ran $(($(date +%s) - start)) s; console in $T/console.log" >&2
+
+fail() {
+    echo "guest-bench: FAILED: $1 (console in $T/console.log)" >&2
+    tail -25 "$T/console.log" >&2
+    exit 1
+}
+grep -aq 'NODE-INIT pid 1 root ext4' "$T/console.log" || fail "the node did not boot its local copy"
+! grep -aq 'BENCH-FAILED' "$T/console.log" || fail "$(grep -a 'BENCH-FAILED' "$T/console.log" | head -1)"
+grep -aq 'BENCH-DONE' "$T/console.log" || fail "the guest did not finish (timeout ${LIMIT} s?)"
+
+python3 - "$T/console.log" "$REPS" <<'PY' | tee "$T/results.md"
+import re, statistics, sys
+log, reps = open(sys.argv[1], errors="replace").read(), int(sys.argv[2])
+def fields(line):
+    return dict(re.findall(r"(\w+)=(\S+)", line))
+runs, details = {}, {}
+for line in log.splitlines():
+    m = re.search(r"BENCH (case=.*)", line)
+    if m:
+        f = fields(m.group(1))
+        ops = {} if f["ops"] == "-" else {k: int(v) for k, v in (o.split(":") for o in f["ops"].split(","))}
+        runs.setdefault((f["case"], f["tool"]), []).append(
+            (float(f["seconds"]), int(f["rpcs"]), int(f["read_bytes"]), ops))
+    m = re.search(r"BENCH-DETAIL (case=.*)", line)
+    if m:
+        f = fields(m.group(1))
+        details.setdefault((f["case"], f["tool"]), []).append(f)
+cases = [("initial", "initial copy"), ("nochange", "no change"), ("changed", "1 % changed")]
+tools = [("manifest", "init-agent (manifest)"), ("walk", "init-agent (walk)"), ("rsync", "rsync")]
+def med(xs):
+    return statistics.median(xs)
+print("| case | tool | runs | seconds, median (min–max) | NFS RPCs, median | MiB READ from server | time vs rsync | RPCs vs rsync |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+for c, cname in cases:
+    rs = runs.get((c, "rsync"), [])
+    for t, tname in tools:
+        rr = runs.get((c, t), [])
+        if not rr:
+            continue
+        secs = [x[0] for x in rr]
+        rpcs = med([x[1] for x in rr])
+        mib = med([x[2] for x in rr]) / 1048576
+        spread = f" ({min(secs):.2f}–{max(secs):.2f})" if len(rr) > 1 else ""
+        tr = rr_ = ""
+        if t != "rsync" and rs:
+            tr = f"{med(secs) / med([x[0] for x in rs]):.2f}"
+            rr_ = f"{rpcs / med([x[1] for x in rs]):.3f}"
+        print(f"| {cname} | {tname} | {len(rr)} | {med(secs):.2f}{spread} | {rpcs:.0f} | {mib:.1f} | {tr} | {rr_} |")
+print()
+# Per-op counts, median over the repetitions, for the ops that any run sent.
+allops = sorted({o for rr in runs.values() for x in rr for o in x[3]},
+                key=lambda o: -max(x[3].get(o, 0) for rr in runs.values() for x in rr))
+print("| case | tool | " + " | ".join(allops) + " |")
+print("|---|---|" + "---:|" * len(allops))
+for c, cname in cases:
+    for t, tname in tools:
+        rr = runs.get((c, t), [])
+        if rr:
+            print(f"| {cname} | {tname} | " + " | ".join(f"{med([x[3].get(o, 0) for x in rr]):.0f}" for o in allops) + " |")
+print()
+for (c, t), ds in sorted(details.items()):
+    d = ds[0]
+    what = (f"files transferred {','.join(x.get('transferred', '?') for x in ds)}" if t == "rsync" else
+            f"manifest {','.join(sorted({x.get('manifest', '?') for x in ds}))}; updated {','.join(x.get('updated', '?') for x in ds)}; "
+            f"created {','.join(x.get('created', '?') for x in ds)}; bytes {','.join(x.get('bytes', '?') for x in ds)}")
+    print(f"- {c} / {t}: {what}")
+for line in log.splitlines():
+    m = re.search(r"BENCH-(INFO|VERIFY) (.*)", line)
+    if m:
+        print(f"- {m.group(1).lower()}: {m.group(2)}")
+PY
+if grep -a 'BENCH-VERIFY tool=' "$T/console.log" | grep -vq 'differences=0'; then
+    fail "a copy differs from the standard root: $(grep -a 'BENCH-VERIFY' "$T/console.log" | tr '\n' ' ')"
+fi
