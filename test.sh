@@ -48,5 +48,6 @@ log "VM tests (QEMU/TCG + nfs-ganesha)"
 vmtests/overlay-symlink-rename.sh
 vmtests/pid1-outcome.sh
 vmtests/sync-boot.sh
+vmtests/modes.sh standalone
 
 log "all tests passed"

@@ -39,10 +39,10 @@ boot() { # name [with-nfs]
     local start
     start=$(date +%s.%N)
     if [ "${2:-}" = with-nfs ]; then
-        vm_with_nfs "$STD" vm_qemu "$T/initrd.gz" "$CMDLINE" 300 \
+        vm_with_nfs "$STD" vm_qemu "$T/initrd.gz" "$CMDLINE" 900 \
             -drive file="$DISK",format=raw,if=virtio </dev/null | tr -d '\r' >"$T/console-$BOOT.log" || true
     else
-        vm_qemu "$T/initrd.gz" "$CMDLINE" 300 \
+        vm_qemu "$T/initrd.gz" "$CMDLINE" 900 \
             -drive file="$DISK",format=raw,if=virtio </dev/null | tr -d '\r' >"$T/console-$BOOT.log" || true
     fi
     TOOK=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)")
@@ -88,10 +88,26 @@ first_took=$TOOK
 first_sync=$(report seconds)
 vm_unmount "$MNT"
 
-# 2. The admin changes the standard root: a new 1 MiB file, an edit, a deletion.
+# 2. The admin changes the standard root from an update node (NFS root
+# read-write: an edit and a new file) and on the master (a new 1 MiB file, a
+# deletion), then refreshes the manifest.
+cat >"$STD/sbin/ia-test-extra" <<'EXTRA'
+#!/bin/sh
+if grep -qw initagent.mode=update /proc/cmdline; then
+    echo "changed on the update node" >>/etc/issue
+    echo "made on the update node" >/etc/ia-updated
+    echo "UPDATE-NODE wrote $(cat /etc/ia-updated)"
+fi
+EXTRA
+chmod 755 "$STD/sbin/ia-test-extra"
+BOOT=update
+vm_with_nfs "$STD" vm_qemu "$T/initrd.gz" \
+    "root=nfs:10.0.2.2:/export initagent.mode=update init=/sbin/ia-test-init NODE=update01" 120 \
+    </dev/null | tr -d '\r' >"$T/console-update.log" || true
+check "UPDATE-NODE wrote made on the update node" "the update node could not write the standard root"
+[ "$(cat "$STD/etc/ia-updated" 2>/dev/null)" = "made on the update node" ] || fail "the update node's change is not on the export"
 mkdir -p "$STD/opt/site"
 head -c 1048576 /dev/urandom >"$STD/opt/site/tool.bin"
-echo "changed by the admin" >>"$STD/etc/issue"
 victim=$(find "$STD/usr/share/doc" -type f -name copyright | sort | head -1)
 rm "$victim"
 "$AGENT" manifest "$STD" -o "$STD/.init-agent/manifest" 2>>"$T/manifest.log"
@@ -102,7 +118,8 @@ compare "second boot"
 [ "$(report manifest)" = used ] || fail "the manifest was not used: $(report manifest)"
 [ "$(report counts.deleted)" -eq 1 ] || fail "deleted $(report counts.deleted), expected 1"
 created=$(report counts.created) bytes=$(report bytes_copied)
-[ "$created" -eq 2 ] || fail "created $created entries, expected 2 (/opt/site and its file)"
+[ "$created" -eq 3 ] || fail "created $created entries, expected 3 (/etc/ia-updated, /opt/site and its file)"
+[ "$(cat "$MNT/etc/ia-updated")" = "made on the update node" ] || fail "the update node's change did not reach the node"
 # The change (1 MiB + one line) plus the fstab the hook rewrote, nothing else.
 [ "$bytes" -ge 1048576 ] && [ "$bytes" -lt $((1048576 + 65536)) ] || fail "copied $bytes bytes for a 1 MiB change"
 [ "$(cat "$MNT/etc/machine-id")" = "$machine_id" ] || fail "the machine-id changed across syncs"

@@ -158,7 +158,7 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
     .map_err(|e| fail(format!("nfs: {e}")))?;
     breakpoint(&plan, BreakStage::Mount, &c.boot.shell);
     let mut env = hook_env(&plan, up.lease.as_ref().and_then(|l| l.hostname.as_deref()));
-    env.push(("INITAGENT_SOURCE".into(), source));
+    env.push(("INITAGENT_SOURCE".into(), source.clone()));
     match plan.mode {
         cmdline::Mode::Sync => {
             let synced = crate::sync::boot::run(&plan, c).map_err(fail)?;
@@ -166,17 +166,25 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
             if let Err(e) = sys::unmount(Path::new(plan::SOURCE_MOUNT), true) {
                 log::warn!("{e}");
             }
-            env.push(("INITAGENT_FIRST_SYNC".into(), u8::from(synced.first).to_string()));
-            env.push(("INITAGENT_GENERATION".into(), synced.report.generation.clone()));
+            env.push((
+                "INITAGENT_FIRST_SYNC".into(),
+                u8::from(synced.first).to_string(),
+            ));
+            env.push((
+                "INITAGENT_GENERATION".into(),
+                synced.report.generation.clone(),
+            ));
             env.push(("INITAGENT_FSTAB".into(), synced.fstab.join("\n")));
             run_hooks("post-sync", &c.hooks, &env).map_err(fail)?;
         }
-        cmdline::Mode::Nfsroot | cmdline::Mode::Update => {}
-        other => {
-            return Err(fail(format!(
-                "mode {other}: the {other} stage is not part of this build yet; sync, nfsroot and update boot"
-            )))
+        cmdline::Mode::Statelite | cmdline::Mode::Overlay => {
+            let name = env
+                .iter()
+                .find(|(k, _)| k == "INITAGENT_HOSTNAME")
+                .map(|(_, v)| v.clone());
+            crate::statelite::boot(&plan, c, name.as_deref(), &source).map_err(fail)?;
         }
+        cmdline::Mode::Nfsroot | cmdline::Mode::Update => {}
     }
     if let Some(plan::Step::Cdsl { nodeid, .. }) = plan
         .steps

@@ -70,35 +70,48 @@ vm_modules() { # tree module...
 }
 
 # Runs "$@" (vm_qemu included) in a private network namespace with
-# nfs-ganesha exporting $1 (v4 only, no rpcbind) as /export; the guest reaches
-# it at 10.0.2.2.
+# nfs-ganesha exporting $1 (v4 only, no rpcbind) as /export, and each
+# PSEUDO=DIR of $VM_EXTRA_EXPORTS as PSEUDO; the guest reaches it at 10.0.2.2.
 vm_with_nfs() { # export-dir command...
     local export=$1
     shift
-    mkdir -p "$WORK/ganesha/recov" "$WORK/ganesha/log" "$WORK/ganesha/run"
-    cat >"$WORK/ganesha/ganesha.conf" <<CONF
+    # A server directory per run: tests and benches may run side by side.
+    local g
+    g=$(mktemp -d "$WORK/ganesha.XXXXXX")
+    mkdir -p "$g/recov" "$g/log" "$g/run"
+    cat >"$g/ganesha.conf" <<CONF
 NFS_CORE_PARAM { Bind_addr = 127.0.0.1; NFS_Port = 2049; Protocols = 4; Enable_NLM = false;
   Enable_RQUOTA = false; Enable_UDP = false; Plugins_Dir = "/usr/lib/x86_64-linux-gnu/ganesha"; }
-NFSV4 { Graceless = true; Lease_Lifetime = 10; RecoveryBackend = fs; RecoveryRoot = "$WORK/ganesha/recov"; Only_Numeric_Owners = true; }
+NFSV4 { Graceless = true; Lease_Lifetime = 10; RecoveryBackend = fs; RecoveryRoot = "$g/recov"; Only_Numeric_Owners = true; }
 NFS_KRB5 { Active_krb5 = false; }
 LOG { Default_Log_Level = EVENT; }
 EXPORT { Export_Id = 1; Path = "$export"; Pseudo = "/export"; Protocols = 4; Transports = TCP;
   Access_Type = RW; Squash = No_Root_Squash; SecType = sys; FSAL { Name = VFS; } }
 CONF
+    local id=2 extra
+    for extra in ${VM_EXTRA_EXPORTS:-}; do
+        printf 'EXPORT { Export_Id = %d; Path = "%s"; Pseudo = "%s"; Protocols = 4; Transports = TCP;\n  Access_Type = RW; Squash = No_Root_Squash; SecType = sys; FSAL { Name = VFS; } }\n' \
+            "$id" "${extra#*=}" "${extra%%=*}" >>"$g/ganesha.conf"
+        id=$((id + 1))
+    done
     export -f vm_qemu
     export VMLINUZ
+    local rc=0
     unshare -n bash -c '
         set -euo pipefail
         ip link set lo up
         ip addr add 127.0.0.2/32 dev lo   # glibc AI_ADDRCONFIG needs a non-loopback-only v4 view
-        ganesha.nfsd -F -f "$1/ganesha/ganesha.conf" -L "$1/ganesha/log/ganesha.log" \
-            -p "$1/ganesha/run/ganesha.pid" -N NIV_EVENT &
+        ganesha.nfsd -F -f "$1/ganesha.conf" -L "$1/log/ganesha.log" -p "$1/run/ganesha.pid" -N NIV_EVENT &
         GAN=$!
         trap "kill $GAN 2>/dev/null; wait $GAN 2>/dev/null || true" EXIT
         for _ in $(seq 50); do ss -ltn | grep -q ":2049 " && break; sleep 0.1; done
         shift
         "$@"
-    ' vm "$WORK" "$@"
+    ' vm "$g" "$@" || rc=$?
+    # The log stays for a look after a failure; the rest goes.
+    mv "$g/log/ganesha.log" "$WORK/ganesha-last.log" 2>/dev/null || true
+    rm -rf "$g"
+    return $rc
 }
 
 # Boots the cloud kernel with an initrd; extra arguments go to QEMU (disks).

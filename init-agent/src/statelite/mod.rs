@@ -77,3 +77,71 @@ pub fn apply_to(root: &Path, req: &Request) -> Result<Vec<Action>, StateliteErro
 
 #[cfg(test)]
 mod tests;
+
+/// Statelite and overlay modes at boot, on the standard root mounted by the
+/// source stage: `mounted` is `server:path` of that mount, whose server
+/// stands in for a STATEMNT that names none.
+pub fn boot(
+    plan: &crate::plan::BootPlan,
+    c: &config::Config,
+    node: Option<&str>,
+    mounted: &str,
+) -> Result<(), String> {
+    let node = node.ok_or(
+        "statelite needs the node's name: NODE=, its [[node]] name, ip='s host name or DHCP's",
+    )?;
+    let server = mounted.rsplit_once(':').map_or("", |(s, _)| s);
+    let store = plan.statemnt.as_ref().map(|l| Store::Nfs {
+        source: format!("{}:{}", l.server.as_deref().unwrap_or(server), l.path),
+        options: plan.statemnt_options.join(","),
+    });
+    let req = Request {
+        tables: &c.statelite,
+        image: plan.image.as_deref().unwrap_or_default(),
+        node,
+        store,
+        vars: BTreeMap::new(),
+    };
+    let root = Path::new(crate::plan::NEW_ROOT);
+    if plan.mode == crate::cmdline::Mode::Statelite && !root.join(".statelite").is_dir() {
+        return Err(format!(
+            "the image {mounted} has no /.statelite directory to mount the layout on (xCAT's liteimg makes it): create it in the image on the master"
+        ));
+    }
+    let r = match plan.mode {
+        crate::cmdline::Mode::Overlay => overlay::apply(
+            Path::new(crate::plan::SOURCE_MOUNT),
+            Path::new(OVERLAY_SCRATCH),
+            root,
+            &req,
+        )
+        .map(|()| Vec::new()),
+        _ => apply_to(root, &req),
+    };
+    let actions = r.map_err(|e| format!("{}: {e}", plan.mode))?;
+    for a in &actions {
+        match a {
+            Action::Warn(w) => log::warn!("statelite: {w}"),
+            other => log::debug!("statelite: {other}"),
+        }
+    }
+    let store = if plan.statemnt.is_some() {
+        ", persistent store mounted"
+    } else {
+        ""
+    };
+    match plan.mode {
+        crate::cmdline::Mode::Overlay => log::info!(
+            "overlay for node {node}: the standard root under a tmpfs upper layer on {}{store}",
+            root.display()
+        ),
+        _ => log::info!(
+            "statelite for node {node}: {} actions{store}",
+            actions.len()
+        ),
+    }
+    Ok(())
+}
+
+/// Where the overlay mode keeps its tmpfs (upper and work directories).
+pub const OVERLAY_SCRATCH: &str = "/run/init-agent/overlay";
