@@ -8,7 +8,7 @@
 #     come from STATEMNT;
 #   CDSL: two nodes with different node ids see different /cdsl.local
 #     content from one shared root.
-# Usage: modes.sh [standalone]  (the packaging that builds the initramfs)
+# Usage: modes.sh [standalone|dracut|initramfs-tools]  (who builds the initramfs)
 set -euo pipefail
 . "$(dirname "$0")/lib/setup.sh"
 PACKAGING=${1:-standalone}
@@ -59,16 +59,8 @@ echo "node two" >"$STD/cluster/cdsl/2/etc/ia-cdsl"
 } >"$T/init-agent.toml"
 "$AGENT" check-config "$T/init-agent.toml" >/dev/null
 
-case $PACKAGING in
-standalone)
-    "$AGENT" mkinitramfs --kernel-release "$KREL" --modules-dir "$KDIR/lib/modules" \
-        --config "$T/init-agent.toml" --output "$T/initrd.gz" 2>"$T/mkinitramfs.log"
-    ;;
-*)
-    echo "modes: unknown packaging $PACKAGING" >&2
-    exit 2
-    ;;
-esac
+vm_initrd "$PACKAGING" "$T/initrd.img" "$T/init-agent.toml"
+ROOT_ARGS=$(vm_root_args "$PACKAGING")
 
 export VM_EXTRA_EXPORTS="/state=$T/state"
 fail() {
@@ -81,8 +73,8 @@ expect() { # pattern what
 }
 boot() { # name cmdline
     BOOT=$1
-    vm_with_nfs "$STD" vm_qemu "$T/initrd.gz" \
-        "root=nfs:10.0.2.2:/export init=/sbin/ia-test-init initagent.fallback=reboot $2" 120 \
+    vm_with_nfs "$STD" vm_qemu "$T/initrd.img" \
+        "$ROOT_ARGS init=/sbin/ia-test-init initagent.fallback=reboot $2" 180 \
         </dev/null | tr -d '\r' >"$T/console-$BOOT.log" || true
     ! grep -aq "Kernel panic" "$T/console-$BOOT.log" || fail "kernel panic"
     expect "NODE-INIT pid 1" "the node's init did not run"

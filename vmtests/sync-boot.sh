@@ -7,42 +7,46 @@
 #   2. second boot, after a change to the standard root: copies only the change;
 #   3. master down: boots the last complete local copy (fallback local).
 # Every result is checked from outside the guest, on the disk image.
+# Usage: sync-boot.sh [standalone|dracut|initramfs-tools]  (who builds the
+# initramfs; the master-down boot is the standalone image's: under dracut and
+# initramfs-tools the host initramfs owns the NFS mount and its retries)
 set -euo pipefail
 . "$(dirname "$0")/lib/setup.sh"
+PACKAGING=${1:-standalone}
 vm_install
 vm_kernel
 vm_agent
 
-T=$WORK/sync-boot
+T=$WORK/sync-boot-$PACKAGING
 for m in "$T"/mnt*; do [ -d "$m" ] && vm_unmount "$m"; done
 rm -rf "$T"
 mkdir -p "$T"
 STD=$T/standard
 vm_standard_root "$STD"
 "$AGENT" manifest "$STD" -o "$STD/.init-agent/manifest" 2>"$T/manifest.log"
-"$AGENT" mkinitramfs --kernel-release "$KREL" --modules-dir "$KDIR/lib/modules" \
-    --output "$T/initrd.gz" 2>"$T/mkinitramfs.log"
+vm_initrd "$PACKAGING" "$T/initrd.img"
 DISK=$T/disk.raw
 qemu-img create -q -f raw "$DISK" 2G
 
 fail() {
-    echo "sync-boot: FAILED: $1 (console in $T/console-$BOOT.log)" >&2
+    echo "sync-boot ($PACKAGING): FAILED: $1 (console in $T/console-$BOOT.log)" >&2
     tail -25 "$T/console-$BOOT.log" >&2 || true
     exit 1
 }
 check() { # pattern what
     grep -aq -- "$1" "$T/console-$BOOT.log" || fail "$2"
 }
-CMDLINE="root=nfs:10.0.2.2:/export initagent.mode=sync initagent.disk=/dev/vda init=/sbin/ia-test-init NODE=cn01 initagent.timeout=5"
+ROOT_ARGS=$(vm_root_args "$PACKAGING")
+CMDLINE="$ROOT_ARGS initagent.mode=sync initagent.disk=/dev/vda init=/sbin/ia-test-init NODE=cn01 initagent.timeout=5"
 boot() { # name [with-nfs]
     BOOT=$1
     local start
     start=$(date +%s.%N)
     if [ "${2:-}" = with-nfs ]; then
-        vm_with_nfs "$STD" vm_qemu "$T/initrd.gz" "$CMDLINE" 900 \
+        vm_with_nfs "$STD" vm_qemu "$T/initrd.img" "$CMDLINE" 900 \
             -drive file="$DISK",format=raw,if=virtio </dev/null | tr -d '\r' >"$T/console-$BOOT.log" || true
     else
-        vm_qemu "$T/initrd.gz" "$CMDLINE" 900 \
+        vm_qemu "$T/initrd.img" "$CMDLINE" 900 \
             -drive file="$DISK",format=raw,if=virtio </dev/null | tr -d '\r' >"$T/console-$BOOT.log" || true
     fi
     TOOK=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)")
@@ -101,8 +105,8 @@ fi
 EXTRA
 chmod 755 "$STD/sbin/ia-test-extra"
 BOOT=update
-vm_with_nfs "$STD" vm_qemu "$T/initrd.gz" \
-    "root=nfs:10.0.2.2:/export initagent.mode=update init=/sbin/ia-test-init NODE=update01" 120 \
+vm_with_nfs "$STD" vm_qemu "$T/initrd.img" \
+    "$ROOT_ARGS initagent.mode=update init=/sbin/ia-test-init NODE=update01" 180 \
     </dev/null | tr -d '\r' >"$T/console-update.log" || true
 check "UPDATE-NODE wrote made on the update node" "the update node could not write the standard root"
 [ "$(cat "$STD/etc/ia-updated" 2>/dev/null)" = "made on the update node" ] || fail "the update node's change is not on the export"
@@ -127,6 +131,10 @@ created=$(report counts.created) bytes=$(report bytes_copied)
 second="created $created, updated $(report counts.updated), deleted 1, $bytes bytes in $(report seconds) s"
 vm_unmount "$MNT"
 
+if [ "$PACKAGING" != standalone ]; then
+    echo "sync-boot ($PACKAGING): first boot ${first_took} s (sync ${first_sync} s); second boot: ${second}"
+    exit 0
+fi
 # 3. The master is down: no NFS server at all. Fallback local boots the copy.
 boot master-down
 check "boot stopped: nfs: 10.0.2.2:/export" "the unreachable master was not named"
@@ -138,4 +146,4 @@ MNT=$T/mnt-down
 [ -f "$MNT/opt/site/tool.bin" ] || fail "the fallback did not boot the latest copy"
 vm_unmount "$MNT"
 
-echo "sync-boot: first boot ${first_took} s (sync ${first_sync} s); second boot: ${second}; master down: local copy booted"
+echo "sync-boot ($PACKAGING): first boot ${first_took} s (sync ${first_sync} s); second boot: ${second}; master down: local copy booted"

@@ -21,6 +21,25 @@ pub enum Command {
     Statelite(Statelite),
     Cdsl(Cdsl),
     Mkinitramfs(Mkinitramfs),
+    Hosted(Hosted),
+}
+
+/// Assemble the new root from a dracut or initramfs-tools initramfs: the
+/// host initramfs brings up the network (and, under dracut, mounts the
+/// standard root on --root); the agent does the mode (sync, statelite,
+/// overlay, update), CDSL and hooks on --root, and the host initramfs then
+/// switches to it. Exits 0 when --root is ready (also by the `local`
+/// fallback), 1 with a one-line cause otherwise.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "hosted")]
+pub struct Hosted {
+    /// where the host initramfs switches root to (/sysroot for dracut, /root for initramfs-tools)
+    #[argh(option)]
+    pub root: String,
+    /// mount the standard root ourselves, with mount(2) (initramfs-tools,
+    /// whose klibc nfsmount cannot mount NFSv4); else it is mounted on --root
+    #[argh(switch)]
+    pub mount: bool,
 }
 
 /// Print the boot plan for a kernel command line and configuration.

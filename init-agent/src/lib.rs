@@ -1,10 +1,13 @@
+pub mod assemble;
 pub mod cdsl;
 pub mod cli;
 pub mod cmdline;
 pub mod config;
+pub mod console;
 pub mod disk;
 pub mod explain;
 pub mod hooks;
+pub mod hosted;
 pub mod hwaddr;
 pub mod initramfs;
 pub mod modules;

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Command::Statelite(a) => init_agent::statelite::command::run(&a),
         Command::Cdsl(a) => init_agent::cdsl::command(&a),
         Command::Mkinitramfs(a) => init_agent::initramfs::run(&a),
+        Command::Hosted(a) => Ok(init_agent::hosted::run(&a)),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -3,65 +3,12 @@
 //! be a kernel panic): every failure becomes one line on the console and in
 //! the kernel log, then the configured outcome.
 
-use std::io::Write;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::cmdline::{self, BreakStage, Fallback};
 use crate::modules::ModuleDb;
 use crate::{config, plan, sys};
-
-/// Console (stderr of PID 1 is /dev/console) plus /dev/kmsg, with levels;
-/// `rd.debug` lowers the threshold to debug.
-struct Logger {
-    kmsg: Mutex<Option<std::fs::File>>,
-}
-
-impl log::Log for Logger {
-    fn enabled(&self, m: &log::Metadata) -> bool {
-        m.level() <= log::max_level()
-    }
-
-    fn log(&self, r: &log::Record) {
-        if !self.enabled(r.metadata()) {
-            return;
-        }
-        let line = format!("init-agent: {}", r.args());
-        let _ = writeln!(std::io::stderr(), "{line}");
-        // kmsg priorities: 3 err, 4 warning, 6 info, 7 debug.
-        let prio = match r.level() {
-            log::Level::Error => 3,
-            log::Level::Warn => 4,
-            log::Level::Info => 6,
-            _ => 7,
-        };
-        if let Ok(mut k) = self.kmsg.lock() {
-            if let Some(f) = k.as_mut() {
-                let _ = writeln!(f, "<{prio}>{line}");
-            }
-        }
-    }
-
-    fn flush(&self) {}
-}
-
-fn init_logger(debug: bool) {
-    let kmsg = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/kmsg")
-        .ok();
-    let logger = Box::leak(Box::new(Logger {
-        kmsg: Mutex::new(kmsg),
-    }));
-    // A second init (retry) keeps the first logger.
-    let _ = log::set_logger(logger);
-    log::set_max_level(if debug {
-        log::LevelFilter::Debug
-    } else {
-        log::LevelFilter::Info
-    });
-}
 
 /// Why the boot stopped and what to do about it.
 struct Failure {
@@ -105,7 +52,7 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
     let raw =
         std::fs::read("/proc/cmdline").map_err(|e| early(format!("reading /proc/cmdline: {e}")))?;
     let params = cmdline::parse_bytes(&raw);
-    init_logger(params.debug);
+    crate::console::init_logger(params.debug);
     let loaded = config::load_for_boot(None, params.agent.config.as_deref());
     for e in &loaded.errors {
         log::warn!("config: {e} (built-in defaults in force)");
@@ -157,82 +104,16 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
     )
     .map_err(|e| fail(format!("nfs: {e}")))?;
     breakpoint(&plan, BreakStage::Mount, &c.boot.shell);
-    let mut env = hook_env(&plan, up.lease.as_ref().and_then(|l| l.hostname.as_deref()));
-    env.push(("INITAGENT_SOURCE".into(), source.clone()));
-    match plan.mode {
-        cmdline::Mode::Sync => {
-            let synced = crate::sync::boot::run(&plan, c).map_err(fail)?;
-            // The node runs from its disk: the standard root is not needed any more.
-            if let Err(e) = sys::unmount(Path::new(plan::SOURCE_MOUNT), true) {
-                log::warn!("{e}");
-            }
-            env.push((
-                "INITAGENT_FIRST_SYNC".into(),
-                u8::from(synced.first).to_string(),
-            ));
-            env.push((
-                "INITAGENT_GENERATION".into(),
-                synced.report.generation.clone(),
-            ));
-            env.push(("INITAGENT_FSTAB".into(), synced.fstab.join("\n")));
-            run_hooks("post-sync", &c.hooks, &env).map_err(fail)?;
-        }
-        cmdline::Mode::Statelite | cmdline::Mode::Overlay => {
-            let name = env
-                .iter()
-                .find(|(k, _)| k == "INITAGENT_HOSTNAME")
-                .map(|(_, v)| v.clone());
-            crate::statelite::boot(&plan, c, name.as_deref(), &source).map_err(fail)?;
-        }
-        cmdline::Mode::Nfsroot | cmdline::Mode::Update => {}
-    }
-    if let Some(plan::Step::Cdsl { nodeid, .. }) = plan
-        .steps
-        .iter()
-        .find(|s| matches!(s, plan::Step::Cdsl { .. }))
-    {
-        crate::cdsl::plan_boot(&c.cdsl, nodeid)
-            .and_then(|a| crate::cdsl::apply(Path::new(plan::NEW_ROOT), &c.cdsl, &a))
-            .map_err(|e| fail(format!("cdsl: {e}")))?;
-        log::info!("CDSL: {}/{nodeid} on {}", c.cdsl.tree, c.cdsl.link);
-    }
-    run_hooks("pre-switch", &c.hooks, &env).map_err(fail)?;
-    breakpoint(&plan, BreakStage::PrePivot, &c.boot.shell);
-    let why =
-        crate::switch_root::switch_root(Path::new(plan::NEW_ROOT), &plan.init, &plan.init_args);
-    Err(fail(format!("switch_root: {why}")))
-}
-
-/// What every hook is told about this boot (see hooks/README.md).
-fn hook_env(plan: &plan::BootPlan, dhcp_hostname: Option<&str>) -> Vec<(String, String)> {
-    let mut env = vec![("INITAGENT_MODE".to_string(), plan.mode.to_string())];
-    let mut put = |k: &str, v: Option<String>| {
-        if let Some(v) = v {
-            env.push((k.to_string(), v));
-        }
-    };
-    put(
-        "INITAGENT_HOSTNAME",
-        plan.node
-            .clone()
-            .or_else(|| dhcp_hostname.map(String::from)),
-    );
-    put("INITAGENT_NODEID", plan.nodeid.clone());
-    put("INITAGENT_BOOTIF", plan.net.mac.map(|m| m.to_string()));
-    env
-}
-
-fn run_hooks(phase: &str, h: &config::Hooks, env: &[(String, String)]) -> Result<(), String> {
-    crate::hooks::run_phase(
-        Path::new(plan::NEW_ROOT),
-        &h.dir,
-        phase,
-        env,
-        &h.skip,
-        Duration::from_secs(h.timeout.into()),
+    crate::assemble::run(
+        &plan,
+        c,
+        &source,
+        up.lease.as_ref().and_then(|l| l.hostname.as_deref()),
     )
-    .map(drop)
-    .map_err(|e| format!("{phase} hooks: {e}"))
+    .map_err(fail)?;
+    breakpoint(&plan, BreakStage::PrePivot, &c.boot.shell);
+    let why = crate::switch_root::switch_root(Path::new(&plan.root), &plan.init, &plan.init_args);
+    Err(fail(format!("switch_root: {why}")))
 }
 
 /// Undoes what an earlier, failed attempt mounted, so a retry starts clean.
@@ -333,17 +214,10 @@ pub fn run() -> ! {
 /// Boots the last complete local copy; returns only why it could not.
 fn boot_local(plan: &plan::BootPlan, hooks: &config::Hooks) -> String {
     release_mounts();
-    let generation = match crate::sync::boot::mount_last_complete(plan) {
-        Ok(g) => g,
-        Err(e) => return e,
-    };
-    log::warn!("booting the last complete local copy (generation {generation}) without syncing");
-    let env = hook_env(plan, None);
-    if let Err(e) = run_hooks("pre-switch", hooks, &env) {
+    if let Err(e) = crate::assemble::local(plan, hooks) {
         return e;
     }
-    let why =
-        crate::switch_root::switch_root(Path::new(plan::NEW_ROOT), &plan.init, &plan.init_args);
+    let why = crate::switch_root::switch_root(Path::new(&plan.root), &plan.init, &plan.init_args);
     format!("switch_root: {why}")
 }
 

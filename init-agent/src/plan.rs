@@ -26,6 +26,9 @@ pub const DEFAULT_INIT: &str = "/sbin/init";
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BootPlan {
     pub mode: Mode,
+    /// Where the new root is assembled: [`NEW_ROOT`] as PID 1, the host
+    /// initramfs's root mount point under dracut or initramfs-tools.
+    pub root: String,
     pub net: NetPlan,
     pub source: SourcePlan,
     /// Persistent store for statelite/overlay (`{server, path}`); `server: null`
@@ -445,6 +448,7 @@ pub fn boot(p: &BootParams, c: &Config) -> BootPlan {
 
     BootPlan {
         mode,
+        root: NEW_ROOT.into(),
         net,
         source,
         statemnt,
@@ -463,6 +467,24 @@ pub fn boot(p: &BootParams, c: &Config) -> BootPlan {
         modules,
         steps,
         errors,
+    }
+}
+
+impl BootPlan {
+    /// The same plan with the new root assembled at `dir` instead of [`NEW_ROOT`].
+    pub fn with_root(mut self, dir: &str) -> BootPlan {
+        if self.source.mountpoint == self.root {
+            self.source.mountpoint = dir.into();
+        }
+        for s in &mut self.steps {
+            match s {
+                Step::Sync { to, .. } => *to = dir.into(),
+                Step::SwitchRoot { root, .. } => *root = dir.into(),
+                _ => {}
+            }
+        }
+        self.root = dir.into();
+        self
     }
 }
 

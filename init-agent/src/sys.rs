@@ -146,3 +146,13 @@ pub fn kill(pid: u32) {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
     }
 }
+
+/// Remounts a mount read-only or read-write, keeping its other options.
+pub fn remount(target: &Path, read_only: bool) -> Result<(), MountError> {
+    let flags = if read_only {
+        MountFlags::RDONLY
+    } else {
+        MountFlags::empty()
+    };
+    m::mount_remount(target, flags, "").map_err(err("remounting", target))
+}

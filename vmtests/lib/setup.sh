@@ -101,7 +101,7 @@ CONF
         set -euo pipefail
         ip link set lo up
         ip addr add 127.0.0.2/32 dev lo   # glibc AI_ADDRCONFIG needs a non-loopback-only v4 view
-        ganesha.nfsd -F -f "$1/ganesha.conf" -L "$1/log/ganesha.log" -p "$1/run/ganesha.pid" -N NIV_EVENT &
+        ganesha.nfsd -F -f "$1/ganesha.conf" -L "$1/log/ganesha.log" -p "$1/run/ganesha.pid" -N NIV_EVENT 2>>"$1/log/stderr" &
         GAN=$!
         trap "kill $GAN 2>/dev/null; wait $GAN 2>/dev/null || true" EXIT
         for _ in $(seq 50); do ss -ltn | grep -q ":2049 " && break; sleep 0.1; done
@@ -175,4 +175,80 @@ vm_unmount() { # dir
     dev=$(findmnt -no SOURCE "$1" || true)
     umount "$1" 2>/dev/null || true
     [ -n "$dev" ] && losetup -d "$dev" 2>/dev/null || true
+}
+
+# A Debian root with an initramfs tool installed (cached): a copy of the test
+# root plus packages from the Debian mirror, as an admin's standard root with
+# dracut or initramfs-tools would be.
+vm_tool_root() { # name package...
+    local name=$1
+    shift
+    TOOL_ROOT=$WORK/root-$name
+    # The package list is the cache key: a new list installs what it adds.
+    [ "$(cat "$TOOL_ROOT/.complete" 2>/dev/null)" = "$*" ] && return
+    if [ ! -f "$TOOL_ROOT/.complete" ]; then
+        rm -rf "$TOOL_ROOT"
+        mkdir -p "$TOOL_ROOT"
+        "$AGENT" sync "$("$VM_DIR/../tests-support/test-root.sh")" "$TOOL_ROOT" --exclude /.complete -q
+        rm -rf "$TOOL_ROOT/.init-agent"
+    fi
+    cp /etc/resolv.conf "$TOOL_ROOT/etc/resolv.conf"
+    # No service may start in the chroot.
+    printf '#!/bin/sh\nexit 101\n' >"$TOOL_ROOT/usr/sbin/policy-rc.d"
+    chmod 755 "$TOOL_ROOT/usr/sbin/policy-rc.d"
+    vm_chroot "$TOOL_ROOT" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null' \
+        apt "$@"
+    echo "$*" >"$TOOL_ROOT/.complete"
+}
+
+# Runs a command chrooted in DIR with /proc /sys /dev bound, in a private
+# mount namespace (nothing stays mounted when it ends).
+vm_chroot() { # dir command...
+    local dir=$1
+    shift
+    unshare -m --propagation private sh -c '
+        d=$1; shift
+        mount --bind /proc "$d/proc" && mount --bind /sys "$d/sys" && mount --bind /dev "$d/dev"
+        exec chroot "$d" "$@"' vm "$dir" "$@"
+}
+
+# The initramfs of a packaging: standalone (init-agent mkinitramfs), dracut
+# or initramfs-tools (the real tools, in a Debian root where `make install`
+# put init-agent), for the cloud kernel, with an optional site configuration.
+vm_initrd() { # packaging output [config]
+    local packaging=$1 out=$2 conf=${3:-}
+    case $packaging in
+    standalone)
+        "$AGENT" mkinitramfs --kernel-release "$KREL" --modules-dir "$KDIR/lib/modules" \
+            ${conf:+--config "$conf"} --output "$out" 2>"$out.log"
+        return
+        ;;
+    dracut) vm_tool_root dracut dracut dracut-network nfs-common isc-dhcp-client iputils-arping iproute2 procps sysvinit-core fdisk e2fsprogs kmod ;;
+    initramfs-tools) vm_tool_root initramfs-tools initramfs-tools klibc-utils busybox fdisk e2fsprogs kmod ;;
+    *)
+        echo "unknown packaging $packaging (standalone, dracut, initramfs-tools)" >&2
+        return 2
+        ;;
+    esac
+    rm -rf "$TOOL_ROOT/lib/modules"
+    mkdir -p "$TOOL_ROOT/lib/modules" "$TOOL_ROOT/boot"
+    cp -a "$KDIR/lib/modules/$KREL" "$TOOL_ROOT/lib/modules/"
+    cp "$KDIR"/boot/config-"$KREL" "$TOOL_ROOT/boot/"
+    make -s -C "$VM_DIR/.." install DESTDIR="$TOOL_ROOT" >/dev/null
+    rm -f "$TOOL_ROOT/etc/init-agent.toml"
+    [ -n "$conf" ] && cp "$conf" "$TOOL_ROOT/etc/init-agent.toml"
+    case $packaging in
+    dracut) vm_chroot "$TOOL_ROOT" dracut --force --no-hostonly -a init-agent --kver "$KREL" /tmp/initrd.img >"$out.log" 2>&1 ;;
+    initramfs-tools) vm_chroot "$TOOL_ROOT" mkinitramfs -o /tmp/initrd.img "$KREL" >"$out.log" 2>&1 ;;
+    esac
+    mv "$TOOL_ROOT/tmp/initrd.img" "$out"
+}
+
+# The command line keys that hand the boot to init-agent in each packaging.
+vm_root_args() { # packaging
+    case $1 in
+    standalone) echo "root=nfs:10.0.2.2:/export" ;;
+    dracut) echo "root=nfs4:10.0.2.2:/export ip=dhcp rd.neednet=1" ;;
+    initramfs-tools) echo "boot=init-agent root=nfs:10.0.2.2:/export ip=dhcp" ;;
+    esac
 }

@@ -102,7 +102,7 @@ pub fn boot(
         store,
         vars: BTreeMap::new(),
     };
-    let root = Path::new(crate::plan::NEW_ROOT);
+    let root = Path::new(&plan.root);
     if plan.mode == crate::cmdline::Mode::Statelite && !root.join(".statelite").is_dir() {
         return Err(format!(
             "the image {mounted} has no /.statelite directory to mount the layout on (xCAT's liteimg makes it): create it in the image on the master"

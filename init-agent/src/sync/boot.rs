@@ -1,5 +1,5 @@
 //! Sync mode at boot: the local disks prepared (partitioned and formatted on
-//! the first boot only), the local root mounted on [`NEW_ROOT`] and made an
+//! the first boot only), the local root mounted on the plan's root and made an
 //! exact copy of the standard root; and the `local` fallback, which boots the
 //! last complete copy when the master cannot be reached.
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{Options, Report, STATE_DIR};
 use crate::config::{Config, Disk, Partition};
-use crate::plan::{BootPlan, Step, NEW_ROOT, SOURCE_MOUNT};
+use crate::plan::{BootPlan, Step, SOURCE_MOUNT};
 
 /// How long a disk named by the configuration may take to appear.
 const DISK_WAIT: Duration = Duration::from_secs(10);
@@ -33,23 +33,23 @@ fn root_partition(d: &Disk) -> Result<(usize, &Partition), String> {
         .ok_or_else(|| format!("disk {}: no partition has mount = \"/\"", d.device))
 }
 
-fn mount_root(d: &Disk, device: &Path) -> Result<(), String> {
+fn mount_root(d: &Disk, device: &Path, at: &str) -> Result<(), String> {
     let (i, p) = root_partition(d)?;
     let dev = crate::disk::partition_path(device, i + 1);
     let dev = crate::disk::wait_for(&dev, DISK_WAIT)?;
     let fstype =
         crate::disk::mount_type(p.fs).ok_or_else(|| format!("{}: not mountable", dev.display()))?;
-    std::fs::create_dir_all(NEW_ROOT).map_err(|e| format!("{NEW_ROOT}: {e}"))?;
+    std::fs::create_dir_all(at).map_err(|e| format!("{at}: {e}"))?;
     crate::sys::mount_fs(
         &dev.to_string_lossy(),
-        Path::new(NEW_ROOT),
+        Path::new(at),
         fstype,
         false,
         "",
     )
     .map_err(|e| e.to_string())?;
     log::info!(
-        "local root {} ({fstype}) mounted on {NEW_ROOT}",
+        "local root {} ({fstype}) mounted on {at}",
         dev.display()
     );
     Ok(())
@@ -80,7 +80,7 @@ pub fn run(plan: &BootPlan, c: &Config) -> Result<Synced, String> {
         (Some(d), Some(dev)) => (d, dev),
         _ => return Err("sync mode without a disk to sync to".into()),
     };
-    mount_root(root_disk, &device)?;
+    mount_root(root_disk, &device, &plan.root)?;
     let manifest = Path::new(SOURCE_MOUNT).join(STATE_DIR).join("manifest");
     let opts = Options {
         exclude: exclude.clone(),
@@ -90,7 +90,7 @@ pub fn run(plan: &BootPlan, c: &Config) -> Result<Synced, String> {
         manifest: manifest.exists().then_some(manifest),
         ..Options::default()
     };
-    let report = super::run(Path::new(SOURCE_MOUNT), Path::new(NEW_ROOT), &opts)
+    let report = super::run(Path::new(SOURCE_MOUNT), Path::new(&plan.root), &opts)
         .map_err(|e| format!("sync: {e}"))?;
     let k = &report.counts;
     log::info!(
@@ -105,7 +105,7 @@ pub fn run(plan: &BootPlan, c: &Config) -> Result<Synced, String> {
         report.bytes_copied,
         report.manifest
     );
-    if let Err(e) = write_report(&report) {
+    if let Err(e) = write_report(&report, &plan.root) {
         // The copy is complete and marked so; only the record of it is missing.
         log::warn!("writing the sync report: {e}");
     }
@@ -116,8 +116,8 @@ pub fn run(plan: &BootPlan, c: &Config) -> Result<Synced, String> {
     })
 }
 
-fn write_report(report: &Report) -> std::io::Result<()> {
-    let dir = PathBuf::from(NEW_ROOT).join(STATE_DIR);
+fn write_report(report: &Report, root: &str) -> std::io::Result<()> {
+    let dir = PathBuf::from(root).join(STATE_DIR);
     let tmp = dir.join(format!("{REPORT}.tmp"));
     let json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
     std::fs::write(&tmp, json + "\n")?;
@@ -139,14 +139,14 @@ pub fn mount_last_complete(plan: &BootPlan) -> Result<String, String> {
             device.display()
         ));
     }
-    mount_root(d, &device)?;
-    let root = super::fsops::open_root(Path::new(NEW_ROOT))
-        .map_err(|e| format!("opening {NEW_ROOT}: {e}"))?;
+    mount_root(d, &device, &plan.root)?;
+    let root = super::fsops::open_root(Path::new(&plan.root))
+        .map_err(|e| format!("opening {}: {e}", plan.root))?;
     match super::state::read(std::os::fd::AsFd::as_fd(&root)) {
         super::state::State::Complete(g) => Ok(g),
         other => {
             drop(root);
-            let _ = crate::sys::unmount(Path::new(NEW_ROOT), true);
+            let _ = crate::sys::unmount(Path::new(&plan.root), true);
             Err(format!(
                 "the local copy on {} is not complete (state {other}): it cannot be booted",
                 device.display()

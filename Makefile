@@ -1,0 +1,39 @@
+# Installs init-agent for admins: the static binary, the dracut module, the
+# initramfs-tools integration and the shipped hooks, in the standard places.
+#   make install [DESTDIR=/srv/nfs4/clusternoderoot] [PREFIX=/usr]
+# then build an image in that root with dracut or update-initramfs (README).
+PREFIX ?= /usr
+DESTDIR ?=
+BIN := target/x86_64-unknown-linux-gnu/release/init-agent
+
+.PHONY: all build install uninstall
+all: build
+
+build:
+	cargo build --release --locked
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/init-agent
+	install -D -m 0755 dracut-module/90init-agent/module-setup.sh \
+		$(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90init-agent/module-setup.sh
+	install -D -m 0755 dracut-module/90init-agent/init-agent-pre-pivot.sh \
+		$(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90init-agent/init-agent-pre-pivot.sh
+	install -D -m 0755 initramfs-tools/hooks/init-agent \
+		$(DESTDIR)$(PREFIX)/share/initramfs-tools/hooks/init-agent
+	install -D -m 0644 initramfs-tools/scripts/init-agent \
+		$(DESTDIR)$(PREFIX)/share/initramfs-tools/scripts/init-agent
+	install -D -m 0644 initramfs-tools/conf.d/init-agent \
+		$(DESTDIR)/etc/initramfs-tools/conf.d/init-agent
+	for h in hooks/post-sync.d/*; do \
+		install -D -m 0755 $$h $(DESTDIR)$(PREFIX)/lib/init-agent/$$h; \
+	done
+	install -D -m 0644 conf/init-agent.toml $(DESTDIR)$(PREFIX)/share/doc/init-agent/init-agent.toml.example
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/sbin/init-agent
+	rm -rf $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90init-agent
+	rm -f $(DESTDIR)$(PREFIX)/share/initramfs-tools/hooks/init-agent
+	rm -f $(DESTDIR)$(PREFIX)/share/initramfs-tools/scripts/init-agent
+	rm -f $(DESTDIR)/etc/initramfs-tools/conf.d/init-agent
+	rm -rf $(DESTDIR)$(PREFIX)/lib/init-agent
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/init-agent
