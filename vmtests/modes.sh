@@ -71,10 +71,10 @@ fail() {
 expect() { # pattern what
     grep -aq -- "$1" "$T/console-$BOOT.log" || fail "$2"
 }
-boot() { # name cmdline
+boot() { # name cmdline [root-args]
     BOOT=$1
     vm_with_nfs "$STD" vm_qemu "$T/initrd.img" \
-        "$ROOT_ARGS init=/sbin/ia-test-init initagent.fallback=reboot $2" 180 \
+        "${3:-$ROOT_ARGS} init=/sbin/ia-test-init initagent.fallback=reboot $2" 180 \
         </dev/null | tr -d '\r' >"$T/console-$BOOT.log" || true
     ! grep -aq "Kernel panic" "$T/console-$BOOT.log" || fail "kernel panic"
     expect "NODE-INIT pid 1" "the node's init did not run"
@@ -102,5 +102,11 @@ expect "IATEST cdsl=node one link=../cdsl.local/etc/ia-cdsl" "CDSL: node 1 does 
 boot cdsl-2 "initagent.nodeid=2 initagent.cdsl=1 iatest=cdsl"
 expect "IATEST cdsl=node two link=../cdsl.local/etc/ia-cdsl" "CDSL: node 2 does not see its own file"
 
+# NFSv3 (ganesha with rpcbind, the export by its path): mount(2) with the
+# kernel's own MOUNT call under standalone and initramfs-tools, mount.nfs under dracut.
+VM_NFS_V3=1 boot nfs3 "initagent.nodeid=1 initagent.cdsl=1 iatest=cdsl" "$(vm_root_args "$PACKAGING" "$STD")"
+expect "NODE-INIT pid 1 root nfs " "NFSv3: the root is not an NFSv3 mount"
+expect "IATEST cdsl=node one" "NFSv3: CDSL node 1 does not see its own file"
+
 [ "$(std_sum)" = "$before" ] || fail "the read-only modes changed the standard root"
-echo "modes ($PACKAGING): statelite persistent kept and tmpfs gone across boots, overlay writes in RAM only, CDSL per node"
+echo "modes ($PACKAGING): statelite persistent kept and tmpfs gone across boots, overlay writes in RAM only, CDSL per node, NFSv3 and v4"

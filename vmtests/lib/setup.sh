@@ -70,8 +70,9 @@ vm_modules() { # tree module...
 }
 
 # Runs "$@" (vm_qemu included) in a private network namespace with
-# nfs-ganesha exporting $1 (v4 only, no rpcbind) as /export, and each
-# PSEUDO=DIR of $VM_EXTRA_EXPORTS as PSEUDO; the guest reaches it at 10.0.2.2.
+# nfs-ganesha exporting $1 as /export (v4; with VM_NFS_V3=1 also v3, by its
+# path, with rpcbind), and each PSEUDO=DIR of $VM_EXTRA_EXPORTS as PSEUDO;
+# the guest reaches it at 10.0.2.2.
 vm_with_nfs() { # export-dir command...
     local export=$1
     shift
@@ -79,31 +80,45 @@ vm_with_nfs() { # export-dir command...
     local g
     g=$(mktemp -d "$WORK/ganesha.XXXXXX")
     mkdir -p "$g/recov" "$g/log" "$g/run"
+    # NFSv3 needs rpcbind (for MOUNT), which lives in /run: a private one.
+    local protocols=4 unshare_args=(-n)
+    if [ -n "${VM_NFS_V3:-}" ]; then
+        protocols=3,4
+        unshare_args=(-n -m --propagation private)
+    fi
     cat >"$g/ganesha.conf" <<CONF
-NFS_CORE_PARAM { Bind_addr = 127.0.0.1; NFS_Port = 2049; Protocols = 4; Enable_NLM = false;
+NFS_CORE_PARAM { Bind_addr = 127.0.0.1; NFS_Port = 2049; Protocols = $protocols; Enable_NLM = false;
   Enable_RQUOTA = false; Enable_UDP = false; Plugins_Dir = "/usr/lib/x86_64-linux-gnu/ganesha"; }
 NFSV4 { Graceless = true; Lease_Lifetime = 10; RecoveryBackend = fs; RecoveryRoot = "$g/recov"; Only_Numeric_Owners = true; }
 NFS_KRB5 { Active_krb5 = false; }
 LOG { Default_Log_Level = EVENT; }
-EXPORT { Export_Id = 1; Path = "$export"; Pseudo = "/export"; Protocols = 4; Transports = TCP;
+EXPORT { Export_Id = 1; Path = "$export"; Pseudo = "/export"; Protocols = $protocols; Transports = TCP;
   Access_Type = RW; Squash = No_Root_Squash; SecType = sys; FSAL { Name = VFS; } }
 CONF
     local id=2 extra
     for extra in ${VM_EXTRA_EXPORTS:-}; do
-        printf 'EXPORT { Export_Id = %d; Path = "%s"; Pseudo = "%s"; Protocols = 4; Transports = TCP;\n  Access_Type = RW; Squash = No_Root_Squash; SecType = sys; FSAL { Name = VFS; } }\n' \
-            "$id" "${extra#*=}" "${extra%%=*}" >>"$g/ganesha.conf"
+        printf 'EXPORT { Export_Id = %d; Path = "%s"; Pseudo = "%s"; Protocols = %s; Transports = TCP;\n  Access_Type = RW; Squash = No_Root_Squash; SecType = sys; FSAL { Name = VFS; } }\n' \
+            "$id" "${extra#*=}" "${extra%%=*}" "$protocols" >>"$g/ganesha.conf"
         id=$((id + 1))
     done
     export -f vm_qemu
     export VMLINUZ
     local rc=0
-    unshare -n bash -c '
+    VM_NFS_V3="${VM_NFS_V3:-}" unshare "${unshare_args[@]}" bash -c '
         set -euo pipefail
         ip link set lo up
         ip addr add 127.0.0.2/32 dev lo   # glibc AI_ADDRCONFIG needs a non-loopback-only v4 view
+        RPCB=
+        if [ -n "${VM_NFS_V3:-}" ]; then
+            mount -t tmpfs tmpfs /run
+            rpcbind -f &
+            RPCB=$!
+            for _ in $(seq 50); do [ -S /run/rpcbind.sock ] && break; sleep 0.1; done
+        fi
         ganesha.nfsd -F -f "$1/ganesha.conf" -L "$1/log/ganesha.log" -p "$1/run/ganesha.pid" -N NIV_EVENT 2>>"$1/log/stderr" &
         GAN=$!
-        trap "kill $GAN 2>/dev/null; wait $GAN 2>/dev/null || true" EXIT
+        # ganesha before rpcbind: the other way round its unregister stalls.
+        trap "kill $GAN 2>/dev/null; wait $GAN 2>/dev/null || true; [ -z \"$RPCB\" ] || kill $RPCB 2>/dev/null || true" EXIT
         for _ in $(seq 50); do ss -ltn | grep -q ":2049 " && break; sleep 0.1; done
         shift
         "$@"
@@ -244,11 +259,14 @@ vm_initrd() { # packaging output [config]
     mv "$TOOL_ROOT/tmp/initrd.img" "$out"
 }
 
-# The command line keys that hand the boot to init-agent in each packaging.
-vm_root_args() { # packaging
+# The command line keys that hand the boot to init-agent in each packaging;
+# with a path, the standard root is mounted by NFSv3 from that path.
+vm_root_args() { # packaging [v3-path]
+    local root="nfs:10.0.2.2:/export"
+    [ -n "${2:-}" ] && root="nfs:10.0.2.2:$2:vers=3"
     case $1 in
-    standalone) echo "root=nfs:10.0.2.2:/export" ;;
-    dracut) echo "root=nfs4:10.0.2.2:/export ip=dhcp rd.neednet=1" ;;
-    initramfs-tools) echo "boot=init-agent root=nfs:10.0.2.2:/export ip=dhcp" ;;
+    standalone) echo "root=$root" ;;
+    dracut) echo "root=${2:+$root}${2:-nfs4:10.0.2.2:/export} ip=dhcp rd.neednet=1" ;;
+    initramfs-tools) echo "boot=init-agent root=$root ip=dhcp" ;;
     esac
 }
