@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Runs one cargo-fuzz target for a while: fuzz/run.sh TARGET [SECONDS]
-#   TARGET   cmdline | config
+#   TARGET   cmdline | config | xcat | manifest | dhcp | disk
 #   SECONDS  libFuzzer's -max_total_time, default 60
 # Works with the stable toolchain alone (RUSTC_BOOTSTRAP=1 unlocks -Zsanitizer).
 # Crashes land in fuzz/artifacts/TARGET/; the growing corpus in fuzz/corpus/TARGET/.
 set -euo pipefail
 
-usage() { echo "usage: $0 cmdline|config [SECONDS]" >&2; exit 2; }
+usage() { echo "usage: $0 cmdline|config|xcat|manifest|dhcp|disk [SECONDS]" >&2; exit 2; }
 [[ $# -ge 1 && $# -le 2 ]] || usage
 target=$1
 seconds=${2:-60}
 case $target in
   cmdline) max_len=4096 ;;    # the kernel's COMMAND_LINE_SIZE is 2048 on x86
   config)  max_len=16384 ;;   # room for a full site file plus mutations
+  xcat)    max_len=16384 ;;   # three tabdump tables
+  manifest) max_len=65536 ;;  # a few hundred records
+  dhcp)    max_len=1500 ;;    # one Ethernet frame
+  disk)    max_len=8192 ;;    # sfdisk JSON of a disk with many partitions
   *) usage ;;
 esac
 [[ $seconds =~ ^[0-9]+$ ]] || usage
@@ -33,7 +37,7 @@ export RUSTC_BOOTSTRAP=1
 
 # corpus/ is not in git: start it from the checked-in seeds every time.
 mkdir -p "corpus/$target"
-cp -f seeds/"$target"/* "corpus/$target/"
+[ -d "seeds/$target" ] && cp -f seeds/"$target"/* "corpus/$target/"
 
 log=$(mktemp "${TMPDIR:-/tmp}/fuzz-$target.XXXXXX.log")
 echo "== cargo fuzz run $target for ${seconds}s (max_len $max_len); log: $log" >&2

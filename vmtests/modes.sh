@@ -20,7 +20,7 @@ T=$WORK/modes-$PACKAGING
 rm -rf "$T"
 mkdir -p "$T/state"
 STD=$T/standard
-vm_standard_root "$STD"
+vm_standard_root "$STD" small
 # What the node's init does, by the iatest= key of the command line.
 cat >"$STD/sbin/ia-test-extra" <<'EXTRA'
 #!/bin/sh

@@ -104,4 +104,3 @@ fn run_hooks(
     .map(drop)
     .map_err(|e| format!("{phase} hooks: {e}"))
 }
-

@@ -54,4 +54,3 @@ pub fn init_logger(debug: bool) {
         log::LevelFilter::Info
     });
 }
-

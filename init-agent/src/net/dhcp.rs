@@ -72,7 +72,11 @@ pub fn request(xid: u32, mac: &[u8; 6], offer: &Lease) -> Vec<u8> {
 /// The lease in a reply of `kind` for our `xid`; None for anything else
 /// (other clients' traffic, garbage), so the caller keeps listening.
 pub fn parse(bytes: &[u8], xid: u32, kind: MessageType) -> Option<Result<Lease, DhcpError>> {
-    let m = Message::from_bytes(bytes).ok()?;
+    // Any host on the segment can send us anything. dhcproto 0.14 asserts
+    // (debug_assert) on some malformed options instead of failing, as
+    // fuzzing found: such a packet is garbage like any other, never a panic.
+    let decoded = std::panic::catch_unwind(|| Message::from_bytes(bytes));
+    let m = decoded.ok()?.ok()?;
     if m.opcode() != Opcode::BootReply || m.xid() != xid {
         return None;
     }
@@ -121,21 +125,40 @@ pub fn parse(bytes: &[u8], xid: u32, kind: MessageType) -> Option<Result<Lease, 
     }))
 }
 
-fn wait(
+/// Sends a message and waits for the reply of `kind`, sending it again after
+/// 1, 2, 4, 4… s (with a per-node offset, so that a rack that lost its link
+/// together does not resend in step): a lost packet or a link that flapped
+/// costs a second, not the exchange.
+fn send_and_wait(
     sock: &UdpSocket,
+    message: &[u8],
     xid: u32,
     kind: MessageType,
     name: &'static str,
     timeout: Duration,
 ) -> Result<Lease, DhcpError> {
+    let server = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
     let deadline = Instant::now() + timeout;
     let mut buf = [0u8; 1500];
+    let mut gap = Duration::from_millis(1000 + u64::from(xid % 250));
+    let mut next_send = Instant::now();
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        let now = Instant::now();
+        if now >= deadline {
             return Err(DhcpError::Timeout(name));
         }
-        sock.set_read_timeout(Some(left))
+        if now >= next_send {
+            // A link that is down refuses the send: the next resend may pass.
+            if let Err(e) = sock.send_to(message, server) {
+                log::debug!("DHCP {name}: sending: {e}");
+            }
+            next_send = now + gap;
+            gap = (gap * 2).min(Duration::from_secs(4));
+        }
+        let left = deadline
+            .min(next_send)
+            .saturating_duration_since(Instant::now());
+        sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))
             .map_err(|e| DhcpError::Io(e.to_string()))?;
         match sock.recv_from(&mut buf) {
             Ok((n, _)) => {
@@ -154,17 +177,27 @@ fn wait(
 }
 
 /// One DISCOVER/OFFER/REQUEST/ACK exchange on the interface the broadcast
-/// route points at.
+/// route points at; `timeout` bounds each of its two halves.
 pub fn exchange(mac: &[u8; 6], xid: u32, timeout: Duration) -> Result<Lease, DhcpError> {
     let io = |e: std::io::Error| DhcpError::Io(e.to_string());
     let sock = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68)).map_err(io)?;
     sock.set_broadcast(true).map_err(io)?;
-    let server = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
-    sock.send_to(&discover(xid, mac), server).map_err(io)?;
-    let offer = wait(&sock, xid, MessageType::Offer, "offer", timeout)?;
-    sock.send_to(&request(xid, mac, &offer), server)
-        .map_err(io)?;
-    wait(&sock, xid, MessageType::Ack, "acknowledgement", timeout)
+    let offer = send_and_wait(
+        &sock,
+        &discover(xid, mac),
+        xid,
+        MessageType::Offer,
+        "offer",
+        timeout,
+    )?;
+    send_and_wait(
+        &sock,
+        &request(xid, mac, &offer),
+        xid,
+        MessageType::Ack,
+        "acknowledgement",
+        timeout,
+    )
 }
 
 #[cfg(test)]
@@ -194,6 +227,17 @@ mod tests {
         o.insert(DhcpOption::RootPath("10.0.2.2:/export".into()));
         o.insert(DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 0, 2, 2)));
         m.to_vec().unwrap()
+    }
+
+    /// Found by `fuzz/run.sh dhcp`: a bulk-leasequery option of the wrong
+    /// length trips an assertion inside dhcproto.
+    #[test]
+    fn a_malformed_option_is_garbage_not_a_panic() {
+        let bytes = include_bytes!("../../../fuzz/seeds/dhcp/malformed-bulk-leasequery-time");
+        let xid = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+        for kind in [MessageType::Offer, MessageType::Ack] {
+            assert!(!matches!(parse(bytes, xid, kind), Some(Ok(_))));
+        }
     }
 
     #[test]

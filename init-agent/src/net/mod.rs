@@ -105,6 +105,12 @@ pub fn bring_up(plan: &NetPlan, c: &config::Net) -> Result<Configured, String> {
                 .map_err(|e| format!("{}: broadcast route: {e}", link.name))?;
             let mut last = String::new();
             let mut lease = None;
+            log::info!(
+                "{}: DHCP ({} exchanges of up to {} s)",
+                link.name,
+                c.dhcp_retries.max(1),
+                c.dhcp_timeout
+            );
             for attempt in 0..c.dhcp_retries.max(1) {
                 let xid = u32::from_be_bytes([mac.0[2], mac.0[3], mac.0[4], mac.0[5]]) ^ attempt;
                 match dhcp::exchange(&mac.0, xid, Duration::from_secs(c.dhcp_timeout.into())) {

@@ -40,18 +40,9 @@ fn mount_root(d: &Disk, device: &Path, at: &str) -> Result<(), String> {
     let fstype =
         crate::disk::mount_type(p.fs).ok_or_else(|| format!("{}: not mountable", dev.display()))?;
     std::fs::create_dir_all(at).map_err(|e| format!("{at}: {e}"))?;
-    crate::sys::mount_fs(
-        &dev.to_string_lossy(),
-        Path::new(at),
-        fstype,
-        false,
-        "",
-    )
-    .map_err(|e| e.to_string())?;
-    log::info!(
-        "local root {} ({fstype}) mounted on {at}",
-        dev.display()
-    );
+    crate::sys::mount_fs(&dev.to_string_lossy(), Path::new(at), fstype, false, "")
+        .map_err(|e| e.to_string())?;
+    log::info!("local root {} ({fstype}) mounted on {at}", dev.display());
     Ok(())
 }
 
