@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # Runs every test of init-agent: format check, clippy with warnings denied, unit,
-# property and CLI tests. Safe to run again and again on a fresh Debian machine as root:
+# property, root and CLI tests, and the QEMU VM tests of every mode through
+# every packaging. Safe to run again and again on a fresh Debian machine as root:
 # it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
+# --long adds the fault scenarios (power cuts mid-sync, disk and DHCP faults).
+LONG=0
+case "${1:-}" in
+--long) LONG=1 ;;
+"") ;;
+*)
+    echo "usage: $0 [--long]" >&2
+    exit 2
+    ;;
+esac
 
 log() { printf '==> %s\n' "$*"; }
 
@@ -47,7 +58,17 @@ cargo test --workspace --locked
 log "VM tests (QEMU/TCG + nfs-ganesha)"
 vmtests/overlay-symlink-rename.sh
 vmtests/pid1-outcome.sh
-vmtests/sync-boot.sh
-vmtests/modes.sh standalone
+# Every mode through every packaging: the standalone image, dracut, initramfs-tools.
+for packaging in standalone dracut initramfs-tools; do
+    log "sync mode, $packaging"
+    vmtests/sync-boot.sh "$packaging"
+    log "statelite, overlay, CDSL, NFSv3, $packaging"
+    vmtests/modes.sh "$packaging"
+done
+
+if [ "$LONG" = 1 ]; then
+    log "long: faults (power cuts, disks, DHCP)"
+    vmtests/faults.sh
+fi
 
 log "all tests passed"

@@ -49,8 +49,9 @@ boot_and_cut() { # name mib
     BOOT=$1
     local mib=$2
     (
+        # Unbuffered: the loop below watches the console as it is written.
         vm_with_nfs "$STD" vm_qemu "$T/initrd.img" "$SYNC" 600 \
-            -drive file="$DISK",format=raw,if=virtio </dev/null | tr -d '\r' >"$T/console-$BOOT.log" || true
+            -drive file="$DISK",format=raw,if=virtio </dev/null | stdbuf -o0 tr -d '\r' >"$T/console-$BOOT.log" || true
     ) &
     local runner=$! copied
     while kill -0 "$runner" 2>/dev/null; do
@@ -148,7 +149,7 @@ BOOT=link-flap
 (
     vm_with_nfs "$STD" vm_qemu "$T/initrd.img" "$SYNC initagent.fallback=reboot" 600 \
         -drive file="$DISK",format=raw,if=virtio -monitor unix:"$T/monitor",server,nowait \
-        </dev/null | tr -d '\r' >"$T/console-$BOOT.log" || true
+        </dev/null | stdbuf -o0 tr -d '\r' >"$T/console-$BOOT.log" || true
 ) &
 runner=$!
 for _ in $(seq 300); do grep -aq "DHCP (" "$T/console-$BOOT.log" 2>/dev/null && break; sleep 0.1; done
