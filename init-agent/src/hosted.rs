@@ -102,6 +102,7 @@ fn assemble(args: &Hosted, plan: &plan::BootPlan, c: &config::Config) -> Result<
         crate::source::mount(
             &plan.source,
             from_netconf("ROOTPATH").as_deref(),
+            from_netconf("ROOTSERVER").and_then(|s| s.parse().ok()),
             Duration::from_secs(plan.timeout.into()),
         )
         .map_err(|e| format!("nfs: {e}"))?

@@ -97,9 +97,14 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
     );
     let root_path = up.lease.as_ref().and_then(|l| l.root_path.clone());
     breakpoint(&plan, BreakStage::PreMount, &c.boot.shell);
+    let dhcp_server = up
+        .lease
+        .as_ref()
+        .and_then(|l| l.next_server.or(l.server_id));
     let source = crate::source::mount(
         &plan.source,
         root_path.as_deref(),
+        dhcp_server,
         std::time::Duration::from_secs(plan.timeout.into()),
     )
     .map_err(|e| fail(format!("nfs: {e}")))?;

@@ -51,11 +51,13 @@ pub fn mount_args(
     (fstype, data.join(","), read_only)
 }
 
-/// Mounts the root on `plan.mountpoint`; DHCP's root-path (option 17,
-/// `<server>:<path>`) fills in when the command line named no server.
+/// Mounts the root on `plan.mountpoint`. When the command line named no
+/// server, DHCP's root-path (option 17, `<server>:<path>`) names it, else
+/// `dhcp_server` (the lease's next-server, else its server identifier).
 pub fn mount(
     plan: &SourcePlan,
     root_path: Option<&str>,
+    dhcp_server: Option<Ipv4Addr>,
     timeout: Duration,
 ) -> Result<String, String> {
     let from_dhcp = root_path
@@ -66,7 +68,8 @@ pub fn mount(
         servers.extend(
             plan.server
                 .clone()
-                .or(from_dhcp.as_ref().map(|d| d.0.clone())),
+                .or(from_dhcp.as_ref().map(|d| d.0.clone()))
+                .or(dhcp_server.map(|a| a.to_string())),
         );
     }
     let path = plan
@@ -75,7 +78,9 @@ pub fn mount(
         .or(from_dhcp.map(|d| d.1))
         .ok_or("no standard root: neither root= nor DHCP root-path names one")?;
     if servers.is_empty() {
-        return Err("no NFS server: neither root= nor DHCP root-path names one".into());
+        return Err(
+            "no NFS server: neither root=, DHCP root-path nor DHCP next-server names one".into(),
+        );
     }
     let target = Path::new(&plan.mountpoint);
     std::fs::create_dir_all(target).map_err(|e| format!("{}: {e}", target.display()))?;
