@@ -74,7 +74,7 @@ expect() { # pattern what
 boot() { # name cmdline [root-args]
     BOOT=$1
     vm_with_nfs "$STD" vm_qemu "$T/initrd.img" \
-        "${3:-$ROOT_ARGS} init=/sbin/ia-test-init initagent.fallback=reboot $2" 180 \
+        "${3:-$ROOT_ARGS} init=/sbin/ia-test-init initagent.fallback=reboot $2" 400 \
         </dev/null | tr -d '\r' >"$T/console-$BOOT.log" || true
     ! grep -aq "Kernel panic" "$T/console-$BOOT.log" || fail "kernel panic"
     expect "NODE-INIT pid 1" "the node's init did not run"

@@ -106,7 +106,7 @@ EXTRA
 chmod 755 "$STD/sbin/ia-test-extra"
 BOOT=update
 vm_with_nfs "$STD" vm_qemu "$T/initrd.img" \
-    "$ROOT_ARGS initagent.mode=update init=/sbin/ia-test-init NODE=update01" 180 \
+    "$ROOT_ARGS initagent.mode=update init=/sbin/ia-test-init NODE=update01" 400 \
     </dev/null | tr -d '\r' >"$T/console-update.log" || true
 check "UPDATE-NODE wrote made on the update node" "the update node could not write the standard root"
 [ "$(cat "$STD/etc/ia-updated" 2>/dev/null)" = "made on the update node" ] || fail "the update node's change is not on the export"

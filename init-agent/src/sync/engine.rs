@@ -61,6 +61,10 @@ pub struct Engine<'a> {
     pub exclude: &'a PatternSet,
     pub protect: &'a PatternSet,
     pub checksum: bool,
+    /// After an interrupted sync: destination files changed since this time
+    /// (seconds; `Some(None)`: any file) may hold unwritten data, so their
+    /// contents are compared even when size and mtime agree.
+    pub suspect_since: Option<Option<i64>>,
     pub dry_run: bool,
     /// Print one line per change on stdout (dry runs always do).
     pub itemize: bool,
@@ -180,6 +184,7 @@ impl<'a> Engine<'a> {
             exclude,
             protect,
             checksum,
+            suspect_since: None,
             dry_run,
             itemize: itemize || dry_run,
             counters,
@@ -197,7 +202,11 @@ impl<'a> Engine<'a> {
         }
         self.marked
             .get_or_init(|| {
-                state::write(self.dst_root, &State::InProgress).map_err(|e| e.to_string())
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                state::write(self.dst_root, &State::InProgress(Some(now)))
+                    .map_err(|e| e.to_string())
             })
             .clone()
             .map_err(|e| SyncError::Setup(format!("writing the state marker: {e}")))
@@ -589,9 +598,17 @@ impl<'a> Engine<'a> {
             }
             _ => Xattrs::default(),
         };
+        // ext4 and others may commit a rename before the renamed file's data:
+        // after a power cut such a file has its final size and mtime, and zeros.
+        let suspect = match (self.suspect_since, d) {
+            (Some(since), Some(d)) if d.kind == Kind::File => {
+                since.is_none_or(|t| d.ctime_sec >= t - 2)
+            }
+            _ => false,
+        };
         let mut facts = Facts {
             in_group,
-            checksum: self.checksum,
+            checksum: self.checksum || suspect,
             same_xattrs: sx == dx,
             same_payload,
         };
@@ -925,6 +942,7 @@ mod tests {
             dev: 0,
             ino: 0,
             blocks: 0,
+            ctime_sec: 0,
         };
         let src = vec![(c("a"), None), (c("c"), Some(3)), (c("d"), None)];
         let got = merge(src, vec![(c("b"), m(1)), (c("c"), m(2)), (c("e"), m(3))]);

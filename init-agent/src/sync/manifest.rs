@@ -352,6 +352,7 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<Manifest, ManifestError> {
                 dev: 0,
                 ino: r.group as u64,
                 blocks: r.size.div_ceil(512),
+                ctime_sec: 0,
             },
             target: r.target.to_vec(),
             xattrs: Xattrs(xattrs),

@@ -61,6 +61,9 @@ pub struct Meta {
     pub ino: u64,
     /// 512-byte blocks allocated: fewer than the size needs means holes.
     pub blocks: u64,
+    /// Inode change time, seconds: when the entry was last written at all
+    /// (0 where unknown, as in a manifest record).
+    pub ctime_sec: i64,
 }
 
 impl Meta {
@@ -88,6 +91,7 @@ impl Meta {
             dev: st.st_dev,
             ino: st.st_ino,
             blocks: st.st_blocks as u64,
+            ctime_sec: st.st_ctime,
         })
     }
 

@@ -240,6 +240,9 @@ pub fn run(src: &Path, dst: &Path, opts: &Options) -> Result<Report, SyncError> 
         if opts.no_marker {
             engine = engine.without_marker();
         }
+        if let State::InProgress(since) = previous {
+            engine.suspect_since = Some(since);
+        }
         let done = AtomicBool::new(false);
         std::thread::scope(|scope| {
             if !opts.quiet {
@@ -308,7 +311,7 @@ fn choose_manifest(
     };
     let why = match manifest::read(path) {
         Err(e) => format!("rejected: {e}"),
-        Ok(_) if *previous == State::InProgress => {
+        Ok(_) if matches!(previous, State::InProgress(_)) => {
             "not used: the previous sync was interrupted, full verify".into()
         }
         Ok(m) if m.generation != generation => format!(

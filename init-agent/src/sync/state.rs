@@ -1,6 +1,9 @@
-//! The generation marker `DST/.init-agent/state`: `in-progress` from the first
-//! change of a sync until everything it wrote is on disk, then `complete
-//! <generation>`. A node never boots a copy whose marker is not complete.
+//! The generation marker `DST/.init-agent/state`: `in-progress <seconds>` from
+//! the first change of a sync (when, by the realtime clock) until everything it
+//! wrote is on disk, then `complete <generation>`. A node never boots a copy
+//! whose marker is not complete, and the run after an interrupted one knows
+//! which files the interrupted run may have left with unwritten data: those
+//! changed (ctime) since that time.
 
 use std::fmt;
 use std::io;
@@ -13,7 +16,9 @@ use super::{fsops, STATE_DIR};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
     None,
-    InProgress,
+    /// Since when, in seconds of the realtime clock; None when unknown (a
+    /// torn marker): then any file may be suspect.
+    InProgress(Option<i64>),
     Complete(String),
 }
 
@@ -21,7 +26,8 @@ impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             State::None => write!(f, "none"),
-            State::InProgress => write!(f, "in-progress"),
+            State::InProgress(Some(t)) => write!(f, "in-progress {t}"),
+            State::InProgress(None) => write!(f, "in-progress"),
             State::Complete(g) => write!(f, "complete {g}"),
         }
     }
@@ -32,8 +38,9 @@ impl State {
         let mut words = text.split_whitespace();
         match (words.next(), words.next(), words.next()) {
             (Some("complete"), Some(g), None) => State::Complete(g.to_string()),
+            (Some("in-progress"), Some(t), None) => State::InProgress(t.parse().ok()),
             // Anything else, a torn write included, means "not known complete".
-            _ => State::InProgress,
+            _ => State::InProgress(None),
         }
     }
 }

@@ -15,6 +15,7 @@ fn meta(kind: Kind, size: u64) -> Meta {
         dev: 0,
         ino: 0,
         blocks: size.div_ceil(512),
+        ctime_sec: 0,
     }
 }
 

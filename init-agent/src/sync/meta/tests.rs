@@ -14,6 +14,7 @@ fn file() -> Meta {
         dev: 1,
         ino: 2,
         blocks: 8,
+        ctime_sec: 0,
     }
 }
 
