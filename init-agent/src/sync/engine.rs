@@ -205,8 +205,14 @@ impl<'a> Engine<'a> {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as i64);
-                state::write(self.dst_root, &State::InProgress(Some(now)))
-                    .map_err(|e| e.to_string())
+                // Recovering from an interrupted run keeps its start: if this
+                // run is cut too, the next one still checks what that one wrote.
+                let since = match self.suspect_since {
+                    Some(Some(t)) => Some(t.min(now)),
+                    Some(None) => None,
+                    None => Some(now),
+                };
+                state::write(self.dst_root, &State::InProgress(since)).map_err(|e| e.to_string())
             })
             .clone()
             .map_err(|e| SyncError::Setup(format!("writing the state marker: {e}")))
