@@ -116,6 +116,10 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
         up.lease.as_ref().and_then(|l| l.hostname.as_deref()),
     )
     .map_err(fail)?;
+    let reaped = sys::reap_orphans();
+    if reaped > 0 {
+        log::debug!("{reaped} orphaned processes reaped");
+    }
     breakpoint(&plan, BreakStage::PrePivot, &c.boot.shell);
     let why = crate::switch_root::switch_root(Path::new(&plan.root), &plan.init, &plan.init_args);
     Err(fail(format!("switch_root: {why}")))

@@ -156,3 +156,13 @@ pub fn remount(target: &Path, read_only: bool) -> Result<(), MountError> {
     };
     m::mount_remount(target, flags, "").map_err(err("remounting", target))
 }
+
+/// Collects children that exited without being waited for (a hook's
+/// background job, reparented to PID 1), so that none stays a zombie.
+pub fn reap_orphans() -> usize {
+    let mut n = 0;
+    while let Ok(Some(_)) = rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {
+        n += 1;
+    }
+    n
+}
