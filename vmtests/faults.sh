@@ -121,8 +121,8 @@ printf '[[disk]]\ndevice = "/dev/vda"\n[[disk.partition]]\nname = "swap"\nsize =
 vm_initrd standalone "$T/initrd-small.img" "$T/small-disk.toml"
 before=$(sha256sum <"$DISK")
 BOOT=too-small
-vm_qemu "$T/initrd-small.img" "$SYNC initagent.fallback=reboot" 120 -drive file="$DISK",format=raw,if=virtio \
-    </dev/null | tr -d '\r' >"$T/console-$BOOT.log" || true
+vm_with_nfs "$STD" vm_qemu "$T/initrd-small.img" "$SYNC initagent.fallback=reboot" 120 \
+    -drive file="$DISK",format=raw,if=virtio </dev/null | tr -d '\r' >"$T/console-$BOOT.log" || true
 expect "the layout needs 4114 MiB, the disk has 1024 MiB" "a disk smaller than its layout was not refused"
 [ "$(sha256sum <"$DISK")" = "$before" ] || fail "the too-small disk was written"
 
