@@ -135,10 +135,12 @@ CONF
 vm_qemu() { # initrd append [timeout [qemu-arg...]]
     local initrd=$1 append=$2 limit=${3:-120}
     shift $(($# < 3 ? $# : 3))
+    local net=(-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=)
+    [ -z "${VM_NO_NET:-}" ] || net=(-nic none)
     timeout -k 5 "$limit" qemu-system-x86_64 -M pc -accel tcg,thread=multi -cpu max -smp 2 -m 768 \
         -nographic -no-reboot -kernel "$VMLINUZ" -initrd "$initrd" \
         -append "console=ttyS0 panic=-1 quiet cryptomgr.notests=1 $append" \
-        ${VM_NO_NET:+-nic none} ${VM_NO_NET:--netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=} "$@"
+        "${net[@]}" "$@"
 }
 
 # The agent, built once per test run (release: the size and speed nodes get).
