@@ -102,11 +102,15 @@ expect "IATEST cdsl=node one link=../cdsl.local/etc/ia-cdsl" "CDSL: node 1 does 
 boot cdsl-2 "initagent.nodeid=2 initagent.cdsl=1 iatest=cdsl"
 expect "IATEST cdsl=node two link=../cdsl.local/etc/ia-cdsl" "CDSL: node 2 does not see its own file"
 
-# NFSv3 (ganesha with rpcbind, the export by its path): mount(2) with the
-# kernel's own MOUNT call under standalone and initramfs-tools, mount.nfs under dracut.
-VM_NFS_V3=1 boot nfs3 "initagent.nodeid=1 initagent.cdsl=1 iatest=cdsl" "$(vm_root_args "$PACKAGING" "$STD")"
-expect "NODE-INIT pid 1 root nfs " "NFSv3: the root is not an NFSv3 mount"
-expect "IATEST cdsl=node one" "NFSv3: CDSL node 1 does not see its own file"
+# NFSv3 (ganesha with rpcbind, the export by its path), where the agent
+# mounts it with mount(2) and the kernel's own MOUNT call: standalone and
+# initramfs-tools. Under dracut, dracut's nfs module and mount.nfs own the
+# mount (and its option syntax), not the agent.
+if [ "$PACKAGING" != dracut ]; then
+    VM_NFS_V3=1 boot nfs3 "initagent.nodeid=1 initagent.cdsl=1 iatest=cdsl" "$(vm_root_args "$PACKAGING" "$STD")"
+    expect "NODE-INIT pid 1 root nfs " "NFSv3: the root is not an NFSv3 mount"
+    expect "IATEST cdsl=node one" "NFSv3: CDSL node 1 does not see its own file"
+fi
 
 [ "$(std_sum)" = "$before" ] || fail "the read-only modes changed the standard root"
 echo "modes ($PACKAGING): statelite persistent kept and tmpfs gone across boots, overlay writes in RAM only, CDSL per node, NFSv3 and v4"

@@ -276,13 +276,14 @@ vm_initrd() { # packaging output [config]
 }
 
 # The command line keys that hand the boot to init-agent in each packaging;
-# with a path, the standard root is mounted by NFSv3 from that path.
+# with a path, the agent mounts the standard root by NFSv3 from that path
+# (not under dracut, whose own nfs module mounts it).
 vm_root_args() { # packaging [v3-path]
     local root="nfs:10.0.2.2:/export"
     [ -n "${2:-}" ] && root="nfs:10.0.2.2:$2:vers=3"
     case $1 in
     standalone) echo "root=$root" ;;
-    dracut) echo "root=${2:+$root}${2:-nfs4:10.0.2.2:/export} ip=dhcp rd.neednet=1" ;;
+    dracut) echo "root=nfs4:10.0.2.2:/export ip=dhcp rd.neednet=1" ;;
     initramfs-tools) echo "boot=init-agent root=$root ip=dhcp" ;;
     esac
 }
