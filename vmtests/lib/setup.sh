@@ -261,6 +261,9 @@ vm_initrd() { # packaging output [config]
         return 2
         ;;
     esac
+    # One image build per tool root at a time (tests may run side by side).
+    exec 9>"$TOOL_ROOT.lock"
+    flock 9
     rm -rf "$TOOL_ROOT/lib/modules"
     mkdir -p "$TOOL_ROOT/lib/modules" "$TOOL_ROOT/boot"
     cp -a "$KDIR/lib/modules/$KREL" "$TOOL_ROOT/lib/modules/"
@@ -273,6 +276,7 @@ vm_initrd() { # packaging output [config]
     initramfs-tools) vm_chroot "$TOOL_ROOT" mkinitramfs -o /tmp/initrd.img "$KREL" >"$out.log" 2>&1 ;;
     esac
     mv "$TOOL_ROOT/tmp/initrd.img" "$out"
+    exec 9>&-
 }
 
 # The command line keys that hand the boot to init-agent in each packaging;
