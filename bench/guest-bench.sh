@@ -169,9 +169,9 @@ measure() { # case rep tool attempt
     BESIDE=$(awk -v q="$(quiet_for)" -v s="$secs" 'BEGIN {print (q < s + 3) ? 1 : 0}')
     echo "BENCH case=$c rep=$r tool=$tool attempt=$4 beside=$BESIDE seconds=$secs $(delta "$out.before" "$out.after")"
     if [ "$tool" = rsync ]; then
-        echo "BENCH-DETAIL case=$c rep=$r tool=$tool transferred=$(awk -F': ' '/^Number of regular files transferred/ {gsub(/,/, "", $2); print $2}' "$out.out")"
+        echo "BENCH-DETAIL case=$c rep=$r tool=$tool attempt=$4 transferred=$(awk -F': ' '/^Number of regular files transferred/ {gsub(/,/, "", $2); print $2}' "$out.out")"
     else
-        echo "BENCH-DETAIL case=$c rep=$r tool=$tool manifest=$(json "$out.json" manifest | tr ' ' _) created=$(json "$out.json" created) updated=$(json "$out.json" updated) deleted=$(json "$out.json" deleted) bytes=$(json "$out.json" bytes_copied)"
+        echo "BENCH-DETAIL case=$c rep=$r tool=$tool attempt=$4 manifest=$(json "$out.json" manifest | tr ' ' _) created=$(json "$out.json" created) updated=$(json "$out.json" updated) deleted=$(json "$out.json" deleted) bytes=$(json "$out.json" bytes_copied)"
     fi
 }
 # measure, again (up to 3 attempts) while other host work overlapped the run
@@ -182,7 +182,7 @@ measure_clean() { # case rep tool
     for a in 1 2 3; do
         measure "$1" "$2" "$3" "$a"
         if [ "$BESIDE" = 0 ] || [ "$1" = changed ]; then break; fi
-        if [ "$1" = initial ]; then rm -rf "${B:?}/$3" && mkdir "$B/$3"; fi
+        if [ "$1" = initial ] && [ "$a" -lt 3 ]; then rm -rf "${B:?}/$3" && mkdir "$B/$3"; fi
     done
 }
 rotated() { # rep: the tools, starting at a different one each repetition
@@ -190,8 +190,14 @@ rotated() { # rep: the tools, starting at a different one each repetition
     for i in 0 1 2; do echo "${TOOLS[$(((i + $1) % 3))]}"; done
 }
 
-# Initial copies into the empty directories (a node's first boot).
-for tool in "${TOOLS[@]}"; do measure_clean initial 1 "$tool"; done
+# Initial copies into emptied directories (a node's first boot); the last
+# repetition leaves every directory a full copy for the re-syncs.
+for r in $(seq 1 "$REPS"); do
+    for tool in $(rotated "$r"); do
+        rm -rf "${B:?}/$tool" && mkdir "$B/$tool"
+        measure_clean initial "$r" "$tool"
+    done
+done
 
 for r in $(seq 1 "$REPS"); do
     for tool in $(rotated "$r"); do measure_clean nochange "$r" "$tool"; done
@@ -323,7 +329,7 @@ def fields(line):
     return dict(re.findall(r"(\w+)=(\S+)", line))
 # Runs that other host work overlapped (beside=1) are left out of the
 # medians when clean runs of the same kind exist.
-runs, details, skewed = {}, {}, []
+runs, details, skewed, kept = {}, {}, [], {}
 for line in log.splitlines():
     m = re.search(r"BENCH (case=.*)", line)
     if m:
@@ -334,6 +340,7 @@ for line in log.splitlines():
             skewed.append(f"{f['case']}/{f['tool']}/rep {f['rep']}/attempt {f['attempt']}")
         runs.setdefault((f["case"], f["tool"]), []).append(
             (float(f["seconds"]), int(f["rpcs"]), int(f["read_bytes"]), ops, beside))
+        kept[(f["case"], f["tool"], f["rep"], f["attempt"])] = beside
     m = re.search(r"BENCH-DETAIL (case=.*)", line)
     if m:
         f = fields(m.group(1))
@@ -341,6 +348,10 @@ for line in log.splitlines():
 for k, rr in runs.items():
     clean = [x for x in rr if not x[4]]
     runs[k] = clean or rr
+    # The details of the runs the table uses, in the same way.
+    ds = details.get(k, [])
+    cd = [d for d in ds if not kept.get((k[0], k[1], d["rep"], d.get("attempt")), True)]
+    details[k] = cd or ds
 cases = [("initial", "initial copy"), ("nochange", "no change"), ("changed", "1 % changed")]
 tools = [("manifest", "init-agent (manifest)"), ("walk", "init-agent (walk)"), ("rsync", "rsync")]
 def med(xs):
