@@ -91,7 +91,8 @@ pub struct CheckConfig {
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "sync")]
 pub struct Sync {
-    /// the standard root (e.g. the NFS mount)
+    /// the standard root: a directory (e.g. the NFS mount), or
+    /// nfs://HOST[:PORT]/PATH[?mountport=N] read with the built-in NFSv3 client
     #[argh(positional)]
     pub src: PathBuf,
     /// the local copy to bring in line
@@ -115,9 +116,14 @@ pub struct Sync {
     /// write a JSON report (counts, bytes, seconds per phase) to this file
     #[argh(option)]
     pub report: Option<PathBuf>,
-    /// worker threads (default: [sync] jobs of the config, else one per CPU)
+    /// worker threads (default: [sync] jobs of the config, else one per CPU;
+    /// for nfs:// one per request in flight)
     #[argh(option)]
     pub jobs: Option<usize>,
+    /// nfs:// sources: requests in flight at once, one connection each
+    /// (default: [sync] inflight of the config, else 8)
+    #[argh(option)]
+    pub inflight: Option<usize>,
     /// no progress lines on stderr
     #[argh(switch, short = 'q')]
     pub quiet: bool,

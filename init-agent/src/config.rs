@@ -117,8 +117,10 @@ pub struct Sync {
     pub protect: Vec<String>,
     /// Compare contents, not only size and mtime.
     pub checksum: bool,
-    /// Parallel workers; 0 = one per CPU.
+    /// Parallel workers; 0 = one per CPU (for the NFSv3 client: `inflight`).
     pub jobs: u32,
+    /// NFSv3 client: requests in flight at once, one connection each; 0 = 8.
+    pub inflight: u32,
 }
 
 /// `[[disk]]`: a local disk the agent may partition and format.

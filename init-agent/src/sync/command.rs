@@ -28,6 +28,7 @@ pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
         itemize: args.itemize,
         manifest: args.manifest.clone(),
         no_marker: false,
+        inflight: args.inflight.unwrap_or(conf.inflight as usize),
     };
     let report = match super::run(&args.src, &args.dst, &opts) {
         Ok(r) => r,

@@ -17,6 +17,7 @@ use super::fsops::{self, TEMP_PREFIX};
 use super::manifest::{self, Manifest};
 use super::meta::{decide, dir_meta_differs, Decision, Facts, Kind, Meta, Xattrs};
 use super::pattern::PatternSet;
+use super::source::{self, Local, Source};
 use super::state::{self, State};
 use super::{display_rel, Counters, SyncError};
 
@@ -27,30 +28,38 @@ thread_local! {
 /// Where a source entry's facts come from: a directory of the source tree
 /// (the entry is named within it), or the manifest (the entry's index). With a
 /// manifest, the source is opened only for the contents of changed files.
-#[derive(Clone, Copy)]
-pub enum SrcAt<'f> {
-    Fs(BorrowedFd<'f>),
+pub enum SrcAt<'f, D> {
+    Tree(&'f D),
     Listed(usize),
 }
+
+// By hand: a derive would ask `D: Copy`, and a reference is always copied.
+impl<D> Clone for SrcAt<'_, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<D> Copy for SrcAt<'_, D> {}
 
 /// A source directory being walked.
-enum SrcDir {
-    Fs(OwnedFd),
+enum SrcDir<D> {
+    Tree(D),
     Listed(usize),
 }
 
-impl SrcDir {
-    fn at(&self, idx: Option<usize>) -> SrcAt<'_> {
+impl<D> SrcDir<D> {
+    fn at(&self, idx: Option<usize>) -> SrcAt<'_, D> {
         match (self, idx) {
             (_, Some(i)) => SrcAt::Listed(i),
-            (SrcDir::Fs(fd), None) => SrcAt::Fs(fd.as_fd()),
+            (SrcDir::Tree(d), None) => SrcAt::Tree(d),
             (SrcDir::Listed(i), None) => SrcAt::Listed(*i),
         }
     }
 }
 
-pub struct Engine<'a> {
-    src_root: BorrowedFd<'a>,
+pub struct Engine<'a, S: Source> {
+    src: &'a S,
+    src_root: &'a S::Dir,
     dst_root: BorrowedFd<'a>,
     /// Set by the first change: the marker then says in-progress. A sync that
     /// changes nothing writes nothing.
@@ -116,20 +125,21 @@ fn lstat_opt(dir: BorrowedFd, name: &CStr, rel: &[u8]) -> Result<Option<Meta>> {
     }
 }
 
-/// A merged name: in the source (with its manifest index), its destination
-/// metadata when it exists there.
-type Merged = (CString, Option<Option<usize>>, Option<Meta>);
+/// A source entry: its manifest index where there is a manifest, its metadata.
+type SrcEntry = (Option<usize>, Meta);
+/// A merged name: in the source, its destination metadata when it exists there.
+type Merged = (CString, Option<SrcEntry>, Option<Meta>);
 
 /// Merges the sorted source and destination listings of one directory.
-fn merge(src: Vec<(CString, Option<usize>)>, dst: Vec<(CString, Meta)>) -> Vec<Merged> {
+fn merge(src: Vec<(CString, SrcEntry)>, dst: Vec<(CString, Meta)>) -> Vec<Merged> {
     let mut out = Vec::with_capacity(src.len().max(dst.len()));
     let mut d = dst.into_iter().peekable();
-    for (s, idx) in src {
+    for (s, entry) in src {
         while let Some((x, m)) = d.next_if(|x| x.0 < s) {
             out.push((x, None, Some(m)));
         }
         let both = d.next_if(|x| x.0 == s).map(|x| x.1);
-        out.push((s, Some(idx), both));
+        out.push((s, Some(entry), both));
     }
     out.extend(d.map(|(x, m)| (x, None, Some(m))));
     out
@@ -151,21 +161,23 @@ fn stat_dir(dir: BorrowedFd, rel: &[u8]) -> Result<Vec<(CString, Meta)>> {
     Ok(out)
 }
 
-/// Opens the directory holding `rel` (components never followed through symlinks).
+/// Opens the local directory holding `rel` (components never followed
+/// through symlinks).
 pub fn open_parent(root: BorrowedFd, rel: &[u8]) -> io::Result<(OwnedFd, CString)> {
-    let mut parts = rel.split(|&b| b == b'/');
-    let last = parts.next_back().unwrap_or_default();
-    let mut dir = fsops::open_dir(root, c".")?;
-    for part in parts {
-        dir = fsops::open_dir(dir.as_fd(), &CString::new(part).map_err(io::Error::other)?)?;
-    }
-    Ok((dir, CString::new(last).map_err(io::Error::other)?))
+    source::open_parent(&Local, &root.try_clone_to_owned()?, rel)
 }
 
-impl<'a> Engine<'a> {
+/// The last component of a relative path.
+fn base_name(rel: &[u8]) -> Result<CString> {
+    let last = rel.rsplit(|&b| b == b'/').next().unwrap_or_default();
+    CString::new(last).map_err(|e| at("naming", rel)(io::Error::other(e)))
+}
+
+impl<'a, S: Source> Engine<'a, S> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        src_root: BorrowedFd<'a>,
+        src: &'a S,
+        src_root: &'a S::Dir,
         dst_root: BorrowedFd<'a>,
         manifest: Option<&'a Manifest>,
         exclude: &'a PatternSet,
@@ -176,6 +188,7 @@ impl<'a> Engine<'a> {
         itemize: bool,
     ) -> Self {
         Engine {
+            src,
             src_root,
             dst_root,
             marked: OnceLock::new(),
@@ -227,7 +240,8 @@ impl<'a> Engine<'a> {
     /// Copies one non-directory entry `name` from `src` to `dst` (same name).
     pub fn copy_entry(&self, name: &CStr) -> Result<()> {
         let rel = name.to_bytes();
-        let s = lstat_opt(self.src_root, name, rel)?
+        let s = self
+            .src_lstat(self.src_root, name, rel)?
             .ok_or_else(|| at("opening", rel)(io::ErrorKind::NotFound.into()))?;
         if s.kind == Kind::Dir {
             return Err(SyncError::Setup(format!(
@@ -237,7 +251,7 @@ impl<'a> Engine<'a> {
         }
         let d = lstat_opt(self.dst_root, name, rel)?;
         self.sync_nondir(
-            SrcAt::Fs(self.src_root),
+            SrcAt::Tree(self.src_root),
             Some(self.dst_root),
             name,
             rel,
@@ -278,35 +292,42 @@ impl<'a> Engine<'a> {
         let (root, idx) = match self.manifest {
             Some(_) => (SrcDir::Listed(0), Some(0)),
             None => (
-                SrcDir::Fs(fsops::open_dir(self.src_root, c".").map_err(at("opening", b""))?),
+                SrcDir::Tree(
+                    self.src
+                        .open_dir(self.src_root, c".")
+                        .map_err(at("opening", b""))?,
+                ),
                 None,
             ),
         };
         self.sync_dir(&root, Some(dst), b"")?;
+        let top = SrcAt::Tree(self.src_root);
         let s = self
-            .src_meta(SrcAt::Fs(self.src_root), c".", idx, b"")?
+            .src_meta(top, c".", idx, b"")?
             .ok_or_else(|| SyncError::Setup("the source root vanished".into()))?;
-        let parent = SrcDir::Fs(fsops::open_dir(self.src_root, c".").map_err(at("opening", b""))?);
-        self.finish_dir(parent.at(idx), dst, c".", b"", &s, false)?;
+        let top = idx.map_or(top, SrcAt::Listed);
+        self.finish_dir(top, dst, c".", b"", &s, false)?;
         self.sync_links(dst)
     }
 
     // The source side: from the manifest where there is one, else the tree.
 
-    fn src_list(&self, dir: &SrcDir, rel: &[u8]) -> Result<Vec<(CString, Option<usize>)>> {
+    fn src_list(&self, dir: &SrcDir<S::Dir>, rel: &[u8]) -> Result<Vec<(CString, SrcEntry)>> {
         match (dir, self.manifest) {
             (SrcDir::Listed(i), Some(m)) => m
                 .children(*i)
                 .map(|c| {
-                    CString::new(m.name(c))
-                        .map(|n| (n, Some(c)))
-                        .map_err(|e| at("reading manifest", rel)(io::Error::other(e)))
+                    let name = CString::new(m.name(c))
+                        .map_err(|e| at("reading manifest", rel)(io::Error::other(e)))?;
+                    Ok((name, (Some(c), self.listed(c)?.meta.clone())))
                 })
                 .collect(),
-            (SrcDir::Fs(fd), _) => Ok(fsops::read_names(fd.as_fd())
+            (SrcDir::Tree(d), _) => Ok(self
+                .src
+                .list(d)
                 .map_err(at("reading directory", rel))?
                 .into_iter()
-                .map(|n| (n, None))
+                .map(|(n, m)| (n, (None, m)))
                 .collect()),
             (SrcDir::Listed(_), None) => Err(SyncError::Aborted),
         }
@@ -320,64 +341,100 @@ impl<'a> Engine<'a> {
 
     fn src_meta(
         &self,
-        at_: SrcAt,
+        at_: SrcAt<S::Dir>,
         name: &CStr,
         idx: Option<usize>,
         rel: &[u8],
     ) -> Result<Option<Meta>> {
         match (at_, idx) {
             (_, Some(i)) | (SrcAt::Listed(i), None) => Ok(Some(self.listed(i)?.meta.clone())),
-            (SrcAt::Fs(dir), None) => lstat_opt(dir, name, rel),
+            (SrcAt::Tree(dir), None) => self.src_lstat(dir, name, rel),
         }
     }
 
-    fn src_xattrs(&self, at_: SrcAt, name: &CStr, rel: &[u8]) -> Result<Xattrs> {
+    /// The source's lstat, a vanished entry as None.
+    fn src_lstat(&self, dir: &S::Dir, name: &CStr, rel: &[u8]) -> Result<Option<Meta>> {
+        match self.src.lstat(dir, name) {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if vanished(&e) => Ok(None),
+            Err(e) => Err(at("lstat", rel)(e)),
+        }
+    }
+
+    /// None where the source cannot tell (NFSv3 without a manifest).
+    fn src_xattrs(&self, at_: SrcAt<S::Dir>, name: &CStr, rel: &[u8]) -> Result<Option<Xattrs>> {
         match at_ {
-            SrcAt::Listed(i) => Ok(self.listed(i)?.xattrs.clone()),
-            SrcAt::Fs(dir) => fsops::read_xattrs(dir, name).map_err(at("reading xattrs", rel)),
+            SrcAt::Listed(i) => Ok(Some(self.listed(i)?.xattrs.clone())),
+            SrcAt::Tree(dir) => self
+                .src
+                .xattrs(dir, name)
+                .map_err(at("reading xattrs", rel)),
         }
     }
 
-    fn src_readlink(&self, at_: SrcAt, name: &CStr, rel: &[u8]) -> Result<CString> {
+    fn src_readlink(&self, at_: SrcAt<S::Dir>, name: &CStr, rel: &[u8]) -> Result<CString> {
         match at_ {
             SrcAt::Listed(i) => CString::new(self.listed(i)?.target.clone())
                 .map_err(|e| at("reading manifest", rel)(io::Error::other(e))),
-            SrcAt::Fs(dir) => fsops::readlink(dir, name).map_err(at("readlink", rel)),
+            SrcAt::Tree(dir) => self.src.readlink(dir, name).map_err(at("readlink", rel)),
         }
     }
 
     /// Opens a source file for its contents. Through the manifest, the file must
     /// still be what the manifest says, or the manifest is stale.
-    fn src_open_file(&self, at_: SrcAt, name: &CStr, rel: &[u8], want: &Meta) -> Result<OwnedFd> {
+    fn src_open_file(
+        &self,
+        at_: SrcAt<S::Dir>,
+        name: &CStr,
+        rel: &[u8],
+        want: &Meta,
+    ) -> Result<S::File> {
         match at_ {
-            SrcAt::Fs(dir) => fsops::open_file(dir, name).map_err(at("opening", rel)),
+            SrcAt::Tree(dir) => self
+                .src
+                .open_file(dir, name)
+                .map(|(f, _)| f)
+                .map_err(at("opening", rel)),
             SrcAt::Listed(_) => {
                 let stale = || SyncError::StaleManifest(display_rel(rel));
-                let (dir, base) = open_parent(self.src_root, rel).map_err(|_| stale())?;
-                let fd = fsops::open_file(dir.as_fd(), &base).map_err(|_| stale())?;
-                let st = rustix::fs::fstat(&fd).map_err(|e| at("stat", rel)(e.into()))?;
-                let now = Meta::from_stat(&st).ok_or_else(stale)?;
+                // Gone, or no longer a file (or below one): the manifest is old.
+                // Any other error (the server, the network) is reported as such.
+                let is_stale = |e: &io::Error| {
+                    matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound
+                            | io::ErrorKind::NotADirectory
+                            | io::ErrorKind::Other
+                    )
+                };
+                let opened = source::open_parent(self.src, self.src_root, rel)
+                    .and_then(|(dir, base)| self.src.open_file(&dir, &base));
+                let (f, now) = match opened {
+                    Ok(x) => x,
+                    Err(e) if is_stale(&e) => return Err(stale()),
+                    Err(e) => return Err(at("opening", rel)(e)),
+                };
                 if now.size != want.size
                     || now.mtime_sec != want.mtime_sec
                     || now.mtime_nsec != want.mtime_nsec
                 {
                     return Err(stale());
                 }
-                Ok(fd)
+                Ok(f)
             }
         }
     }
 
-    fn src_open_dir(&self, at_: SrcAt, name: &CStr, rel: &[u8]) -> Result<SrcDir> {
+    fn src_open_dir(&self, at_: SrcAt<S::Dir>, name: &CStr, rel: &[u8]) -> Result<SrcDir<S::Dir>> {
         match at_ {
             SrcAt::Listed(i) => Ok(SrcDir::Listed(i)),
-            SrcAt::Fs(dir) => Ok(SrcDir::Fs(
-                fsops::open_dir(dir, name).map_err(at("opening", rel))?,
+            SrcAt::Tree(dir) => Ok(SrcDir::Tree(
+                self.src.open_dir(dir, name).map_err(at("opening", rel))?,
             )),
         }
     }
 
-    fn sync_dir(&self, src: &SrcDir, dst: Option<BorrowedFd>, rel: &[u8]) -> Result<()> {
+    fn sync_dir(&self, src: &SrcDir<S::Dir>, dst: Option<BorrowedFd>, rel: &[u8]) -> Result<()> {
         let src_names = self.src_list(src, rel)?;
         let dst_entries = match dst {
             Some(d) => stat_dir(d, rel)?,
@@ -411,20 +468,18 @@ impl<'a> Engine<'a> {
 
     fn sync_entry(
         &self,
-        src: &SrcDir,
+        src: &SrcDir<S::Dir>,
         dst: Option<BorrowedFd>,
         parent: &[u8],
         name: &CStr,
-        in_src: Option<Option<usize>>,
+        in_src: Option<SrcEntry>,
         d: Option<Meta>,
     ) -> Result<()> {
         let rel = join(parent, name);
         Counters::add(&self.counters.entries, 1);
-        let s_at = src.at(in_src.flatten());
-        let s = match in_src {
-            Some(idx) => self.src_meta(s_at, name, idx, &rel)?,
-            None => None,
-        };
+        let idx = in_src.as_ref().and_then(|e| e.0);
+        let s_at = src.at(idx);
+        let s = in_src.map(|e| e.1);
         let Some(kind) = s.as_ref().or(d.as_ref()).map(|m| m.kind) else {
             return Ok(());
         };
@@ -461,7 +516,7 @@ impl<'a> Engine<'a> {
                         dev: s.dev,
                         ino: s.ino,
                         rel,
-                        idx: in_src.flatten(),
+                        idx,
                     };
                     self.links
                         .lock()
@@ -480,7 +535,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Dry run: everything below a missing directory would be created.
-    fn create_missing(&self, src: SrcAt, name: &CStr, rel: &[u8], s: &Meta) -> Result<()> {
+    fn create_missing(&self, src: SrcAt<S::Dir>, name: &CStr, rel: &[u8], s: &Meta) -> Result<()> {
         if s.kind == Kind::Socket {
             return Ok(());
         }
@@ -495,7 +550,7 @@ impl<'a> Engine<'a> {
 
     fn sync_subdir(
         &self,
-        src: SrcAt,
+        src: SrcAt<S::Dir>,
         dst: BorrowedFd,
         name: &CStr,
         rel: &[u8],
@@ -528,7 +583,7 @@ impl<'a> Engine<'a> {
     /// moved its mtime).
     fn finish_dir(
         &self,
-        src: SrcAt,
+        src: SrcAt<S::Dir>,
         dst: BorrowedFd,
         name: &CStr,
         rel: &[u8],
@@ -536,9 +591,9 @@ impl<'a> Engine<'a> {
         created: bool,
     ) -> Result<()> {
         let now = fsops::lstat(dst, name).map_err(at("lstat", rel))?;
-        let sx = self.src_xattrs(src, name, rel)?;
         let dx = fsops::read_xattrs(dst, name).map_err(at("reading xattrs", rel))?;
-        if dir_meta_differs(s, &now, sx == dx) {
+        let (sx, same_xattrs) = self.wanted_xattrs(src, name, rel, &dx)?;
+        if dir_meta_differs(s, &now, same_xattrs) {
             if !created {
                 self.change('.', Kind::Dir, rel);
                 Counters::add(&self.counters.updated, 1);
@@ -576,11 +631,29 @@ impl<'a> Engine<'a> {
         fsops::set_mtime(dst, name, s).map_err(at("setting mtime", rel))
     }
 
+    /// The xattrs the entry must end up with, and whether `have` already are
+    /// them. A source that cannot carry xattrs leaves the destination's alone.
+    fn wanted_xattrs(
+        &self,
+        src: SrcAt<S::Dir>,
+        name: &CStr,
+        rel: &[u8],
+        have: &Xattrs,
+    ) -> Result<(Xattrs, bool)> {
+        Ok(match self.src_xattrs(src, name, rel)? {
+            Some(sx) => {
+                let same = sx == *have;
+                (sx, same)
+            }
+            None => (have.clone(), true),
+        })
+    }
+
     /// Brings one non-directory in line; true when something changed.
     #[allow(clippy::too_many_arguments)]
     fn sync_nondir(
         &self,
-        src: SrcAt,
+        src: SrcAt<S::Dir>,
         dst: Option<BorrowedFd>,
         name: &CStr,
         rel: &[u8],
@@ -597,13 +670,13 @@ impl<'a> Engine<'a> {
             (Kind::Char | Kind::Block, _) => d.is_some_and(|d| d.rdev == s.rdev),
             _ => true,
         };
-        let sx = self.src_xattrs(src, name, rel)?;
         let dx = match dst {
             Some(dst) if same_kind => {
                 fsops::read_xattrs(dst, name).map_err(at("reading xattrs", rel))?
             }
             _ => Xattrs::default(),
         };
+        let (sx, same_xattrs) = self.wanted_xattrs(src, name, rel, &dx)?;
         // ext4 and others may commit a rename before the renamed file's data:
         // after a power cut such a file has its final size and mtime, and zeros.
         let suspect = match (self.suspect_since, d) {
@@ -615,7 +688,7 @@ impl<'a> Engine<'a> {
         let mut facts = Facts {
             in_group,
             checksum: self.checksum || suspect,
-            same_xattrs: sx == dx,
+            same_xattrs,
             same_payload,
         };
         let mut decision = decide(s, d, facts);
@@ -657,7 +730,7 @@ impl<'a> Engine<'a> {
     /// the destination file.
     fn same_content(
         &self,
-        src: SrcAt,
+        src: SrcAt<S::Dir>,
         dst: BorrowedFd,
         name: &CStr,
         rel: &[u8],
@@ -669,7 +742,7 @@ impl<'a> Engine<'a> {
             return Ok(Some(local) == self.listed(i)?.hash);
         }
         let a = self.src_open_file(src, name, rel, s)?;
-        BUF.with(|buf| fsops::same_content(&a, &b, &mut buf.borrow_mut()))
+        BUF.with(|buf| source::same_content(self.src, &a, &b, &mut buf.borrow_mut()))
             .map_err(at("comparing", rel))
     }
 
@@ -679,7 +752,7 @@ impl<'a> Engine<'a> {
     #[allow(clippy::too_many_arguments)]
     fn replace(
         &self,
-        src: SrcAt,
+        src: SrcAt<S::Dir>,
         dst: BorrowedFd,
         name: &CStr,
         rel: &[u8],
@@ -708,7 +781,7 @@ impl<'a> Engine<'a> {
     #[allow(clippy::too_many_arguments)]
     fn write_temp(
         &self,
-        src: SrcAt,
+        src: SrcAt<S::Dir>,
         dst: BorrowedFd,
         name: &CStr,
         tmp: &CStr,
@@ -721,7 +794,7 @@ impl<'a> Engine<'a> {
                 let from = self.src_open_file(src, name, rel, s)?;
                 let to = fsops::create_temp_file(dst, tmp).map_err(at("creating", rel))?;
                 let n = BUF
-                    .with(|buf| fsops::copy_data(&from, &to, s, &mut buf.borrow_mut()))
+                    .with(|buf| self.src.copy_to(&from, s, &to, &mut buf.borrow_mut()))
                     .map_err(at("copying", rel))?;
                 Counters::add(&self.counters.bytes, n);
             }
@@ -787,10 +860,17 @@ impl<'a> Engine<'a> {
             let mut leader: Option<&[u8]> = None;
             for m in group {
                 let rel = m.rel.as_slice();
-                let (sp, name) = open_parent(self.src_root, rel).map_err(at("opening", rel))?;
+                let name = base_name(rel)?;
+                // With a manifest, the source is opened only for file contents.
+                let sp;
                 let s_at = match m.idx {
                     Some(i) => SrcAt::Listed(i),
-                    None => SrcAt::Fs(sp.as_fd()),
+                    None => {
+                        sp = source::open_parent(self.src, self.src_root, rel)
+                            .map_err(at("opening", rel))?
+                            .0;
+                        SrcAt::Tree(&sp)
+                    }
                 };
                 let Some(s) = self.src_meta(s_at, &name, m.idx, rel)? else {
                     continue;
@@ -898,9 +978,14 @@ impl<'a> Engine<'a> {
                     let i = m.find(rel).ok_or(SyncError::Aborted)?;
                     self.listed(i)?.meta.clone()
                 }
+                None if rel.is_empty() => self
+                    .src
+                    .lstat(self.src_root, c".")
+                    .map_err(at("lstat", rel))?,
                 None => {
-                    let sfd = open_dir_path(self.src_root, rel).map_err(at("opening", rel))?;
-                    fsops::lstat(sfd.as_fd(), c".").map_err(at("lstat", rel))?
+                    let (sp, name) = source::open_parent(self.src, self.src_root, rel)
+                        .map_err(at("opening", rel))?;
+                    self.src.lstat(&sp, &name).map_err(at("lstat", rel))?
                 }
             };
             let dfd = open_dir_path(dst, rel).map_err(at("opening", rel))?;
@@ -950,13 +1035,17 @@ mod tests {
             blocks: 0,
             ctime_sec: 0,
         };
-        let src = vec![(c("a"), None), (c("c"), Some(3)), (c("d"), None)];
+        let src = vec![
+            (c("a"), (None, m(4))),
+            (c("c"), (Some(3), m(5))),
+            (c("d"), (None, m(6))),
+        ];
         let got = merge(src, vec![(c("b"), m(1)), (c("c"), m(2)), (c("e"), m(3))]);
         let want = vec![
-            (c("a"), Some(None), None),
+            (c("a"), Some((None, m(4))), None),
             (c("b"), None, Some(m(1))),
-            (c("c"), Some(Some(3)), Some(m(2))),
-            (c("d"), Some(None), None),
+            (c("c"), Some((Some(3), m(5))), Some(m(2))),
+            (c("d"), Some((None, m(6))), None),
             (c("e"), None, Some(m(3))),
         ];
         assert_eq!(got, want);

@@ -40,16 +40,21 @@ pub fn open_dir(dir: BorrowedFd, name: &CStr) -> io::Result<OwnedFd> {
 /// Opens a regular file for reading; O_NONBLOCK so that a fifo swapped in by a
 /// changing source cannot hang the walk.
 pub fn open_file(dir: BorrowedFd, name: &CStr) -> io::Result<OwnedFd> {
+    open_file_meta(dir, name).map(|(fd, _)| fd)
+}
+
+/// `open_file`, with the file's metadata as of the open.
+pub fn open_file_meta(dir: BorrowedFd, name: &CStr) -> io::Result<(OwnedFd, Meta)> {
     let fd = rfs::openat(
         dir,
         name,
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
         Mode::empty(),
     )?;
-    if Meta::from_stat(&rfs::fstat(&fd)?).map(|m| m.kind) != Some(Kind::File) {
-        return Err(io::Error::other("changed type while being read"));
+    match Meta::from_stat(&rfs::fstat(&fd)?) {
+        Some(m) if m.kind == Kind::File => Ok((fd, m)),
+        _ => Err(io::Error::other("changed type while being read")),
     }
-    Ok(fd)
 }
 
 pub fn lstat(dir: BorrowedFd, name: &CStr) -> io::Result<Meta> {
@@ -333,9 +338,24 @@ pub fn copy_data(src: &OwnedFd, dst: &OwnedFd, meta: &Meta, buf: &mut Vec<u8>) -
                 Err(_) => kernel_copy = false,
             }
         }
-        written += copy_range_user(src, dst, data, end, skip_zeros, buf)?;
+        let mut read = |b: &mut [u8], off| Ok(rustix::io::pread(src, b, off)?);
+        written += copy_range_user(&mut read, dst, data, end, skip_zeros, 256 * 1024, buf)?;
         pos = end;
     }
+    rfs::ftruncate(dst, meta.size)?;
+    Ok(written)
+}
+
+/// Copies a file through `read` (a source that is no local descriptor), in
+/// `chunk`-sized reads; all-zero blocks stay holes when the file looks sparse.
+pub fn copy_by_reads(
+    read: &mut dyn FnMut(&mut [u8], u64) -> io::Result<usize>,
+    dst: &OwnedFd,
+    meta: &Meta,
+    chunk: usize,
+    buf: &mut Vec<u8>,
+) -> io::Result<u64> {
+    let written = copy_range_user(read, dst, 0, meta.size, meta.looks_sparse(), chunk, buf)?;
     rfs::ftruncate(dst, meta.size)?;
     Ok(written)
 }
@@ -355,20 +375,20 @@ fn copy_range_kernel(src: &OwnedFd, dst: &OwnedFd, start: u64, end: u64) -> io::
 }
 
 fn copy_range_user(
-    src: &OwnedFd,
+    read: &mut dyn FnMut(&mut [u8], u64) -> io::Result<usize>,
     dst: &OwnedFd,
     start: u64,
     end: u64,
     skip_zeros: bool,
+    chunk: usize,
     buf: &mut Vec<u8>,
 ) -> io::Result<u64> {
-    const CHUNK: usize = 256 * 1024;
-    buf.resize(CHUNK, 0);
+    buf.resize(chunk, 0);
     let mut off = start;
     let mut written = 0;
     while off < end {
-        let want = usize::try_from(end - off).unwrap_or(CHUNK).min(CHUNK);
-        let n = rustix::io::pread(src, &mut buf[..want], off)?;
+        let want = usize::try_from(end - off).unwrap_or(chunk).min(chunk);
+        let n = read(&mut buf[..want], off)?;
         if n == 0 {
             break;
         }
@@ -400,38 +420,6 @@ fn write_all_at(fd: &OwnedFd, mut data: &[u8], mut off: u64) -> io::Result<()> {
         off += n as u64;
     }
     Ok(())
-}
-
-/// Whether two open files hold the same bytes (`--checksum`).
-pub fn same_content(a: &OwnedFd, b: &OwnedFd, buf: &mut Vec<u8>) -> io::Result<bool> {
-    const CHUNK: usize = 256 * 1024;
-    buf.resize(2 * CHUNK, 0);
-    let (x, y) = buf.split_at_mut(CHUNK);
-    let mut off = 0u64;
-    loop {
-        let n = read_full_at(a, x, off)?;
-        let m = read_full_at(b, y, off)?;
-        if n != m || x[..n] != y[..m] {
-            return Ok(false);
-        }
-        if n == 0 {
-            return Ok(true);
-        }
-        off += n as u64;
-    }
-}
-
-fn read_full_at(fd: &OwnedFd, buf: &mut [u8], mut off: u64) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        let n = rustix::io::pread(fd, &mut buf[got..], off)?;
-        if n == 0 {
-            break;
-        }
-        got += n;
-        off += n as u64;
-    }
-    Ok(got)
 }
 
 pub fn fsync(fd: impl AsFd) -> io::Result<()> {

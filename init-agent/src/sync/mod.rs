@@ -14,7 +14,9 @@ pub mod engine;
 pub mod fsops;
 pub mod manifest;
 pub mod meta;
+pub mod nfs;
 pub mod pattern;
+pub mod source;
 pub mod state;
 
 use std::io;
@@ -28,6 +30,7 @@ use serde::Serialize;
 use engine::Engine;
 use manifest::Manifest;
 use pattern::{PatternError, PatternSet};
+use source::{Local, Source};
 use state::State;
 
 /// Always excluded on both sides: the state marker lives there on the destination
@@ -53,6 +56,9 @@ pub struct Options {
     pub manifest: Option<PathBuf>,
     /// No DST/.init-agent/state marker (copies that are not a synced root).
     pub no_marker: bool,
+    /// NFS requests in flight at once (connections) for an `nfs://` source;
+    /// 0 = the default.
+    pub inflight: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +128,8 @@ pub struct Counts {
 /// What `--report FILE` writes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    pub source: PathBuf,
+    /// A path, or an `nfs://` URL.
+    pub source: String,
     pub destination: PathBuf,
     pub dry_run: bool,
     /// The marker found before this run: "none", "in-progress" or "complete <generation>".
@@ -184,18 +191,51 @@ fn refuse_nesting(src: &Path, dst: &Path) -> Result<(), SyncError> {
 
 /// The source's generation stamp, written by `init-agent manifest`; "unstamped"
 /// when the standard root has none.
-fn source_generation(src: &Path) -> String {
-    std::fs::read_to_string(src.join(STATE_DIR).join("generation"))
-        .map(|g| g.trim().to_string())
+fn source_generation<S: Source>(src: &S, root: &S::Dir) -> String {
+    let rel = format!("{STATE_DIR}/generation");
+    source::read_small(src, root, rel.as_bytes(), 4096)
         .ok()
+        .flatten()
+        .and_then(|g| String::from_utf8(g).ok())
+        .map(|g| g.trim().to_string())
         .filter(|g| !g.is_empty() && !g.contains(char::is_whitespace))
         .unwrap_or_else(|| "unstamped".into())
 }
 
-/// Makes `dst` an exact copy of `src`.
+/// The URL when `src` names an NFS server rather than a local path.
+pub fn nfs_url(src: &Path) -> Option<&str> {
+    src.to_str().filter(|s| s.starts_with("nfs://"))
+}
+
+/// Makes `dst` an exact copy of `src`: a local directory, or `nfs://` read
+/// with the userspace NFSv3 client.
 pub fn run(src: &Path, dst: &Path, opts: &Options) -> Result<Report, SyncError> {
     let start = Instant::now();
+    if let Some(url) = nfs_url(src) {
+        let nfs = nfs::Nfs::connect(url, opts.inflight)
+            .map_err(|e| SyncError::Setup(format!("{url}: {e}")))?;
+        let root = nfs.root();
+        let report = run_from(&nfs, &root, url, dst, opts, start);
+        nfs.log_stats();
+        return report;
+    }
     refuse_nesting(src, dst)?;
+    let root = fsops::open_root(src).map_err(|source| SyncError::Io {
+        op: "opening",
+        path: src.display().to_string(),
+        source,
+    })?;
+    run_from(&Local, &root, &src.display().to_string(), dst, opts, start)
+}
+
+fn run_from<S: Source>(
+    src: &S,
+    sroot: &S::Dir,
+    src_name: &str,
+    dst: &Path,
+    opts: &Options,
+    start: Instant,
+) -> Result<Report, SyncError> {
     let mut exclude = opts.exclude.clone();
     exclude.push(format!("/{STATE_DIR}"));
     let mut protect = opts.protect.clone();
@@ -210,13 +250,17 @@ pub fn run(src: &Path, dst: &Path, opts: &Options) -> Result<Report, SyncError> 
             source,
         })
     };
-    let (sroot, droot) = (open(src)?, open(dst)?);
+    let droot = open(dst)?;
     raise_fd_limit();
     let previous = state::read(droot.as_fd());
-    let generation = source_generation(src);
+    let generation = source_generation(src, sroot);
     let (manifest, mut manifest_note) = choose_manifest(opts, &previous, &generation);
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs)
+        .num_threads(if opts.jobs > 0 {
+            opts.jobs
+        } else {
+            src.workers()
+        })
         .thread_name(|i| format!("sync-{i}"))
         // Recursion follows the tree depth; deep hostile trees need room.
         .stack_size(64 << 20)
@@ -227,7 +271,8 @@ pub fn run(src: &Path, dst: &Path, opts: &Options) -> Result<Report, SyncError> 
     let mut phases = Phases::default();
     let walk = |manifest: Option<&Manifest>, phases: &mut Phases| {
         let mut engine = Engine::new(
-            sroot.as_fd(),
+            src,
+            sroot,
             droot.as_fd(),
             manifest,
             &exclude,
@@ -285,7 +330,7 @@ pub fn run(src: &Path, dst: &Path, opts: &Options) -> Result<Report, SyncError> 
     }
     phases.finish = t.elapsed().as_secs_f64();
     Ok(Report {
-        source: src.to_path_buf(),
+        source: src_name.to_string(),
         destination: dst.to_path_buf(),
         dry_run: opts.dry_run,
         previous_state: previous.to_string(),
@@ -339,8 +384,13 @@ pub fn copy_one(
         PatternSet::default(),
         Counters::default(),
     );
+    let src = src.try_clone_to_owned().map_err(|source| SyncError::Io {
+        op: "opening",
+        path: display_rel(name.to_bytes()),
+        source,
+    })?;
     Engine::new(
-        src, dst, None, &exclude, &protect, &counters, false, false, false,
+        &Local, &src, dst, None, &exclude, &protect, &counters, false, false, false,
     )
     .without_marker()
     .copy_entry(name)
