@@ -135,6 +135,10 @@ pub struct Sync {
     /// match SRC's generation or fails its integrity check
     #[argh(option)]
     pub manifest: Option<PathBuf>,
+    /// without --manifest: use SRC/.init-agent/manifest when there is one
+    /// (read through the source, so it works for nfs:// too)
+    #[argh(switch)]
+    pub source_manifest: bool,
 }
 
 /// Record the standard root SRC in a manifest (paths, types, sizes, ns mtimes,

@@ -27,6 +27,7 @@ pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
         quiet: args.quiet,
         itemize: args.itemize,
         manifest: args.manifest.clone(),
+        source_manifest: args.source_manifest,
         no_marker: false,
         inflight: args.inflight.unwrap_or(conf.inflight as usize),
     };

@@ -414,8 +414,10 @@ impl<'a, S: Source> Engine<'a, S> {
                     Err(e) if is_stale(&e) => return Err(stale()),
                     Err(e) => return Err(at("opening", rel)(e)),
                 };
+                // Seconds modulo 2^32: NFSv3 carries no more (times before
+                // 1970 arrive as after 2106); size and nanoseconds still count.
                 if now.size != want.size
-                    || now.mtime_sec != want.mtime_sec
+                    || now.mtime_sec as u32 != want.mtime_sec as u32
                     || now.mtime_nsec != want.mtime_nsec
                 {
                     return Err(stale());

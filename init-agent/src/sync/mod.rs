@@ -54,6 +54,9 @@ pub struct Options {
     pub itemize: bool,
     /// The standard root's manifest: compare against it instead of walking SRC.
     pub manifest: Option<PathBuf>,
+    /// Without `manifest`: use SRC/.init-agent/manifest, read through the
+    /// source, when there is one (an `nfs://` source has no local path).
+    pub source_manifest: bool,
     /// No DST/.init-agent/state marker (copies that are not a synced root).
     pub no_marker: bool,
     /// NFS requests in flight at once (connections) for an `nfs://` source;
@@ -254,7 +257,8 @@ fn run_from<S: Source>(
     raise_fd_limit();
     let previous = state::read(droot.as_fd());
     let generation = source_generation(src, sroot);
-    let (manifest, mut manifest_note) = choose_manifest(opts, &previous, &generation);
+    let found = find_manifest(src, sroot, src_name, opts);
+    let (manifest, mut manifest_note) = choose_manifest(found, &previous, &generation);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(if opts.jobs > 0 {
             opts.jobs
@@ -343,18 +347,44 @@ fn run_from<S: Source>(
     })
 }
 
+/// Where the manifest is, and it read (or why not).
+type Found = (String, Result<Manifest, manifest::ManifestError>);
+
+/// The manifest named by the options: a local file, or the one in the source.
+fn find_manifest<S: Source>(
+    src: &S,
+    sroot: &S::Dir,
+    src_name: &str,
+    opts: &Options,
+) -> Option<Found> {
+    if let Some(path) = &opts.manifest {
+        return Some((path.display().to_string(), manifest::read(path)));
+    }
+    if !opts.source_manifest {
+        return None;
+    }
+    let rel = format!("{STATE_DIR}/manifest");
+    let name = format!("{}/{rel}", src_name.trim_end_matches('/'));
+    // A manifest is ~100 bytes per entry: this bounds a million-entry root.
+    match source::read_small(src, sroot, rel.as_bytes(), 256 << 20) {
+        Ok(None) => None,
+        Ok(Some(bytes)) => Some((name.clone(), manifest::decode(&bytes, &name))),
+        Err(e) => Some((name.clone(), Err(manifest::ManifestError::Io(name, e)))),
+    }
+}
+
 /// The manifest is trusted only when it is intact, of our format, of the
 /// source's current generation, and the last sync finished; otherwise the full
 /// walk runs, with the reason in the report and on stderr.
 fn choose_manifest(
-    opts: &Options,
+    found: Option<Found>,
     previous: &State,
     generation: &str,
 ) -> (Option<Manifest>, String) {
-    let Some(path) = &opts.manifest else {
+    let Some((path, read)) = found else {
         return (None, "none".into());
     };
-    let why = match manifest::read(path) {
+    let why = match read {
         Err(e) => format!("rejected: {e}"),
         Ok(_) if matches!(previous, State::InProgress(_)) => {
             "not used: the previous sync was interrupted, full verify".into()
@@ -365,10 +395,7 @@ fn choose_manifest(
         ),
         Ok(m) => return (Some(m), "used".into()),
     };
-    eprintln!(
-        "init-agent sync: manifest {}: {why}; walking the source",
-        path.display()
-    );
+    eprintln!("init-agent sync: manifest {path}: {why}; walking the source");
     (None, why)
 }
 
