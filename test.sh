@@ -55,6 +55,15 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --locked
 
+# The nfs:// source against a real NFSv3 server (nfs-ganesha in a private
+# network namespace); one test at a time: one of them stops the server.
+log "sync from nfs:// (userspace NFSv3 client, nfs-ganesha)"
+NFS_EXPORT=$(mktemp -d /tmp/init-agent-nfs.XXXXXX)
+tests-support/with-ganesha.sh --export "$NFS_EXPORT" -- \
+    env INIT_AGENT_TEST_NFS_DIR="$NFS_EXPORT" INIT_AGENT_REQUIRE_NFS=1 \
+    cargo test --offline --locked --test nfs -- --test-threads=1
+rm -rf "$NFS_EXPORT"
+
 log "VM tests (QEMU/TCG + nfs-ganesha)"
 vmtests/overlay-symlink-rename.sh
 vmtests/pid1-outcome.sh

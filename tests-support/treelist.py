@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Canonical listing of a tree, one line per entry, so two trees compare with diff.
 
-    treelist.py ROOT [--exclude-root-name NAME]... [--no-sockets] [--no-root]
+    treelist.py ROOT [--exclude-root-name NAME]... [--no-sockets] [--no-root] [--no-xattrs]
 
 Independent of init-agent's own walker: stdlib only, never follows a symlink
 (lstat, scandir entries without following, l*xattr, O_NOFOLLOW opens).
@@ -115,7 +115,7 @@ def xattrs(path: bytes):
     return out
 
 
-def listing(root: bytes, skip_top=(), no_sockets=False, with_root=True):
+def listing(root: bytes, skip_top=(), no_sockets=False, with_root=True, with_xattrs=True):
     entries = walk(root, set(skip_top), no_sockets)
     entries.sort(key=lambda e: e[0])
     if not with_root:
@@ -142,7 +142,8 @@ def listing(root: bytes, skip_top=(), no_sockets=False, with_root=True):
         else:
             g = groups[(st.st_dev, st.st_ino)]
             f += ["nlink=%d" % len(g), "link=" + (esc(g[0]) if len(g) > 1 else "-")]
-        f += xattrs(full)
+        if with_xattrs:
+            f += xattrs(full)
         lines.append(" ".join(f))
     return lines
 
@@ -156,10 +157,12 @@ def main():
                     help="leave sockets out (for a copier that skips them)")
     ap.add_argument("--no-root", action="store_true",
                     help="leave out the line of ROOT itself ('.')")
+    ap.add_argument("--no-xattrs", action="store_true",
+                    help="leave every xattr: field out (for a copy made over NFSv3)")
     a = ap.parse_args()
     try:
         lines = listing(os.fsencode(a.root), [os.fsencode(n) for n in a.exclude_root_name],
-                        a.no_sockets, not a.no_root)
+                        a.no_sockets, not a.no_root, not a.no_xattrs)
     except (OSError, RuntimeError) as e:
         sys.exit("treelist: %s" % e)
     sys.stdout.write("".join(line + "\n" for line in lines))

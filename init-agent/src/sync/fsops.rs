@@ -346,17 +346,18 @@ pub fn copy_data(src: &OwnedFd, dst: &OwnedFd, meta: &Meta, buf: &mut Vec<u8>) -
     Ok(written)
 }
 
-/// Copies a file through `read` (a source that is no local descriptor), in
-/// `chunk`-sized reads; all-zero blocks stay holes when the file looks sparse.
+/// Copies `size` bytes through `read` (a source that is no local descriptor),
+/// in `chunk`-sized reads; all-zero blocks stay holes when `sparse`.
 pub fn copy_by_reads(
     read: &mut dyn FnMut(&mut [u8], u64) -> io::Result<usize>,
     dst: &OwnedFd,
-    meta: &Meta,
+    size: u64,
+    sparse: bool,
     chunk: usize,
     buf: &mut Vec<u8>,
 ) -> io::Result<u64> {
-    let written = copy_range_user(read, dst, 0, meta.size, meta.looks_sparse(), chunk, buf)?;
-    rfs::ftruncate(dst, meta.size)?;
+    let written = copy_range_user(read, dst, 0, size, sparse, chunk, buf)?;
+    rfs::ftruncate(dst, size)?;
     Ok(written)
 }
 

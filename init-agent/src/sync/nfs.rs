@@ -268,20 +268,65 @@ pub struct Nfs {
     reconnects: AtomicU64,
 }
 
+/// A file handle, and where it was found: a handle the server calls stale
+/// (the entry was replaced, or a server cache held an old one) is looked up
+/// again by name once, as the kernel client revalidates.
+struct Handle {
+    fh: Mutex<nfs_fh3>,
+    origin: Option<(nfs_fh3, CString)>,
+}
+
+impl Handle {
+    fn new(fh: nfs_fh3, origin: Option<(nfs_fh3, CString)>) -> Handle {
+        Handle {
+            fh: Mutex::new(fh),
+            origin,
+        }
+    }
+
+    fn get(&self) -> nfs_fh3 {
+        match self.fh.lock() {
+            Ok(fh) => fh.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set(&self, fh: nfs_fh3) {
+        if let Ok(mut h) = self.fh.lock() {
+            *h = fh;
+        }
+    }
+
+    fn same(&self) -> Handle {
+        Handle::new(self.get(), self.origin.clone())
+    }
+}
+
 /// A source directory: its handle, and what its listing said of each entry,
 /// so that opening an entry costs no LOOKUP.
 pub struct Dir {
-    fh: nfs_fh3,
+    h: Handle,
     listed: Mutex<HashMap<CString, (nfs_fh3, Meta)>>,
 }
 
 impl Dir {
-    fn new(fh: nfs_fh3) -> Dir {
+    fn new(h: Handle) -> Dir {
         Dir {
-            fh,
+            h,
             listed: Mutex::new(HashMap::new()),
         }
     }
+}
+
+/// A regular file being read; sparse by the server's attributes (a manifest's
+/// record of the file has no block count).
+pub struct File {
+    h: Handle,
+    sparse: bool,
+}
+
+fn is_stale(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(116)
 }
 
 impl Nfs {
@@ -333,7 +378,7 @@ impl Nfs {
         };
         for part in rest.split('/').filter(|p| !p.is_empty()) {
             let name = CString::new(part).map_err(io::Error::other)?;
-            let (fh, m) = nfs.lookup(&Dir::new(root), &name)?;
+            let (fh, m) = nfs.lookup_fresh(&root, &name)?;
             if m.kind != Kind::Dir {
                 return Err(io::Error::from_raw_os_error(20));
             }
@@ -350,7 +395,27 @@ impl Nfs {
     }
 
     pub fn root(&self) -> Dir {
-        Dir::new(self.root.clone())
+        Dir::new(Handle::new(self.root.clone(), None))
+    }
+
+    /// `op` on the handle; once more on a freshly looked-up one if it is stale.
+    fn with_handle<T>(&self, h: &Handle, op: impl Fn(&nfs_fh3) -> io::Result<T>) -> io::Result<T> {
+        let fh = h.get();
+        match op(&fh) {
+            Err(e) if is_stale(&e) => {
+                let Some((parent, name)) = &h.origin else {
+                    return Err(e);
+                };
+                log::debug!(
+                    "nfs {}: stale handle for {name:?}, looking it up again",
+                    self.what
+                );
+                let (new, _) = self.lookup_fresh(parent, name)?;
+                h.set(new.clone());
+                op(&new)
+            }
+            r => r,
+        }
     }
 
     /// The calls made and the connections re-opened, for the log.
@@ -465,13 +530,22 @@ impl Nfs {
         Ok(meta_of(&result(r)?.obj_attributes))
     }
 
-    fn lookup(&self, dir: &Dir, name: &CStr) -> io::Result<(nfs_fh3, Meta)> {
-        if let Some(known) = dir.listed.lock().ok().and_then(|l| l.get(name).cloned()) {
-            return Ok(known);
+    /// The entry's handle (with where it came from) and attributes: from the
+    /// directory's listing when it has one, else by LOOKUP.
+    fn lookup(&self, dir: &Dir, name: &CStr) -> io::Result<(Handle, Meta)> {
+        if let Some((fh, m)) = dir.listed.lock().ok().and_then(|l| l.get(name).cloned()) {
+            return Ok((Handle::new(fh, Some((dir.h.get(), name.to_owned()))), m));
         }
+        self.with_handle(&dir.h, |d| {
+            let (fh, m) = self.lookup_fresh(d, name)?;
+            Ok((Handle::new(fh, Some((d.clone(), name.to_owned()))), m))
+        })
+    }
+
+    fn lookup_fresh(&self, dir: &nfs_fh3, name: &CStr) -> io::Result<(nfs_fh3, Meta)> {
         let args = LOOKUP3args {
             what: diropargs3 {
-                dir: dir.fh.clone(),
+                dir: dir.clone(),
                 name: name_arg(name),
             },
         };
@@ -485,14 +559,14 @@ impl Nfs {
 
     /// READDIRPLUS from the first cookie to the end; a listing the server
     /// says went stale (the directory changed under it) starts over.
-    fn readdirplus(&self, dir: &Dir) -> io::Result<Vec<(CString, nfs_fh3, Meta)>> {
+    fn readdirplus(&self, dir: &nfs_fh3) -> io::Result<Vec<(CString, nfs_fh3, Meta)>> {
         let mut restarts = 0;
         'listing: loop {
             let mut out = Vec::new();
             let (mut cookie, mut verf) = (0, nfs3::cookieverf3::default());
             loop {
                 let args = READDIRPLUS3args {
-                    dir: dir.fh.clone(),
+                    dir: dir.clone(),
                     cookie,
                     cookieverf: verf,
                     dircount: 64 * 1024,
@@ -522,7 +596,7 @@ impl Nfs {
                     let found = match (e.name_handle, e.name_attributes) {
                         (Nfs3Option::Some(fh), Nfs3Option::Some(a)) => Some((fh, meta_of(&a))),
                         // The server left them out: ask for this one.
-                        _ => match self.lookup(&Dir::new(dir.fh.clone()), &name) {
+                        _ => match self.lookup_fresh(dir, &name) {
                             Ok(x) => Some(x),
                             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                             Err(e) => return Err(e),
@@ -544,15 +618,15 @@ impl Nfs {
         }
     }
 
-    fn file_handle(&self, dir: &Dir, name: &CStr, want: Kind) -> io::Result<(nfs_fh3, Meta)> {
-        let (fh, m) = self.lookup(dir, name)?;
+    fn file_handle(&self, dir: &Dir, name: &CStr, want: Kind) -> io::Result<(Handle, Meta)> {
+        let (h, m) = self.lookup(dir, name)?;
         if m.kind != want {
             return Err(match want {
                 Kind::Dir => io::Error::from_raw_os_error(20),
                 _ => io::Error::other("changed type while being read"),
             });
         }
-        Ok((fh, m))
+        Ok((h, m))
     }
 }
 
@@ -642,17 +716,17 @@ fn mount_longest(
 
 impl Source for Nfs {
     type Dir = Dir;
-    type File = nfs_fh3;
+    type File = File;
 
     fn open_dir(&self, dir: &Dir, name: &CStr) -> io::Result<Dir> {
         if name == c"." {
-            return Ok(Dir::new(dir.fh.clone()));
+            return Ok(Dir::new(dir.h.same()));
         }
         Ok(Dir::new(self.file_handle(dir, name, Kind::Dir)?.0))
     }
 
     fn list(&self, dir: &Dir) -> io::Result<Vec<(CString, Meta)>> {
-        let mut entries = self.readdirplus(dir)?;
+        let mut entries = self.with_handle(&dir.h, |fh| self.readdirplus(fh))?;
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut listed = dir
             .listed
@@ -669,34 +743,42 @@ impl Source for Nfs {
 
     fn lstat(&self, dir: &Dir, name: &CStr) -> io::Result<Meta> {
         if name == c"." {
-            return self.getattr(&dir.fh);
+            return self.with_handle(&dir.h, |fh| self.getattr(fh));
         }
         Ok(self.lookup(dir, name)?.1)
     }
 
     fn readlink(&self, dir: &Dir, name: &CStr) -> io::Result<CString> {
-        let (fh, _) = self.file_handle(dir, name, Kind::Symlink)?;
-        let args = READLINK3args { symlink: fh };
-        let ok = result(self.call("READLINK", async |c| c.readlink(&args).await)?)?;
-        CString::new(ok.data.0.to_vec()).map_err(io::Error::other)
+        let (h, _) = self.file_handle(dir, name, Kind::Symlink)?;
+        self.with_handle(&h, |fh| {
+            let args = READLINK3args {
+                symlink: fh.clone(),
+            };
+            let ok = result(self.call("READLINK", async |c| c.readlink(&args).await)?)?;
+            CString::new(ok.data.0.to_vec()).map_err(io::Error::other)
+        })
     }
 
     fn xattrs(&self, _dir: &Dir, _name: &CStr) -> io::Result<Option<Xattrs>> {
         Ok(None)
     }
 
-    fn open_file(&self, dir: &Dir, name: &CStr) -> io::Result<(nfs_fh3, Meta)> {
-        self.file_handle(dir, name, Kind::File)
+    fn open_file(&self, dir: &Dir, name: &CStr) -> io::Result<(File, Meta)> {
+        let (h, m) = self.file_handle(dir, name, Kind::File)?;
+        let sparse = m.looks_sparse();
+        Ok((File { h, sparse }, m))
     }
 
-    fn read_at(&self, file: &nfs_fh3, buf: &mut [u8], off: u64) -> io::Result<usize> {
+    fn read_at(&self, file: &File, buf: &mut [u8], off: u64) -> io::Result<usize> {
         let count = u32::try_from(buf.len()).unwrap_or(u32::MAX).min(self.rsize);
-        let args = READ3args {
-            file: file.clone(),
-            offset: off,
-            count,
-        };
-        let ok = result(self.call("READ", async |c| c.read(&args).await)?)?;
+        let ok = self.with_handle(&file.h, |fh| {
+            let args = READ3args {
+                file: fh.clone(),
+                offset: off,
+                count,
+            };
+            result(self.call("READ", async |c| c.read(&args).await)?)
+        })?;
         let data = ok.data.as_ref();
         if data.len() > buf.len() {
             return Err(io::Error::other("READ returned more than asked"));
@@ -707,7 +789,7 @@ impl Source for Nfs {
 
     fn copy_to(
         &self,
-        file: &nfs_fh3,
+        file: &File,
         meta: &Meta,
         dst: &OwnedFd,
         buf: &mut Vec<u8>,
@@ -717,7 +799,8 @@ impl Source for Nfs {
         fsops::copy_by_reads(
             &mut |b, off| self.read_at(file, b, off),
             dst,
-            meta,
+            meta.size,
+            file.sparse,
             self.rsize as usize,
             buf,
         )

@@ -1,0 +1,280 @@
+//! `init-agent sync nfs://…` against a real NFS server: nfs-ganesha (NFSv3)
+//! in a private network namespace, started by tests-support/with-ganesha.sh,
+//! which test.sh runs these tests under:
+//!
+//!     tests-support/with-ganesha.sh --export DIR -- \
+//!         env INIT_AGENT_TEST_NFS_DIR=DIR cargo test --test nfs -- --test-threads=1
+//!
+//! The same differential checks as the local source, where NFSv3 allows:
+//! no xattrs without a manifest, seconds modulo 2^32. And server faults:
+//! an export that does not exist, the server killed mid-sync (and back),
+//! the server gone for good.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::*;
+
+/// The server's URL and the directory it exports.
+struct Server {
+    url: String,
+    dir: PathBuf,
+}
+
+impl Server {
+    /// None (and says so) outside with-ganesha.sh; test.sh sets
+    /// INIT_AGENT_REQUIRE_NFS so that there a missing server fails.
+    fn get() -> Option<Server> {
+        match (
+            std::env::var("NFS_URL"),
+            std::env::var("INIT_AGENT_TEST_NFS_DIR"),
+        ) {
+            (Ok(url), Ok(dir)) => Some(Server {
+                url,
+                dir: PathBuf::from(dir),
+            }),
+            _ => {
+                assert!(
+                    std::env::var_os("INIT_AGENT_REQUIRE_NFS").is_none(),
+                    "INIT_AGENT_REQUIRE_NFS is set but no server: NFS_URL and INIT_AGENT_TEST_NFS_DIR are needed"
+                );
+                eprintln!("skipped: needs an NFS server (run under tests-support/with-ganesha.sh)");
+                None
+            }
+        }
+    }
+
+    /// A fresh directory below the export and its URL.
+    fn area(&self, name: &str) -> (PathBuf, String) {
+        let p = self.dir.join(name);
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        (p, format!("{}/{name}", self.url.trim_end_matches('/')))
+    }
+}
+
+macro_rules! require_server {
+    () => {{
+        require_root!();
+        match Server::get() {
+            Some(s) => s,
+            None => return,
+        }
+    }};
+}
+
+/// What NFSv3 keeps of a listing line: the mtime's seconds modulo 2^32
+/// (it has no more), everything else; xattrs are left out by the lister.
+fn nfs_view(listing: &str) -> String {
+    listing
+        .lines()
+        .map(|l| {
+            let mut f: Vec<String> = l.split(' ').map(String::from).collect();
+            if let Some(ns) = f.get(4).and_then(|x| x.parse::<i128>().ok()) {
+                let (sec, nsec) = (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000));
+                f[4] = format!("{}.{nsec:09}", sec.rem_euclid(1 << 32));
+            }
+            f.join(" ") + "\n"
+        })
+        .collect()
+}
+
+fn assert_same_over_nfs(src: &Path, dst: &Path, xattrs: bool) {
+    let extra: &[&str] = if xattrs { &[] } else { &["--no-xattrs"] };
+    let (a, b) = (
+        nfs_view(&listing_with(src, extra)),
+        nfs_view(&listing_with(dst, extra)),
+    );
+    let d = differences(&a, &b);
+    assert!(d.is_empty(), "trees differ:\n{}", d.join("\n"));
+}
+
+fn sync_url(url: &str, dst: &Path, extra: &[&str]) -> serde_json::Value {
+    sync(Path::new(url), dst, extra)
+}
+
+#[test]
+fn hostile_tree_over_nfs_is_copied_and_a_second_run_changes_nothing() {
+    let server = require_server!();
+    let (area, url) = server.area("hostile");
+    let (src, dst) = (area.join("src"), area.with_extension("dst"));
+    mktree(&src, 1, "hostile");
+    let _ = std::fs::remove_dir_all(&dst);
+    std::fs::create_dir(&dst).unwrap();
+    // The export is the server's top directory: the client mounts it and
+    // looks up the rest of the path.
+    let first = sync_url(&format!("{url}/src"), &dst, &[]);
+    assert_eq!(first["source"], format!("{url}/src"));
+    assert!(first["counts"]["created"].as_u64().unwrap() > 300);
+    assert_same_over_nfs(&src, &dst, false);
+    let second = sync_url(&format!("{url}/src"), &dst, &[]);
+    assert_eq!(changes(&second), 0, "{second}");
+    std::fs::remove_dir_all(&dst).unwrap();
+}
+
+#[test]
+fn mutated_tree_over_nfs_converges_in_one_pass() {
+    let server = require_server!();
+    for seed in [2, 3] {
+        let (area, url) = server.area(&format!("mutate{seed}"));
+        let (src, dst) = (area.join("src"), area.with_extension("dst"));
+        let _ = std::fs::remove_dir_all(&dst);
+        std::fs::create_dir(&dst).unwrap();
+        mktree(&src, seed, "hostile");
+        sync_url(&format!("{url}/src"), &dst, &[]);
+        mktree(&src, seed, "mutate");
+        sync_url(&format!("{url}/src"), &dst, &["--checksum"]);
+        assert_same_over_nfs(&src, &dst, false);
+        assert_eq!(changes(&sync_url(&format!("{url}/src"), &dst, &[])), 0);
+        std::fs::remove_dir_all(&dst).unwrap();
+    }
+}
+
+/// The manifest, read through NFS itself, carries what NFSv3 cannot: the
+/// copy is exact with xattrs (ACLs, capabilities) too.
+#[test]
+fn manifest_read_over_nfs_carries_xattrs() {
+    let server = require_server!();
+    let (area, url) = server.area("manifest");
+    let (src, dst) = (area.join("src"), area.with_extension("dst"));
+    let _ = std::fs::remove_dir_all(&dst);
+    std::fs::create_dir(&dst).unwrap();
+    let manifest = |src: &Path| {
+        run(Command::new(BIN)
+            .arg("manifest")
+            .arg(src)
+            .arg("-o")
+            .arg(src.join(".init-agent/manifest")));
+    };
+    mktree(&src, 5, "hostile");
+    manifest(&src);
+    let first = sync_url(&format!("{url}/src"), &dst, &["--source-manifest"]);
+    assert_eq!(first["manifest"], "used", "{first}");
+    assert_same_over_nfs(&src, &dst, true);
+    mktree(&src, 5, "mutate");
+    manifest(&src);
+    // The mutation includes edits that keep size and mtime: the manifest's
+    // hashes find them (--checksum), without reading the server's files.
+    let second = sync_url(
+        &format!("{url}/src"),
+        &dst,
+        &["--source-manifest", "--checksum"],
+    );
+    assert_eq!(second["manifest"], "used", "{second}");
+    assert_same_over_nfs(&src, &dst, true);
+    std::fs::remove_dir_all(&dst).unwrap();
+}
+
+fn sync_cmd(url: &str, dst: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("sync").arg(url).arg(dst).arg("--quiet");
+    c
+}
+
+fn state(dst: &Path) -> String {
+    std::fs::read_to_string(dst.join(".init-agent/state")).unwrap_or_default()
+}
+
+fn server_ctl(what: &str) {
+    run(&mut Command::new(what));
+}
+
+/// Waits until the sync has written a few of the big files (so the server
+/// goes down in the middle of the copy, not before nor after it).
+fn wait_for_copying(dst: &Path, child: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let written = std::fs::read_dir(dst.join("big")).map_or(0, |d| d.count());
+        if written >= 8 {
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sync ended before the fault"
+        );
+        assert!(Instant::now() < deadline, "the sync copies nothing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Runs one after the other in one test: they stop the server the others use.
+#[test]
+fn server_faults_give_clear_errors_and_never_a_complete_half_copy() {
+    let server = require_server!();
+    let (area, url) = server.area("faults");
+    let (src, dst) = (area.join("src"), area.with_extension("dst"));
+    let _ = std::fs::remove_dir_all(&dst);
+    std::fs::create_dir(&dst).unwrap();
+    mktree(&src, 9, "small");
+    // Enough data that the server can be killed in the middle.
+    let big = src.join("big");
+    std::fs::create_dir(&big).unwrap();
+    for i in 0..300u32 {
+        std::fs::write(
+            big.join(format!("f{i}")),
+            vec![(i % 251) as u8 + 1; 1 << 20],
+        )
+        .unwrap();
+    }
+
+    // An export path that does not exist: refused, with the server's answer.
+    let missing = format!("{}/no/such/export", server.url.rsplit_once('/').unwrap().0);
+    let out = sync_cmd(&missing, &dst).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("refused to mount"), "{err}");
+    assert_eq!(state(&dst), "", "nothing was written");
+
+    // Killed mid-sync and back a moment later: the client reconnects and
+    // the sync completes exactly.
+    let mut child = sync_cmd(&format!("{url}/src"), &dst)
+        .args(["--inflight", "2"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_copying(&dst, &mut child);
+    server_ctl("ganesha_stop");
+    std::thread::sleep(Duration::from_secs(1));
+    server_ctl("ganesha_start");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(state(&dst), "complete unstamped\n");
+    assert_same_over_nfs(&src, &dst, false);
+
+    // Gone for good in the middle of a sync: a clear error in bounded time,
+    // the marker says in-progress (a boot never takes this copy), and the
+    // next run, with the server back, converges.
+    for i in 0..300u32 {
+        std::fs::write(big.join(format!("f{i}")), vec![(i % 13) as u8 + 7; 1 << 20]).unwrap();
+    }
+    std::fs::remove_dir_all(dst.join("big")).unwrap();
+    let started = Instant::now();
+    let mut child = sync_cmd(&format!("{url}/src"), &dst)
+        .args(["--inflight", "2"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_copying(&dst, &mut child);
+    server_ctl("ganesha_stop");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    server_ctl("ganesha_start");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("attempts"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(state(&dst).starts_with("in-progress"), "{}", state(&dst));
+    let report = sync_url(&format!("{url}/src"), &dst, &[]);
+    assert!(report["previous_state"]
+        .as_str()
+        .unwrap()
+        .starts_with("in-progress"));
+    assert_same_over_nfs(&src, &dst, false);
+    std::fs::remove_dir_all(&dst).unwrap();
+}
