@@ -68,13 +68,14 @@ alive() {
 # answer a NULL call over TCP. Only registered is not enough: after a SIGKILL
 # rpcbind still lists the dead server's ports until the new one re-registers.
 start_ganesha() { # state-dir
-    local g=$1 pid i
+    local g=$1 pid i logsize errors
     if [ -f "$g/ganesha.pid" ] && alive "$(cat "$g/ganesha.pid")"; then
         echo "with-ganesha: ganesha already runs (pid $(cat "$g/ganesha.pid"))" >&2
         return 1
     fi
     # Its own stdio goes to the log: a caller's $(ganesha_start) must not wait
     # for a pipe the server holds open. (-L: ganesha appends there too.)
+    logsize=$(stat -c %s "$g/ganesha.log" 2>/dev/null || echo 0)
     # shellcheck disable=SC2094
     ganesha.nfsd -F -f "$g/ganesha.conf" -L "$g/ganesha.log" -p "$g/ganesha.pid" -N NIV_EVENT \
         </dev/null >>"$g/ganesha.log" 2>&1 &
@@ -92,7 +93,14 @@ start_ganesha() { # state-dir
         if timeout 2 rpcinfo -t 127.0.0.1 100003 3 >/dev/null 2>&1 &&
             timeout 2 rpcinfo -t 127.0.0.1 100003 4 >/dev/null 2>&1 &&
             timeout 2 rpcinfo -t 127.0.0.1 100005 3 >/dev/null 2>&1; then
-            return 0
+            # A block ganesha cannot use (an export, its FSAL) is skipped, and
+            # the server runs without it: that is no server for a test.
+            errors=$(tail -c +$((logsize + 1)) "$g/ganesha.log" | grep -E ' :CONFIG :(CRIT|MAJ|FATAL) ' || true)
+            [ -z "$errors" ] && return 0
+            echo "with-ganesha: ganesha.nfsd runs but rejected part of $g/ganesha.conf; $g/ganesha.log:" >&2
+            echo "$errors" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+            return 1
         fi
         sleep 0.1
     done

@@ -22,10 +22,12 @@ pub fn run(
     env.push(("INITAGENT_SOURCE".into(), source.to_string()));
     match plan.mode {
         Mode::Sync => {
-            let synced = crate::sync::boot::run(plan, c)?;
+            let synced = crate::sync::boot::run(plan, c, source)?;
             // The node runs from its disk: the standard root is not needed any more.
-            if let Err(e) = crate::sys::unmount(Path::new(plan::SOURCE_MOUNT), true) {
-                log::warn!("{e}");
+            if plan.source.client == crate::cmdline::NfsClient::Kernel {
+                if let Err(e) = crate::sys::unmount(Path::new(plan::SOURCE_MOUNT), true) {
+                    log::warn!("{e}");
+                }
             }
             env.push((
                 "INITAGENT_FIRST_SYNC".into(),

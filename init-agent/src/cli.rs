@@ -331,4 +331,9 @@ pub struct Mkinitramfs {
     /// the init-agent binary to use as /init (default: this one)
     #[argh(option)]
     pub binary: Option<PathBuf>,
+    /// NFS client the image boots with: kernel (default, every mode) or user
+    /// (sync mode only: the NFS kernel modules are left out); default: the
+    /// config's [source] client
+    #[argh(option)]
+    pub nfs: Option<crate::cmdline::NfsClient>,
 }

@@ -76,6 +76,20 @@ pub struct AgentParams {
     pub checksum: Option<bool>,
     /// Bind the node's CDSL tree (`initagent.cdsl=0` turns it off).
     pub cdsl: Option<bool>,
+    /// Which NFS client reads the standard root (`initagent.nfs=`).
+    pub nfs: Option<NfsClient>,
+}
+
+/// Which NFS client reads the standard root.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NfsClient {
+    /// The kernel's, by mount(2): every mode.
+    #[default]
+    Kernel,
+    /// Ours, NFSv3 from userspace, nothing mounted: sync mode only, and no
+    /// NFS kernel modules needed.
+    User,
 }
 
 /// How the node boots.
@@ -133,6 +147,7 @@ keyword_enum!(Mode, "mode", {
     "sync" => Mode::Sync, "statelite" => Mode::Statelite, "overlay" => Mode::Overlay,
     "nfsroot" => Mode::Nfsroot, "update" => Mode::Update,
 });
+keyword_enum!(NfsClient, "NFS client", { "kernel" => NfsClient::Kernel, "user" => NfsClient::User });
 keyword_enum!(Fallback, "fallback", {
     "local" => Fallback::Local, "shell" => Fallback::Shell,
     "reboot" => Fallback::Reboot, "retry" => Fallback::Retry,
@@ -334,6 +349,7 @@ pub fn parse(cmdline: &str) -> BootParams {
             ("initagent.image", Some(v)) => parse_name(v).map(|n| p.agent.image = Some(n)),
             ("initagent.checksum", v) => parse_flag(v).map(|b| p.agent.checksum = Some(b)),
             ("initagent.cdsl", v) => parse_flag(v).map(|b| p.agent.cdsl = Some(b)),
+            ("initagent.nfs", Some(v)) => v.parse().map(|n| p.agent.nfs = Some(n)),
             // Multi-valued keys: every occurrence counts, errors accumulate.
             ("console", Some(v)) => {
                 p.consoles.push(v.to_string());
@@ -373,7 +389,7 @@ pub fn parse(cmdline: &str) -> BootParams {
                 "ip" | "BOOTIF" | "root" | "nfsroot" | "NFSROOT" | "NODE" | "XCAT" | "init"
                 | "console" | "ifname" | "nameserver" | "initagent.mode" | "initagent.disk"
                 | "initagent.config" | "initagent.fallback" | "initagent.timeout"
-                | "initagent.nodeid" | "initagent.image",
+                | "initagent.nodeid" | "initagent.image" | "initagent.nfs",
                 None,
             ) => Err("needs a value (`key=value`)".to_string()),
             _ => continue,

@@ -105,6 +105,9 @@ pub struct Source {
     pub path: Option<String>,
     /// Mount options added to those of `root=` (`vers=4.1`, `actimeo=600`, …).
     pub options: Vec<String>,
+    /// Which NFS client reads it: "kernel" (default) or "user" (sync mode:
+    /// NFSv3 from userspace, no NFS modules); `initagent.nfs=` overrides.
+    pub client: Option<crate::cmdline::NfsClient>,
 }
 
 /// `[sync]`: sync-on-boot.

@@ -88,12 +88,15 @@ pub fn render(p: &BootPlan, config_source: &str) -> String {
         ),
         n.device.as_deref().unwrap_or("auto")
     );
+    let at = match s.client {
+        cmdline::NfsClient::Kernel => format!("on {}", s.mountpoint),
+        cmdline::NfsClient::User => "read by the userspace NFSv3 client, not mounted".into(),
+    };
     let _ = writeln!(
         out,
-        "source:    NFS {version} {servers} path {} [{}] on {}",
+        "source:    NFS {version} {servers} path {} [{}] {at}",
         s.path.as_deref().unwrap_or("(DHCP root-path)"),
         s.options.join(","),
-        s.mountpoint
     );
     let _ = writeln!(out, "statemnt:  {statemnt}");
     for d in &p.disks {

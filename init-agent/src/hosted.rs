@@ -95,18 +95,22 @@ fn assemble(args: &Hosted, plan: &plan::BootPlan, c: &config::Config) -> Result<
             plan.errors.len()
         ));
     }
-    let source = if args.mount {
-        crate::source::mount(
+    if args.mount {
+        let source = crate::source::reach(
             &plan.source,
             from_netconf("ROOTPATH").as_deref(),
             from_netconf("ROOTSERVER").and_then(|s| s.parse().ok()),
             Duration::from_secs(plan.timeout.into()),
         )
-        .map_err(|e| format!("nfs: {e}"))?
+        .map_err(|e| format!("nfs: {e}"))?;
+        crate::assemble::run(plan, c, &source, from_netconf("HOSTNAME").as_deref())
     } else {
-        adopt(plan)?
-    };
-    crate::assemble::run(plan, c, &source, from_netconf("HOSTNAME").as_deref())
+        // The host initramfs mounted it with the kernel client: sync reads that.
+        let mut plan = plan.clone();
+        plan.source.client = crate::cmdline::NfsClient::Kernel;
+        let source = adopt(&plan)?;
+        crate::assemble::run(&plan, c, &source, from_netconf("HOSTNAME").as_deref())
+    }
 }
 
 /// Takes over the standard root the host initramfs mounted on the new root.

@@ -24,6 +24,9 @@ pub const DEFAULT_MODULES: &[&str] = &[
     "crc32c_generic",
 ];
 
+/// What the kernel NFS client needs (their dependencies follow them).
+const NFS_MODULES: &[&str] = &["nfsv4", "nfsv3"];
+
 /// Tools taken from this machine when it has them: what sync mode needs to
 /// partition and format (by the layouts' file systems), and busybox for the
 /// emergency shell.
@@ -214,14 +217,20 @@ pub fn run(args: &crate::cli::Mkinitramfs) -> anyhow::Result<bool> {
     let mut wanted: Vec<String> = DEFAULT_MODULES.iter().map(|s| s.to_string()).collect();
     let mut ar = Archive::default();
     let mut hooks_dir = crate::config::Hooks::default().dir;
+    let mut client = args.nfs;
     if let Some(conf) = &args.config {
         let c = crate::config::load_file(conf)
             .with_context(|| format!("loading {}", conf.display()))?;
+        client = client.or(c.source.client);
         wanted.extend(c.boot.modules.iter().cloned());
         hooks_dir = c.hooks.dir;
         ar.file("etc/init-agent.toml", 0o644, std::fs::read(conf)?);
     }
     wanted.extend(args.module.iter().cloned());
+    if client == Some(crate::cmdline::NfsClient::User) {
+        // Sync-only images: the userspace client needs no NFS in the kernel.
+        wanted.retain(|m| !NFS_MODULES.contains(&m.as_str()));
+    }
     // A module this kernel lacks is left out with a note; the boot reports it again.
     let (order, missing) = db.order_available(&wanted);
     for e in missing {

@@ -101,7 +101,7 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
         .lease
         .as_ref()
         .and_then(|l| l.next_server.or(l.server_id));
-    let source = crate::source::mount(
+    let source = crate::source::reach(
         &plan.source,
         root_path.as_deref(),
         dhcp_server,

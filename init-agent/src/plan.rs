@@ -10,7 +10,8 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 
 use crate::cmdline::{
-    BootParams, BreakStage, Fallback, IpConfig, Mode, NetMethod, NfsLocation, NfsSpec, RootSpec,
+    BootParams, BreakStage, Fallback, IpConfig, Mode, NetMethod, NfsClient, NfsLocation, NfsSpec,
+    RootSpec,
 };
 use crate::config::{Config, Disk, FsType, Node, Partition, Size, TableType};
 use crate::hwaddr::Mac;
@@ -86,8 +87,9 @@ pub struct SourcePlan {
     /// 3 or 4; `None` = negotiate (4.2, 4.1, 4.0, then 3).
     pub version: Option<u8>,
     pub options: Vec<String>,
-    /// Where it is mounted.
+    /// Where it is mounted (the kernel client).
     pub mountpoint: String,
+    pub client: NfsClient,
 }
 
 /// One step of the boot, in order.
@@ -105,6 +107,8 @@ pub enum Step {
     },
     Network,
     MountSource,
+    /// Sync mode with the userspace client: reach the server, mount nothing.
+    ConnectSource,
     /// Sync mode: partition and format where needed (first boot).
     PrepareDisks {
         devices: Vec<String>,
@@ -164,6 +168,10 @@ impl fmt::Display for Step {
             }
             Step::Network => write!(f, "bring up the network"),
             Step::MountSource => write!(f, "mount the standard root"),
+            Step::ConnectSource => write!(
+                f,
+                "reach the standard root with the userspace NFSv3 client (nothing mounted)"
+            ),
             Step::PrepareDisks { devices } => write!(
                 f,
                 "partition and format where not ours yet: {}",
@@ -333,10 +341,11 @@ pub fn boot(p: &BootParams, c: &Config) -> BootPlan {
         .unwrap_or_else(|| DEFAULT_INIT.into());
 
     let mut modules = c.boot.modules.clone();
-    let nfs_modules: &[&str] = match source.version {
-        Some(3) => &["nfsv3"],
-        Some(_) => &["nfsv4"],
-        None => &["nfsv4", "nfsv3"],
+    let nfs_modules: &[&str] = match (source.client, source.version) {
+        (NfsClient::User, _) => &[],
+        (_, Some(3)) => &["nfsv3"],
+        (_, Some(_)) => &["nfsv4"],
+        (_, None) => &["nfsv4", "nfsv3"],
     };
     let mode_modules: &[&str] = match mode {
         Mode::Overlay => &["overlay"],
@@ -362,7 +371,10 @@ pub fn boot(p: &BootParams, c: &Config) -> BootPlan {
     brk(&mut steps, BreakStage::Net);
     steps.push(Step::Network);
     brk(&mut steps, BreakStage::PreMount);
-    steps.push(Step::MountSource);
+    steps.push(match source.client {
+        NfsClient::Kernel => Step::MountSource,
+        NfsClient::User => Step::ConnectSource,
+    });
     brk(&mut steps, BreakStage::Mount);
     let mut phases = Vec::new();
     match mode {
@@ -391,8 +403,16 @@ pub fn boot(p: &BootParams, c: &Config) -> BootPlan {
                         .cloned()
                         .collect::<Vec<_>>(),
                 );
+                let from = match source.client {
+                    NfsClient::Kernel => SOURCE_MOUNT.to_string(),
+                    NfsClient::User => format!(
+                        "nfs://{}{}",
+                        source.server.as_deref().unwrap_or("(DHCP server)"),
+                        source.path.as_deref().unwrap_or("(DHCP root-path)")
+                    ),
+                };
                 steps.push(Step::Sync {
-                    from: SOURCE_MOUNT.into(),
+                    from,
                     to: NEW_ROOT.into(),
                     exclude,
                     protect,
@@ -632,7 +652,22 @@ fn source_plan(
         Mode::Sync | Mode::Overlay => SOURCE_MOUNT,
         _ => NEW_ROOT,
     };
+    let client = p.agent.nfs.or(c.source.client).unwrap_or_default();
+    if client == NfsClient::User {
+        if mode != Mode::Sync {
+            errors.push(format!(
+                "initagent.nfs=user reads the standard root for sync mode only: mode {mode} runs from a kernel mount (initagent.nfs=kernel)"
+            ));
+        }
+        if version.is_some_and(|v| v != 3) {
+            errors.push(
+                "initagent.nfs=user speaks NFSv3: root=nfs4: or vers=4 needs initagent.nfs=kernel"
+                    .into(),
+            );
+        }
+    }
     SourcePlan {
+        client,
         server: servers.first().cloned(),
         servers,
         path,

@@ -1,11 +1,14 @@
 //! The standard root over NFS, mounted with the kernel client by mount(2):
 //! no mount.nfs in the initramfs, so the option string carries `addr=` and
-//! `proto=tcp` itself. Servers are tried in order until the timeout.
+//! `proto=tcp` itself; or, for sync mode, read by the userspace NFSv3 client
+//! (`sync::nfs`), which mounts nothing. Servers are tried in order until the
+//! timeout.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::cmdline::NfsClient;
 use crate::plan::SourcePlan;
 
 /// File system type, data string and read-only flag for mount(2).
@@ -51,15 +54,34 @@ pub fn mount_args(
     (fstype, data.join(","), read_only)
 }
 
-/// Mounts the root on `plan.mountpoint`. When the command line named no
-/// server, DHCP's root-path (option 17, `<server>:<path>`) names it, else
-/// `dhcp_server` (the lease's next-server, else its server identifier).
-pub fn mount(
+/// The standard root reached as the plan says: mounted by the kernel client,
+/// or (sync mode) checked reachable by the userspace NFSv3 client, which the
+/// sync then reads through. Returns `server:path`.
+pub fn reach(
     plan: &SourcePlan,
     root_path: Option<&str>,
     dhcp_server: Option<Ipv4Addr>,
     timeout: Duration,
 ) -> Result<String, String> {
+    let (servers, path) = resolve(plan, root_path, dhcp_server)?;
+    match plan.client {
+        NfsClient::Kernel => mount(plan, &servers, &path, timeout),
+        NfsClient::User => try_servers(&servers, &path, timeout, |ip, source| {
+            let url = user_url(&ip.to_string(), &path, &plan.options);
+            crate::sync::nfs::Nfs::connect(&url, 1)
+                .map(|_| log::info!("standard root {source}: reachable as {url}"))
+                .map_err(|e| format!("{url}: {e}"))
+        }),
+    }
+}
+
+/// The servers to try and the path: the plan's, else DHCP's root-path (option
+/// 17, `<server>:<path>`), else the lease's next-server (then its server id).
+fn resolve(
+    plan: &SourcePlan,
+    root_path: Option<&str>,
+    dhcp_server: Option<Ipv4Addr>,
+) -> Result<(Vec<String>, String), String> {
     let from_dhcp = root_path
         .and_then(|r| r.split_once(':'))
         .map(|(s, p)| (s.to_string(), p.to_string()));
@@ -82,30 +104,69 @@ pub fn mount(
             "no NFS server: neither root=, DHCP root-path nor DHCP next-server names one".into(),
         );
     }
+    Ok((servers, path))
+}
+
+/// The userspace client's URL for `server:path`; the mount options `port=`
+/// and `mountport=` carry over.
+pub fn user_url(server: &str, path: &str, options: &[String]) -> String {
+    let opt = |k: &str| {
+        options
+            .iter()
+            .find_map(|o| o.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+    };
+    let port = opt("port").map(|p| format!(":{p}")).unwrap_or_default();
+    let query = opt("mountport")
+        .map(|p| format!("?mountport={p}"))
+        .unwrap_or_default();
+    format!("nfs://{server}{port}{path}{query}")
+}
+
+/// Mounts the root on `plan.mountpoint` from the first server that answers.
+fn mount(
+    plan: &SourcePlan,
+    servers: &[String],
+    path: &str,
+    timeout: Duration,
+) -> Result<String, String> {
     let target = Path::new(&plan.mountpoint);
     std::fs::create_dir_all(target).map_err(|e| format!("{}: {e}", target.display()))?;
+    try_servers(servers, path, timeout, |ip, source| {
+        let (fstype, data, ro) = mount_args(&plan.options, ip, plan.version);
+        crate::sys::mount_fs(source, target, fstype, ro, &data)
+            .map(|()| {
+                log::info!(
+                    "standard root {source} mounted on {} ({fstype}, {data})",
+                    target.display()
+                )
+            })
+            .map_err(|e| format!("{source}: {}", e.source))
+    })
+}
+
+/// `attempt(server, "server:path")` on each server in turn until one works,
+/// again with a doubling pause until the timeout.
+fn try_servers(
+    servers: &[String],
+    path: &str,
+    timeout: Duration,
+    mut attempt: impl FnMut(Ipv4Addr, &str) -> Result<(), String>,
+) -> Result<String, String> {
     let deadline = Instant::now() + timeout;
     let mut delay = 1;
     loop {
         let mut last = String::new();
-        for s in &servers {
+        for s in servers {
             let Ok(ip) = s.trim_matches(|c| c == '[' || c == ']').parse::<Ipv4Addr>() else {
                 last = format!("{s}: needs an IPv4 address (no name lookup in the initramfs)");
                 continue;
             };
-            let (fstype, data, ro) = mount_args(&plan.options, ip, plan.version);
             let source = format!("{s}:{path}");
-            match crate::sys::mount_fs(&source, target, fstype, ro, &data) {
-                Ok(()) => {
-                    log::info!(
-                        "standard root {source} mounted on {} ({fstype}, {data})",
-                        target.display()
-                    );
-                    return Ok(source);
-                }
+            match attempt(ip, &source) {
+                Ok(()) => return Ok(source),
                 Err(e) => {
-                    log::warn!("{source}: {}", e.source);
-                    last = format!("{source}: {}", e.source);
+                    log::warn!("{e}");
+                    last = e;
                 }
             }
         }
@@ -123,6 +184,22 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn user_urls_carry_the_port_options() {
+        assert_eq!(
+            user_url("10.0.2.2", "/srv/root", &s(&["ro"])),
+            "nfs://10.0.2.2/srv/root"
+        );
+        assert_eq!(
+            user_url(
+                "10.0.2.2",
+                "/r",
+                &s(&["ro", "port=2050", "mountport=635", "nolock"])
+            ),
+            "nfs://10.0.2.2:2050/r?mountport=635"
+        );
     }
 
     #[test]

@@ -433,3 +433,64 @@ mod props {
         }
     }
 }
+
+#[test]
+fn the_userspace_client_mounts_nothing_and_needs_no_nfs_modules() {
+    let cmd = "root=nfs:10.0.0.1:/srv/root initagent.mode=sync initagent.disk=/dev/vda";
+    let kernel = plan(cmd);
+    let user = plan(&format!("{cmd} initagent.nfs=user"));
+    assert_eq!(user["errors"], json!([]), "{user:#}");
+    expect(&user, &[("source.client", json!("user"))]);
+    let step = |v: &Value, kind: &str| {
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == kind)
+            .cloned()
+    };
+    assert!(step(&kernel, "mount_source").is_some());
+    assert!(step(&user, "mount_source").is_none());
+    assert!(step(&user, "connect_source").is_some());
+    assert_eq!(
+        step(&user, "sync").unwrap()["from"],
+        "nfs://10.0.0.1/srv/root"
+    );
+    let modules = |v: &Value| step(v, "load_modules").unwrap()["modules"].to_string();
+    assert!(modules(&kernel).contains("nfsv"), "{}", modules(&kernel));
+    assert!(!modules(&user).contains("nfsv"), "{}", modules(&user));
+    // The configuration can choose it; the command line has the last word.
+    let from_config = plan_json(cmd, "[source]\nclient = \"user\"\n");
+    expect(&from_config, &[("source.client", json!("user"))]);
+    let overridden = plan_json(
+        &format!("{cmd} initagent.nfs=kernel"),
+        "[source]\nclient = \"user\"\n",
+    );
+    expect(&overridden, &[("source.client", json!("kernel"))]);
+}
+
+#[test]
+fn the_userspace_client_is_refused_where_it_cannot_serve() {
+    for (cmd, why) in [
+        (
+            "root=nfs:10.0.0.1:/r initagent.mode=statelite initagent.nfs=user",
+            "sync mode only",
+        ),
+        (
+            "root=nfs:10.0.0.1:/r initagent.mode=overlay initagent.nfs=user",
+            "sync mode only",
+        ),
+        (
+            "root=nfs4:10.0.0.1:/r initagent.mode=sync initagent.disk=/dev/vda initagent.nfs=user",
+            "NFSv3",
+        ),
+        (
+            "root=nfs:10.0.0.1:/r initagent.nfs=fuse",
+            "unknown NFS client",
+        ),
+    ] {
+        let v = plan(cmd);
+        let errors = v["errors"].to_string();
+        assert!(errors.contains(why), "{cmd}: {errors}");
+    }
+}

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Options, Report, STATE_DIR};
+use crate::cmdline::NfsClient;
 use crate::config::{Config, Disk, Partition};
 use crate::plan::{BootPlan, Step, SOURCE_MOUNT};
 
@@ -46,9 +47,10 @@ fn mount_root(d: &Disk, device: &Path, at: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Prepares the disks, mounts the local root and syncs it from the mounted
-/// standard root.
-pub fn run(plan: &BootPlan, c: &Config) -> Result<Synced, String> {
+/// Prepares the disks, mounts the local root and syncs it from the standard
+/// root (`source`, `server:path`): the kernel mount, or read with the
+/// userspace NFSv3 client.
+pub fn run(plan: &BootPlan, c: &Config, source: &str) -> Result<Synced, String> {
     let Some(Step::Sync {
         exclude,
         protect,
@@ -72,17 +74,32 @@ pub fn run(plan: &BootPlan, c: &Config) -> Result<Synced, String> {
         _ => return Err("sync mode without a disk to sync to".into()),
     };
     mount_root(root_disk, &device, &plan.root)?;
-    let manifest = Path::new(SOURCE_MOUNT).join(STATE_DIR).join("manifest");
+    let (src, manifest) = match plan.source.client {
+        NfsClient::Kernel => {
+            let m = Path::new(SOURCE_MOUNT).join(STATE_DIR).join("manifest");
+            (PathBuf::from(SOURCE_MOUNT), m.exists().then_some(m))
+        }
+        NfsClient::User => {
+            let (server, path) = source
+                .split_once(':')
+                .ok_or_else(|| format!("{source}: not server:path"))?;
+            let url = crate::source::user_url(server, path, &plan.source.options);
+            (PathBuf::from(url), None)
+        }
+    };
     let opts = Options {
         exclude: exclude.clone(),
         protect: protect.clone(),
         checksum: *checksum,
         jobs: c.sync.jobs as usize,
-        manifest: manifest.exists().then_some(manifest),
+        inflight: c.sync.inflight as usize,
+        // The userspace client has no path to look at: it reads it through.
+        source_manifest: manifest.is_none(),
+        manifest,
         ..Options::default()
     };
-    let report = super::run(Path::new(SOURCE_MOUNT), Path::new(&plan.root), &opts)
-        .map_err(|e| format!("sync: {e}"))?;
+    let report =
+        super::run(&src, Path::new(&plan.root), &opts).map_err(|e| format!("sync: {e}"))?;
     let k = &report.counts;
     log::info!(
         "synced {} entries in {:.1} s: {} created, {} updated, {} deleted, {} unchanged, {} protected; {} bytes copied; manifest {}",
