@@ -75,6 +75,11 @@ for packaging in standalone dracut initramfs-tools; do
     vmtests/modes.sh "$packaging"
 done
 
+# Sync mode read by the userspace NFSv3 client, from an image without the
+# kernel's NFS modules.
+log "sync mode, userspace NFS client"
+vmtests/sync-boot.sh userspace-nfs
+
 if [ "$LONG" = 1 ]; then
     log "long: faults (power cuts, disks, DHCP)"
     vmtests/faults.sh

@@ -7,12 +7,20 @@
 #   2. second boot, after a change to the standard root: copies only the change;
 #   3. master down: boots the last complete local copy (fallback local).
 # Every result is checked from outside the guest, on the disk image.
-# Usage: sync-boot.sh [standalone|dracut|initramfs-tools]  (who builds the
-# initramfs; the master-down boot is the standalone image's: under dracut and
-# initramfs-tools the host initramfs owns the NFS mount and its retries)
+# Usage: sync-boot.sh [standalone|dracut|initramfs-tools|userspace-nfs]
+# (who builds the initramfs; the master-down boot is the standalone image's:
+# under dracut and initramfs-tools the host initramfs owns the NFS mount and
+# its retries). userspace-nfs: the standalone image built with `--nfs user`
+# (no NFS kernel modules in it), booted with initagent.nfs=user over NFSv3;
+# the update node boots a regular image, as an admin's would.
 set -euo pipefail
 . "$(dirname "$0")/lib/setup.sh"
 PACKAGING=${1:-standalone}
+BUILD=$PACKAGING CLIENT=kernel
+if [ "$PACKAGING" = userspace-nfs ]; then
+    BUILD=standalone CLIENT=user
+    export VM_NFS_V3=1
+fi
 vm_install
 vm_kernel
 vm_agent
@@ -24,7 +32,17 @@ mkdir -p "$T"
 STD=$T/standard
 vm_standard_root "$STD" small
 "$AGENT" manifest "$STD" -o "$STD/.init-agent/manifest" 2>"$T/manifest.log"
-vm_initrd "$PACKAGING" "$T/initrd.img"
+if [ "$CLIENT" = user ]; then
+    VM_INITRD_ARGS="--nfs user" vm_initrd "$BUILD" "$T/initrd.img"
+    vm_initrd "$BUILD" "$T/initrd-update.img"
+    # The image must not hold the kernel's NFS client at all.
+    if zcat "$T/initrd.img" | cpio -t --quiet | grep -E '/(nfs|nfsv3|nfsv4|sunrpc)\.ko'; then
+        echo "sync-boot ($PACKAGING): FAILED: NFS kernel modules in the --nfs user image" >&2
+        exit 1
+    fi
+else
+    vm_initrd "$BUILD" "$T/initrd.img"
+fi
 DISK=$T/disk.raw
 qemu-img create -q -f raw "$DISK" 2G
 
@@ -36,7 +54,13 @@ fail() {
 check() { # pattern what
     grep -aq -- "$1" "$T/console-$BOOT.log" || fail "$2"
 }
-ROOT_ARGS=$(vm_root_args "$PACKAGING")
+ROOT_ARGS=$(vm_root_args "$BUILD")
+UPDATE_ROOT_ARGS=$ROOT_ARGS UPDATE_INITRD=$T/initrd.img
+if [ "$CLIENT" = user ]; then
+    # ganesha's NFSv3 MOUNT takes the export's real path.
+    UPDATE_ROOT_ARGS=$(vm_root_args "$BUILD" "$STD") UPDATE_INITRD=$T/initrd-update.img
+    ROOT_ARGS="root=nfs:10.0.2.2:$STD:vers=3 initagent.nfs=user"
+fi
 CMDLINE="$ROOT_ARGS initagent.mode=sync initagent.disk=/dev/vda init=/sbin/ia-test-init NODE=cn01 initagent.timeout=5"
 boot() { # name [with-nfs]
     BOOT=$1
@@ -78,6 +102,10 @@ print(v)' "$MNT/.init-agent/last-sync.json" "$1"
 boot first with-nfs
 check "disk /dev/vda: blank: partitioning and formatting" "the blank disk was not prepared"
 check "NODE-INIT pid 1 root ext4" "the node did not boot its local copy"
+if [ "$CLIENT" = user ]; then
+    check "mounted from userspace (NFSv3" "the userspace NFS client did not read the standard root"
+    ! grep -aq "standard root .* mounted on" "$T/console-$BOOT.log" || fail "the kernel client mounted the standard root"
+fi
 sfdisk -J "$DISK" | grep -q '"name":"root"' || sfdisk -J "$DISK" | grep -q '"name": "root"' \
     || fail "the disk has no GPT partition named root"
 compare "first boot"
@@ -105,14 +133,15 @@ fi
 EXTRA
 chmod 755 "$STD/sbin/ia-test-extra"
 BOOT=update
-vm_with_nfs "$STD" vm_qemu "$T/initrd.img" \
-    "$ROOT_ARGS initagent.mode=update init=/sbin/ia-test-init NODE=update01" 400 \
+vm_with_nfs "$STD" vm_qemu "$UPDATE_INITRD" \
+    "$UPDATE_ROOT_ARGS initagent.mode=update init=/sbin/ia-test-init NODE=update01" 400 \
     </dev/null | tr -d '\r' >"$T/console-update.log" || true
 check "UPDATE-NODE wrote made on the update node" "the update node could not write the standard root"
 [ "$(cat "$STD/etc/ia-updated" 2>/dev/null)" = "made on the update node" ] || fail "the update node's change is not on the export"
 mkdir -p "$STD/opt/site"
 head -c 1048576 /dev/urandom >"$STD/opt/site/tool.bin"
-victim=$(find "$STD/usr/share/perl5" -type f | sort | head -1)
+# sed, not head: head's early exit is a SIGPIPE that pipefail turns into a failure.
+victim=$(find "$STD/usr/share/perl5" -type f | sort | sed -n 1p)
 rm "$victim"
 "$AGENT" manifest "$STD" -o "$STD/.init-agent/manifest" 2>>"$T/manifest.log"
 boot second with-nfs
@@ -131,13 +160,13 @@ created=$(report counts.created) bytes=$(report bytes_copied)
 second="created $created, updated $(report counts.updated), deleted 1, $bytes bytes in $(report seconds) s"
 vm_unmount "$MNT"
 
-if [ "$PACKAGING" != standalone ]; then
+if [ "$BUILD" != standalone ]; then
     echo "sync-boot ($PACKAGING): first boot ${first_took} s (sync ${first_sync} s); second boot: ${second}"
     exit 0
 fi
 # 3. The master is down: no NFS server at all. Fallback local boots the copy.
 boot master-down
-check "boot stopped: nfs: 10.0.2.2:/export" "the unreachable master was not named"
+check "boot stopped: nfs: .*10.0.2.2" "the unreachable master was not named"
 check "booting the last complete local copy" "the local fallback was not taken"
 check "NODE-INIT pid 1 root ext4" "the last complete local copy did not boot"
 vm_mount_partition "$DISK" 1 "$T/mnt-down"

@@ -96,14 +96,16 @@ fn assemble(args: &Hosted, plan: &plan::BootPlan, c: &config::Config) -> Result<
         ));
     }
     if args.mount {
-        let source = crate::source::reach(
+        let (source, client) = crate::source::reach(
             &plan.source,
             from_netconf("ROOTPATH").as_deref(),
             from_netconf("ROOTSERVER").and_then(|s| s.parse().ok()),
             Duration::from_secs(plan.timeout.into()),
         )
         .map_err(|e| format!("nfs: {e}"))?;
-        crate::assemble::run(plan, c, &source, from_netconf("HOSTNAME").as_deref())
+        let mut plan = plan.clone();
+        plan.source.client = client;
+        crate::assemble::run(&plan, c, &source, from_netconf("HOSTNAME").as_deref())
     } else {
         // The host initramfs mounted it with the kernel client: sync reads that.
         let mut plan = plan.clone();

@@ -25,7 +25,7 @@ pub const DEFAULT_MODULES: &[&str] = &[
 ];
 
 /// What the kernel NFS client needs (their dependencies follow them).
-const NFS_MODULES: &[&str] = &["nfsv4", "nfsv3"];
+pub const NFS_MODULES: &[&str] = &["nfsv4", "nfsv3"];
 
 /// Tools taken from this machine when it has them: what sync mode needs to
 /// partition and format (by the layouts' file systems), and busybox for the

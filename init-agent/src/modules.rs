@@ -124,6 +124,40 @@ pub fn insert(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Loads the initramfs's default modules but `skip`, and `extra`, with their
+/// dependencies, from /lib/modules of the running kernel.
+pub fn load_boot(extra: &[String], skip: &[&str]) -> Result<(), String> {
+    let release = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    let dir = Path::new("/lib/modules").join(&release);
+    let db = ModuleDb::load(&dir).map_err(|e| format!("modules of {release}: {e}"))?;
+    let mut wanted: Vec<String> = crate::initramfs::DEFAULT_MODULES
+        .iter()
+        .filter(|m| !skip.contains(m))
+        .map(|s| s.to_string())
+        .collect();
+    wanted.extend(extra.iter().cloned());
+    let (order, missing) = db.order_available(&wanted);
+    for e in missing {
+        log::warn!("{e}");
+    }
+    let mut loaded = 0;
+    for p in order {
+        let path = dir.join(&p);
+        if !path.exists() {
+            log::warn!("module {p}: not in this initramfs");
+            continue;
+        }
+        insert(&path).map_err(|e| format!("loading {p}: {e}"))?;
+        log::debug!("module {p} loaded");
+        loaded += 1;
+    }
+    log::info!("{loaded} kernel modules loaded");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

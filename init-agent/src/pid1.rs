@@ -7,7 +7,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cmdline::{self, BreakStage, Fallback};
-use crate::modules::ModuleDb;
 use crate::{config, plan, sys};
 
 /// Why the boot stopped and what to do about it.
@@ -80,7 +79,11 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
     }
     release_mounts();
     breakpoint(&plan, BreakStage::Cmdline, &c.boot.shell);
-    load_modules(&plan.modules).map_err(fail)?;
+    let skip = match plan.source.client {
+        cmdline::NfsClient::User => crate::initramfs::NFS_MODULES,
+        cmdline::NfsClient::Kernel => &[],
+    };
+    crate::modules::load_boot(&plan.modules, skip).map_err(fail)?;
     breakpoint(&plan, BreakStage::Net, &c.boot.shell);
     let up = crate::net::bring_up(&plan.net, &c.net).map_err(|e| fail(format!("network: {e}")))?;
     log::info!(
@@ -101,13 +104,21 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
         .lease
         .as_ref()
         .and_then(|l| l.next_server.or(l.server_id));
-    let source = crate::source::reach(
+    let (source, client) = crate::source::reach(
         &plan.source,
         root_path.as_deref(),
         dhcp_server,
         std::time::Duration::from_secs(plan.timeout.into()),
     )
     .map_err(|e| fail(format!("nfs: {e}")))?;
+    // The kernel client may have stood in for the userspace one.
+    let plan = plan::BootPlan {
+        source: plan::SourcePlan {
+            client,
+            ..plan.source.clone()
+        },
+        ..plan.clone()
+    };
     breakpoint(&plan, BreakStage::Mount, &c.boot.shell);
     crate::assemble::run(
         &plan,
@@ -147,37 +158,6 @@ fn breakpoint(plan: &plan::BootPlan, stage: BreakStage, shell: &str) {
         Ok(s) => log::info!("rd.break={stage}: shell ended ({s}), boot continues"),
         Err(e) => log::error!("rd.break={stage}: {shell}: {e}; boot continues"),
     }
-}
-
-fn load_modules(plan_modules: &[String]) -> Result<(), String> {
-    let release = rustix::system::uname()
-        .release()
-        .to_string_lossy()
-        .into_owned();
-    let dir = Path::new("/lib/modules").join(&release);
-    let db = ModuleDb::load(&dir).map_err(|e| format!("modules of {release}: {e}"))?;
-    let mut wanted: Vec<String> = crate::initramfs::DEFAULT_MODULES
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    wanted.extend(plan_modules.iter().cloned());
-    let (order, missing) = db.order_available(&wanted);
-    for e in missing {
-        log::warn!("{e}");
-    }
-    let mut loaded = 0;
-    for p in order {
-        let path = dir.join(&p);
-        if !path.exists() {
-            log::warn!("module {p}: not in this initramfs");
-            continue;
-        }
-        crate::modules::insert(&path).map_err(|e| format!("loading {p}: {e}"))?;
-        log::debug!("module {p} loaded");
-        loaded += 1;
-    }
-    log::info!("{loaded} kernel modules loaded");
-    Ok(())
 }
 
 /// Runs the boot and, when it stops, the configured outcome; never returns.

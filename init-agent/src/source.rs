@@ -56,23 +56,57 @@ pub fn mount_args(
 
 /// The standard root reached as the plan says: mounted by the kernel client,
 /// or (sync mode) checked reachable by the userspace NFSv3 client, which the
-/// sync then reads through. Returns `server:path`.
+/// sync then reads through. Returns `server:path` and the client that
+/// reached it: where the userspace client was only the default, a server
+/// that answers NFS but not NFSv3's MOUNT (v4 only) gets the kernel client.
 pub fn reach(
     plan: &SourcePlan,
     root_path: Option<&str>,
     dhcp_server: Option<Ipv4Addr>,
     timeout: Duration,
-) -> Result<String, String> {
+) -> Result<(String, NfsClient), String> {
     let (servers, path) = resolve(plan, root_path, dhcp_server)?;
-    match plan.client {
-        NfsClient::Kernel => mount(plan, &servers, &path, timeout),
-        NfsClient::User => try_servers(&servers, &path, timeout, |ip, source| {
-            let url = user_url(&ip.to_string(), &path, &plan.options);
-            crate::sync::nfs::Nfs::connect(&url, 1)
-                .map(|_| log::info!("standard root {source}: reachable as {url}"))
-                .map_err(|e| format!("{url}: {e}"))
-        }),
+    if plan.client == NfsClient::Kernel {
+        let target = mount_target(plan)?;
+        let source = try_servers(&servers, &path, timeout, |ip, source| {
+            mount_one(plan, target, ip, source)
+        })?;
+        return Ok((source, NfsClient::Kernel));
     }
+    let mut used = NfsClient::User;
+    let source = try_servers(&servers, &path, timeout, |ip, source| {
+        let url = user_url(&ip.to_string(), &path, &plan.options);
+        let e = match crate::sync::nfs::Nfs::probe(&url) {
+            Ok(()) => {
+                log::info!("standard root {source}: reached by the userspace NFSv3 client");
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        if !(plan.kernel_fallback && serves_nfs(ip, &plan.options)) {
+            return Err(format!("{source}: {e}"));
+        }
+        log::warn!("{source}: no NFSv3 MOUNT service ({e}): mounting it with the kernel client");
+        let wanted: Vec<String> = crate::initramfs::NFS_MODULES
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        crate::modules::load_boot(&wanted, &[])?;
+        mount_one(plan, mount_target(plan)?, ip, source)?;
+        used = NfsClient::Kernel;
+        Ok(())
+    })?;
+    Ok((source, used))
+}
+
+/// Whether the server accepts connections on its NFS port at all (it is up,
+/// though it may speak NFSv4 only).
+fn serves_nfs(ip: Ipv4Addr, options: &[String]) -> bool {
+    let port = options
+        .iter()
+        .find_map(|o| o.strip_prefix("port=").and_then(|p| p.parse().ok()))
+        .unwrap_or(2049u16);
+    std::net::TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(3)).is_ok()
 }
 
 /// The servers to try and the path: the plan's, else DHCP's root-path (option
@@ -122,26 +156,23 @@ pub fn user_url(server: &str, path: &str, options: &[String]) -> String {
     format!("nfs://{server}{port}{path}{query}")
 }
 
-/// Mounts the root on `plan.mountpoint` from the first server that answers.
-fn mount(
-    plan: &SourcePlan,
-    servers: &[String],
-    path: &str,
-    timeout: Duration,
-) -> Result<String, String> {
+fn mount_target(plan: &SourcePlan) -> Result<&Path, String> {
     let target = Path::new(&plan.mountpoint);
     std::fs::create_dir_all(target).map_err(|e| format!("{}: {e}", target.display()))?;
-    try_servers(servers, path, timeout, |ip, source| {
-        let (fstype, data, ro) = mount_args(&plan.options, ip, plan.version);
-        crate::sys::mount_fs(source, target, fstype, ro, &data)
-            .map(|()| {
-                log::info!(
-                    "standard root {source} mounted on {} ({fstype}, {data})",
-                    target.display()
-                )
-            })
-            .map_err(|e| format!("{source}: {}", e.source))
-    })
+    Ok(target)
+}
+
+/// Mounts `source` (`server:path`, the server at `ip`) with the kernel client.
+fn mount_one(plan: &SourcePlan, target: &Path, ip: Ipv4Addr, source: &str) -> Result<(), String> {
+    let (fstype, data, ro) = mount_args(&plan.options, ip, plan.version);
+    crate::sys::mount_fs(source, target, fstype, ro, &data)
+        .map(|()| {
+            log::info!(
+                "standard root {source} mounted on {} ({fstype}, {data})",
+                target.display()
+            )
+        })
+        .map_err(|e| format!("{source}: {}", e.source))
 }
 
 /// `attempt(server, "server:path")` on each server in turn until one works,

@@ -182,6 +182,10 @@ echo "boot $(cat /proc/sys/kernel/random/boot_id) root $root" >>/var/log/ia-test
 if [ -x /sbin/ia-test-extra ]; then /sbin/ia-test-extra; fi
 sync
 mount -o remount,ro / 2>/dev/null
+# sleep (and the directories on the way to it) in the page cache first: the
+# disk goes away during the power-off, and an exec that has to read it fails,
+# pid 1 exits and the kernel panics on the way down.
+sleep 0
 echo o >/proc/sysrq-trigger
 sleep 30
 NODEINIT
@@ -250,8 +254,10 @@ vm_initrd() { # packaging output [config]
     local packaging=$1 out=$2 conf=${3:-}
     case $packaging in
     standalone)
+        # VM_INITRD_ARGS: more mkinitramfs options (word-split on purpose).
+        # shellcheck disable=SC2086
         "$AGENT" mkinitramfs --kernel-release "$KREL" --modules-dir "$KDIR/lib/modules" \
-            ${conf:+--config "$conf"} --output "$out" 2>"$out.log"
+            ${conf:+--config "$conf"} ${VM_INITRD_ARGS:-} --output "$out" 2>"$out.log"
         return
         ;;
     dracut) vm_tool_root dracut dracut dracut-network nfs-common isc-dhcp-client iputils-arping iproute2 procps sysvinit-core fdisk e2fsprogs kmod ;;

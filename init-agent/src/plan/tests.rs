@@ -401,7 +401,7 @@ fn steps_by_mode() {
             "early",
             "load_modules",
             "network",
-            "mount_source",
+            "connect_source",
             "prepare_disks",
             "mount_local",
             "sync",
@@ -437,10 +437,31 @@ mod props {
 #[test]
 fn the_userspace_client_mounts_nothing_and_needs_no_nfs_modules() {
     let cmd = "root=nfs:10.0.0.1:/srv/root initagent.mode=sync initagent.disk=/dev/vda";
-    let kernel = plan(cmd);
+    let kernel = plan(&format!("{cmd} initagent.nfs=kernel"));
     let user = plan(&format!("{cmd} initagent.nfs=user"));
     assert_eq!(user["errors"], json!([]), "{user:#}");
-    expect(&user, &[("source.client", json!("user"))]);
+    expect(
+        &user,
+        &[
+            ("source.client", json!("user")),
+            ("source.kernel_fallback", json!(false)),
+        ],
+    );
+    // Sync mode's default: the userspace client, the kernel's where the
+    // server turns out to have no NFSv3 MOUNT service.
+    expect(
+        &plan(cmd),
+        &[
+            ("source.client", json!("user")),
+            ("source.kernel_fallback", json!(true)),
+        ],
+    );
+    for other in [
+        "root=nfs:10.0.0.1:/srv/root initagent.mode=statelite",
+        "root=nfs4:10.0.0.1:/srv/root initagent.mode=sync initagent.disk=/dev/vda",
+    ] {
+        expect(&plan(other), &[("source.client", json!("kernel"))]);
+    }
     let step = |v: &Value, kind: &str| {
         v["steps"]
             .as_array()

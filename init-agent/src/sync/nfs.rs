@@ -333,6 +333,16 @@ impl Nfs {
     /// Mounts the URL's export (the longest prefix of its path the server
     /// exports; the rest is looked up) with `inflight` connections at most.
     pub fn connect(url: &str, inflight: usize) -> io::Result<Nfs> {
+        Self::connect_with(url, inflight, ATTEMPTS)
+    }
+
+    /// One attempt at mounting, no retries: whether the server serves the
+    /// URL over NFSv3 right now (the boot's own loop retries).
+    pub fn probe(url: &str) -> io::Result<()> {
+        Self::connect_with(url, 1, 1).map(drop)
+    }
+
+    fn connect_with(url: &str, inflight: usize, attempts: u32) -> io::Result<Nfs> {
         let u = parse_url(url).map_err(io::Error::other)?;
         let machine = rustix::system::uname().nodename().to_bytes().to_vec();
         let credential = opaque_auth::auth_unix(&auth_unix {
@@ -343,7 +353,7 @@ impl Nfs {
             gids: vec![],
         });
         let privileged = rustix::process::geteuid().is_root();
-        let (conn, rest) = mount_longest(&u, &credential, privileged)?;
+        let (conn, rest) = mount_longest(&u, &credential, privileged, attempts)?;
         let nfs_port = conn.nfs3_port;
         let mut root = conn.root_nfs_fh3();
         let mut client = conn.into_nfs3_client();
@@ -667,6 +677,7 @@ fn mount_longest(
     u: &Url,
     credential: &opaque_auth<'static>,
     privileged: bool,
+    attempts: u32,
 ) -> io::Result<(Mounted, String)> {
     let mut refused = None;
     let mut path = u.path.as_str();
@@ -684,9 +695,9 @@ fn mount_longest(
                 b = b.mount_port(p);
             }
             match block_on(b.mount()) {
-                Err(e) if !e.is_connection_reusable() && attempt < ATTEMPTS => {
+                Err(e) if !e.is_connection_reusable() && attempt < attempts => {
                     log::warn!(
-                        "nfs {}: mount {path}: {e}; retrying ({attempt}/{ATTEMPTS})",
+                        "nfs {}: mount {path}: {e}; retrying ({attempt}/{attempts})",
                         u.host
                     );
                     std::thread::sleep(pause);
