@@ -43,14 +43,26 @@ pub fn init_logger(debug: bool) {
         .write(true)
         .open("/dev/kmsg")
         .ok();
+    install(
+        kmsg,
+        if debug {
+            log::LevelFilter::Debug
+        } else {
+            log::LevelFilter::Info
+        },
+    );
+}
+
+/// The command line tools' log: stderr only (their runs are not boots).
+pub fn init_cli_logger(level: log::LevelFilter) {
+    install(None, level);
+}
+
+fn install(kmsg: Option<std::fs::File>, level: log::LevelFilter) {
     let logger = Box::leak(Box::new(Logger {
         kmsg: Mutex::new(kmsg),
     }));
     // A second init (retry) keeps the first logger.
     let _ = log::set_logger(logger);
-    log::set_max_level(if debug {
-        log::LevelFilter::Debug
-    } else {
-        log::LevelFilter::Info
-    });
+    log::set_max_level(level);
 }

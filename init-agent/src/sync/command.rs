@@ -10,6 +10,12 @@ use crate::config;
 
 /// Runs the sync; Ok(false) when it failed (the cause is printed).
 pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
+    // The NFS client's retries and counts, on stderr.
+    crate::console::init_cli_logger(if args.quiet {
+        log::LevelFilter::Warn
+    } else {
+        log::LevelFilter::Info
+    });
     let conf = match &args.config {
         Some(path) => {
             config::load_file(path)

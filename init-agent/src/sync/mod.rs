@@ -146,6 +146,9 @@ pub struct Report {
     /// (directory mtimes, flush, marker).
     pub phases: Phases,
     pub seconds: f64,
+    /// NFS calls the userspace client made (an `nfs://` source).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nfs_calls: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -220,7 +223,10 @@ pub fn run(src: &Path, dst: &Path, opts: &Options) -> Result<Report, SyncError> 
         let root = nfs.root();
         let report = run_from(&nfs, &root, url, dst, opts, start);
         nfs.log_stats();
-        return report;
+        return report.map(|r| Report {
+            nfs_calls: Some(nfs.calls()),
+            ..r
+        });
     }
     refuse_nesting(src, dst)?;
     let root = fsops::open_root(src).map_err(|source| SyncError::Io {
@@ -344,6 +350,7 @@ fn run_from<S: Source>(
         bytes_copied: counters.bytes.load(Ordering::Relaxed),
         phases,
         seconds: start.elapsed().as_secs_f64(),
+        nfs_calls: None,
     })
 }
 

@@ -266,6 +266,9 @@ pub struct Nfs {
     freed: Condvar,
     calls: AtomicU64,
     reconnects: AtomicU64,
+    /// Directory handles by (parent handle, name), for the run: with a
+    /// manifest, every changed file's path is looked up from the root.
+    dirs: Mutex<HashMap<(Vec<u8>, CString), nfs_fh3>>,
 }
 
 /// A file handle, and where it was found: a handle the server calls stale
@@ -376,6 +379,7 @@ impl Nfs {
             freed: Condvar::new(),
             calls: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            dirs: Mutex::new(HashMap::new()),
         };
         let fsinfo = block_on(client.fsinfo(&FSINFO3args {
             fsroot: root.clone(),
@@ -426,6 +430,11 @@ impl Nfs {
             }
             r => r,
         }
+    }
+
+    /// NFS calls made so far (every attempt counts).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// The calls made and the connections re-opened, for the log.
@@ -733,7 +742,20 @@ impl Source for Nfs {
         if name == c"." {
             return Ok(Dir::new(dir.h.same()));
         }
-        Ok(Dir::new(self.file_handle(dir, name, Kind::Dir)?.0))
+        let parent = dir.h.get();
+        let key = (parent.data.to_vec(), name.to_owned());
+        let known = self.dirs.lock().ok().and_then(|d| d.get(&key).cloned());
+        let h = match known {
+            Some(fh) => Handle::new(fh, Some((parent, name.to_owned()))),
+            None => {
+                let (h, _) = self.file_handle(dir, name, Kind::Dir)?;
+                if let Ok(mut d) = self.dirs.lock() {
+                    d.insert(key, h.get());
+                }
+                h
+            }
+        };
+        Ok(Dir::new(h))
     }
 
     fn list(&self, dir: &Dir) -> io::Result<Vec<(CString, Meta)>> {
