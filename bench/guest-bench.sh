@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Benchmarks, inside a QEMU node, against one NFS mount of the standard root in
-# one run: `init-agent sync` with the manifest, `init-agent sync` walking the
-# source, and `rsync -aHAX --delete --numeric-ids`; wall time and the NFS RPCs
-# each one sends (per op, from /proc/self/mountstats), for
+# Benchmarks, inside a QEMU node, against one NFS server of the standard root
+# in one run: on a kernel NFS mount `init-agent sync` with the manifest,
+# `init-agent sync` walking the source, and `rsync -aHAX --delete
+# --numeric-ids`; and `init-agent sync nfs://…` (the userspace NFSv3 client,
+# manifest read through it); wall time and the NFS RPCs each one sends (per
+# op, from /proc/self/mountstats; the userspace client's from its report), for
 #   - the initial copy into an empty directory,
 #   - a re-sync with no change,
 #   - a re-sync after 1 % of the regular files changed.
@@ -81,6 +83,8 @@ std_add_rsync
 {
     echo '#!/bin/bash'
     echo "REPS=$REPS"
+    # ganesha's NFSv3 MOUNT takes the export's real path.
+    echo "NFS_URL=nfs://10.0.2.2$STD"
     cat <<'GUEST'
 # guest-bench (bench/guest-bench.sh): measures, on this node, syncs from the
 # NFS standard root into three directories of the local disk.
@@ -90,11 +94,11 @@ export LC_ALL=C
 SRC=/mnt/std
 B=/bench
 LOG=$B/log
-TOOLS=(manifest walk rsync)
+TOOLS=(manifest walk rsync user)
 ERRFILE=/dev/null
 # -E: the trap also fires inside functions. The failing tool's stderr is shown.
 trap 'echo "BENCH-FAILED at line $LINENO: $BASH_COMMAND"; tail -5 "$ERRFILE"' ERR
-mkdir -p "$SRC" "$LOG" "$B/manifest" "$B/walk" "$B/rsync"
+mkdir -p "$SRC" "$LOG" "$B/manifest" "$B/walk" "$B/rsync" "$B/user"
 # The agent formatted this disk moments ago: ext4's lazy inode-table zeroing
 # would compete with the first runs for the disk and the 2 vCPUs (seen: the
 # first no-change runs 2-3x slower than the next). A re-syncing node is long
@@ -162,12 +166,17 @@ measure() { # case rep tool attempt
     # copies it either); sync -f because the agent's time includes its syncfs.
     rsync) rsync -aHAX --delete --numeric-ids --exclude=/.init-agent --stats "$SRC/" "$dst/" >"$out.out" 2>"$out.err" \
         && sync -f "$dst" ;;
+    user) init-agent sync -q --report "$out.json" --source-manifest "$NFS_URL" "$dst" 2>"$out.err" ;;
     esac
     t1=$(date +%s%N)
     stats >"$out.after"
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
     BESIDE=$(awk -v q="$(quiet_for)" -v s="$secs" 'BEGIN {print (q < s + 3) ? 1 : 0}')
-    echo "BENCH case=$c rep=$r tool=$tool attempt=$4 beside=$BESIDE seconds=$secs $(delta "$out.before" "$out.after")"
+    local rpcs
+    rpcs=$(delta "$out.before" "$out.after")
+    # Not through the kernel mount: the client counts its own calls.
+    [ "$tool" != user ] || rpcs="rpcs=$(json "$out.json" nfs_calls) read_bytes=0 ops=-"
+    echo "BENCH case=$c rep=$r tool=$tool attempt=$4 beside=$BESIDE seconds=$secs $rpcs"
     if [ "$tool" = rsync ]; then
         echo "BENCH-DETAIL case=$c rep=$r tool=$tool attempt=$4 transferred=$(awk -F': ' '/^Number of regular files transferred/ {gsub(/,/, "", $2); print $2}' "$out.out")"
     else
@@ -187,7 +196,7 @@ measure_clean() { # case rep tool
 }
 rotated() { # rep: the tools, starting at a different one each repetition
     local i
-    for i in 0 1 2; do echo "${TOOLS[$(((i + $1) % 3))]}"; done
+    for i in "${!TOOLS[@]}"; do echo "${TOOLS[$(((i + $1) % ${#TOOLS[@]}))]}"; done
 }
 
 # Initial copies into emptied directories (a node's first boot); the last
@@ -308,7 +317,7 @@ export T
 echo "guest-bench: booting the node (first sync boot ~2 min under TCG, then the bench; limit ${LIMIT} s)" >&2
 start=$(date +%s)
 # The BENCH lines also go to stderr as they come, to follow the run.
-vm_with_nfs "$STD" bench_node "$T/initrd.gz" "$CMDLINE" "$LIMIT" \
+VM_NFS_V3=1 vm_with_nfs "$STD" bench_node "$T/initrd.gz" "$CMDLINE" "$LIMIT" \
     -drive file="$T/disk.raw",format=raw,if=virtio </dev/null | stdbuf -oL tr -d '\r' | tee "$T/console.log" \
     | grep --line-buffered -a 'BENCH\|NODE-INIT\|synced ' >&2 || true
 echo "guest-bench: QEMU ran $(($(date +%s) - start)) s; console in $T/console.log" >&2
@@ -353,7 +362,8 @@ for k, rr in runs.items():
     cd = [d for d in ds if not kept.get((k[0], k[1], d["rep"], d.get("attempt")), True)]
     details[k] = cd or ds
 cases = [("initial", "initial copy"), ("nochange", "no change"), ("changed", "1 % changed")]
-tools = [("manifest", "init-agent (manifest)"), ("walk", "init-agent (walk)"), ("rsync", "rsync")]
+tools = [("manifest", "init-agent (manifest)"), ("walk", "init-agent (walk)"), ("rsync", "rsync"),
+         ("user", "init-agent nfs:// (userspace NFSv3, manifest)")]
 def med(xs):
     return statistics.median(xs)
 print("| case | tool | runs | seconds, median (min–max) | NFS RPCs, median | MiB READ from server | time vs rsync | RPCs vs rsync |")

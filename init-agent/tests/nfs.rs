@@ -278,3 +278,79 @@ fn server_faults_give_clear_errors_and_never_a_complete_half_copy() {
     assert_same_over_nfs(&src, &dst, false);
     std::fs::remove_dir_all(&dst).unwrap();
 }
+
+/// Eight nodes syncing from one server at once (host-side agents next to
+/// ganesha): every copy converges, first by walking the server, then after a
+/// change with the manifest. Prints the calls each node made (every call is
+/// one operation the server served).
+#[test]
+fn eight_nodes_at_once_all_converge() {
+    let server = require_server!();
+    let (area, url) = server.area("eight");
+    let src = area.join("src");
+    mktree(&src, 11, "hostile");
+    let dsts: Vec<PathBuf> = (0..8)
+        .map(|i| {
+            let d = area.with_extension(format!("node{i}"));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir(&d).unwrap();
+            d
+        })
+        .collect();
+    let all_at_once = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let children: Vec<_> = dsts
+            .iter()
+            .map(|d| {
+                let report = d.with_extension("json");
+                let child = sync_cmd(&format!("{url}/src"), d)
+                    .args(["--report", report.to_str().unwrap()])
+                    .args(extra)
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                (child, report)
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|(child, report)| {
+                let out = child.wait_with_output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap()
+            })
+            .collect()
+    };
+    let calls = |reports: &[serde_json::Value]| -> Vec<u64> {
+        reports
+            .iter()
+            .map(|r| r["nfs_calls"].as_u64().unwrap())
+            .collect()
+    };
+    let first = all_at_once(&[]);
+    for d in &dsts {
+        assert_same_over_nfs(&src, d, false);
+    }
+    mktree(&src, 11, "mutate");
+    run(Command::new(BIN)
+        .arg("manifest")
+        .arg(&src)
+        .arg("-o")
+        .arg(src.join(".init-agent/manifest")));
+    let second = all_at_once(&["--source-manifest", "--checksum"]);
+    for (d, r) in dsts.iter().zip(&second) {
+        assert_eq!(r["manifest"], "used", "{r}");
+        assert_same_over_nfs(&src, d, true);
+    }
+    eprintln!(
+        "NFS calls per node: first sync (walk) {:?}; after the change (manifest) {:?}",
+        calls(&first),
+        calls(&second)
+    );
+    for d in &dsts {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
