@@ -301,7 +301,7 @@ fn eight_nodes_at_once_all_converge() {
         let children: Vec<_> = dsts
             .iter()
             .map(|d| {
-                let report = d.with_extension("json");
+                let report = PathBuf::from(format!("{}.json", d.display()));
                 let child = sync_cmd(&format!("{url}/src"), d)
                     .args(["--report", report.to_str().unwrap()])
                     .args(extra)
