@@ -354,3 +354,58 @@ fn eight_nodes_at_once_all_converge() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+/// The admin replaces the standard root (a new tree moved into its place, the
+/// old one deleted) while a node syncs from it: the node's handles go stale.
+/// The copy is never marked complete unless it is exactly the new tree, and
+/// the next run makes it exact.
+#[test]
+fn a_standard_root_replaced_mid_sync_is_never_marked_complete_half_copied() {
+    let server = require_server!();
+    let (area, url) = server.area("replaced");
+    let (src, dst) = (area.join("src"), area.with_extension("dst"));
+    let _ = std::fs::remove_dir_all(&dst);
+    std::fs::create_dir(&dst).unwrap();
+    let stamp = |root: &Path, g: &str| {
+        std::fs::create_dir_all(root.join(".init-agent")).unwrap();
+        std::fs::write(root.join(".init-agent/generation"), format!("{g}\n")).unwrap();
+    };
+    let fill = |root: &Path, byte: u8| {
+        mktree(root, 13, "small");
+        std::fs::create_dir_all(root.join("big")).unwrap();
+        for i in 0..300u32 {
+            std::fs::write(root.join(format!("big/f{i}")), vec![byte; 1 << 20]).unwrap();
+        }
+    };
+    fill(&src, 1);
+    stamp(&src, "g1");
+    let next = area.join("next");
+    fill(&next, 2);
+    std::fs::write(next.join("etc/new-in-g2"), "g2\n").unwrap();
+    stamp(&next, "g2");
+
+    let mut child = sync_cmd(&format!("{url}/src"), &dst)
+        .args(["--inflight", "1", "--jobs", "1"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_copying(&dst, &mut child);
+    let old = area.join("old");
+    std::fs::rename(&src, &old).unwrap();
+    std::fs::rename(&next, &src).unwrap();
+    std::fs::remove_dir_all(&old).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!("the sync that saw the replacement: {}; {err}", out.status);
+    if out.status.success() {
+        assert_eq!(state(&dst), "complete g2\n", "{err}");
+        assert_same_over_nfs(&src, &dst, false);
+    } else {
+        assert!(state(&dst).starts_with("in-progress"), "{}", state(&dst));
+    }
+    let report = sync_url(&format!("{url}/src"), &dst, &[]);
+    assert_eq!(report["generation"], "g2");
+    assert_eq!(state(&dst), "complete g2\n");
+    assert_same_over_nfs(&src, &dst, false);
+    std::fs::remove_dir_all(&dst).unwrap();
+}

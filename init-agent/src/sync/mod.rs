@@ -326,6 +326,15 @@ fn run_from<S: Source>(
         r => r?,
     };
 
+    // A standard root replaced or re-stamped while it was read gives a copy
+    // of neither state: it must not be marked complete (the next run, on the
+    // new generation, makes it exact).
+    let now = source_generation(src, sroot);
+    if now != generation {
+        return Err(SyncError::Setup(format!(
+            "the standard root changed during the sync (generation {generation}, now {now}): the copy is not marked complete; sync again"
+        )));
+    }
     let t = Instant::now();
     let complete = State::Complete(generation.clone());
     if !opts.dry_run && !opts.no_marker && (changed || previous != complete) {
