@@ -162,8 +162,9 @@ LOG { Default_Log_Level = EVENT; }
 # Tests change the exported trees directly, behind the server's back (as an
 # admin edits an image in a chroot on the master): ganesha must not answer
 # from its attribute and directory caches, or it serves handles and
-# attributes of entries that were replaced (ESTALE, wrong types, old files).
-MDCACHE { Use_Getattr_Directory_Invalidation = true; }
+# attributes of entries that were replaced (ESTALE, wrong types, old files;
+# without Dir_Chunk = 0 a LOOKUP still returned a deleted directory's handle).
+MDCACHE { Use_Getattr_Directory_Invalidation = true; Dir_Chunk = 0; }
 CONF
     local id=1 dir
     for dir in "$@"; do
