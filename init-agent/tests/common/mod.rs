@@ -88,15 +88,16 @@ pub fn listing_with(root: &Path, extra: &[&str]) -> String {
 
 /// Lines only one side has, for a readable failure.
 pub fn differences(a: &str, b: &str) -> Vec<String> {
-    let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
-    let mut d: Vec<String> = la
-        .iter()
-        .filter(|l| !lb.contains(l))
+    use std::collections::HashSet;
+    let (sa, sb): (HashSet<&str>, HashSet<&str>) = (a.lines().collect(), b.lines().collect());
+    let mut d: Vec<String> = a
+        .lines()
+        .filter(|l| !sb.contains(l))
         .map(|l| format!("- {l}"))
         .collect();
     d.extend(
-        lb.iter()
-            .filter(|l| !la.contains(l))
+        b.lines()
+            .filter(|l| !sa.contains(l))
             .map(|l| format!("+ {l}")),
     );
     d
