@@ -53,6 +53,16 @@ impl Server {
         std::fs::create_dir_all(&p).unwrap();
         (p, format!("{}/{name}", self.url.trim_end_matches('/')))
     }
+
+    /// A fresh area with `src` (to be filled, served at the returned URL)
+    /// and an empty `dst` beside it.
+    fn src_dst(&self, name: &str) -> (PathBuf, PathBuf, String) {
+        let (area, url) = self.area(name);
+        let dst = area.with_extension("dst");
+        let _ = std::fs::remove_dir_all(&dst);
+        std::fs::create_dir(&dst).unwrap();
+        (area.join("src"), dst, format!("{url}/src"))
+    }
 }
 
 macro_rules! require_server {
@@ -98,18 +108,15 @@ fn sync_url(url: &str, dst: &Path, extra: &[&str]) -> serde_json::Value {
 #[test]
 fn hostile_tree_over_nfs_is_copied_and_a_second_run_changes_nothing() {
     let server = require_server!();
-    let (area, url) = server.area("hostile");
-    let (src, dst) = (area.join("src"), area.with_extension("dst"));
+    let (src, dst, url) = server.src_dst("hostile");
     mktree(&src, 1, "hostile");
-    let _ = std::fs::remove_dir_all(&dst);
-    std::fs::create_dir(&dst).unwrap();
     // The export is the server's top directory: the client mounts it and
     // looks up the rest of the path.
-    let first = sync_url(&format!("{url}/src"), &dst, &[]);
-    assert_eq!(first["source"], format!("{url}/src"));
+    let first = sync_url(&url, &dst, &[]);
+    assert_eq!(first["source"], url.as_str());
     assert!(first["counts"]["created"].as_u64().unwrap() > 300);
     assert_same_over_nfs(&src, &dst, false);
-    let second = sync_url(&format!("{url}/src"), &dst, &[]);
+    let second = sync_url(&url, &dst, &[]);
     assert_eq!(changes(&second), 0, "{second}");
     std::fs::remove_dir_all(&dst).unwrap();
 }
@@ -118,16 +125,13 @@ fn hostile_tree_over_nfs_is_copied_and_a_second_run_changes_nothing() {
 fn mutated_tree_over_nfs_converges_in_one_pass() {
     let server = require_server!();
     for seed in [2, 3] {
-        let (area, url) = server.area(&format!("mutate{seed}"));
-        let (src, dst) = (area.join("src"), area.with_extension("dst"));
-        let _ = std::fs::remove_dir_all(&dst);
-        std::fs::create_dir(&dst).unwrap();
+        let (src, dst, url) = server.src_dst(&format!("mutate{seed}"));
         mktree(&src, seed, "hostile");
-        sync_url(&format!("{url}/src"), &dst, &[]);
+        sync_url(&url, &dst, &[]);
         mktree(&src, seed, "mutate");
-        sync_url(&format!("{url}/src"), &dst, &["--checksum"]);
+        sync_url(&url, &dst, &["--checksum"]);
         assert_same_over_nfs(&src, &dst, false);
-        assert_eq!(changes(&sync_url(&format!("{url}/src"), &dst, &[])), 0);
+        assert_eq!(changes(&sync_url(&url, &dst, &[])), 0);
         std::fs::remove_dir_all(&dst).unwrap();
     }
 }
@@ -137,10 +141,7 @@ fn mutated_tree_over_nfs_converges_in_one_pass() {
 #[test]
 fn manifest_read_over_nfs_carries_xattrs() {
     let server = require_server!();
-    let (area, url) = server.area("manifest");
-    let (src, dst) = (area.join("src"), area.with_extension("dst"));
-    let _ = std::fs::remove_dir_all(&dst);
-    std::fs::create_dir(&dst).unwrap();
+    let (src, dst, url) = server.src_dst("manifest");
     let manifest = |src: &Path| {
         run(Command::new(BIN)
             .arg("manifest")
@@ -150,18 +151,14 @@ fn manifest_read_over_nfs_carries_xattrs() {
     };
     mktree(&src, 5, "hostile");
     manifest(&src);
-    let first = sync_url(&format!("{url}/src"), &dst, &["--source-manifest"]);
+    let first = sync_url(&url, &dst, &["--source-manifest"]);
     assert_eq!(first["manifest"], "used", "{first}");
     assert_same_over_nfs(&src, &dst, true);
     mktree(&src, 5, "mutate");
     manifest(&src);
     // The mutation includes edits that keep size and mtime: the manifest's
     // hashes find them (--checksum), without reading the server's files.
-    let second = sync_url(
-        &format!("{url}/src"),
-        &dst,
-        &["--source-manifest", "--checksum"],
-    );
+    let second = sync_url(&url, &dst, &["--source-manifest", "--checksum"]);
     assert_eq!(second["manifest"], "used", "{second}");
     assert_same_over_nfs(&src, &dst, true);
     std::fs::remove_dir_all(&dst).unwrap();
@@ -181,8 +178,18 @@ fn server_ctl(what: &str) {
     run(&mut Command::new(what));
 }
 
-/// Waits until the sync has written a few of the big files (so the server
-/// goes down in the middle of the copy, not before nor after it).
+/// Starts a sync and returns once it has written a few of the big files (so
+/// that a fault lands in the middle of the copy, not before nor after it).
+fn start_copying(url: &str, dst: &Path, extra: &[&str]) -> std::process::Child {
+    let mut child = sync_cmd(url, dst)
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_copying(dst, &mut child);
+    child
+}
+
 fn wait_for_copying(dst: &Path, child: &mut std::process::Child) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -203,10 +210,7 @@ fn wait_for_copying(dst: &Path, child: &mut std::process::Child) {
 #[test]
 fn server_faults_give_clear_errors_and_never_a_complete_half_copy() {
     let server = require_server!();
-    let (area, url) = server.area("faults");
-    let (src, dst) = (area.join("src"), area.with_extension("dst"));
-    let _ = std::fs::remove_dir_all(&dst);
-    std::fs::create_dir(&dst).unwrap();
+    let (src, dst, url) = server.src_dst("faults");
     mktree(&src, 9, "small");
     // Enough data that the server can be killed in the middle.
     let big = src.join("big");
@@ -229,12 +233,7 @@ fn server_faults_give_clear_errors_and_never_a_complete_half_copy() {
 
     // Killed mid-sync and back a moment later: the client reconnects and
     // the sync completes exactly.
-    let mut child = sync_cmd(&format!("{url}/src"), &dst)
-        .args(["--inflight", "2"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_copying(&dst, &mut child);
+    let child = start_copying(&url, &dst, &["--inflight", "2"]);
     server_ctl("ganesha_stop");
     std::thread::sleep(Duration::from_secs(1));
     server_ctl("ganesha_start");
@@ -252,12 +251,7 @@ fn server_faults_give_clear_errors_and_never_a_complete_half_copy() {
     }
     std::fs::remove_dir_all(dst.join("big")).unwrap();
     let started = Instant::now();
-    let mut child = sync_cmd(&format!("{url}/src"), &dst)
-        .args(["--inflight", "2"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_copying(&dst, &mut child);
+    let child = start_copying(&url, &dst, &["--inflight", "2"]);
     server_ctl("ganesha_stop");
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -270,7 +264,7 @@ fn server_faults_give_clear_errors_and_never_a_complete_half_copy() {
         started.elapsed()
     );
     assert!(state(&dst).starts_with("in-progress"), "{}", state(&dst));
-    let report = sync_url(&format!("{url}/src"), &dst, &[]);
+    let report = sync_url(&url, &dst, &[]);
     assert!(report["previous_state"]
         .as_str()
         .unwrap()
@@ -362,10 +356,8 @@ fn eight_nodes_at_once_all_converge() {
 #[test]
 fn a_standard_root_replaced_mid_sync_is_never_marked_complete_half_copied() {
     let server = require_server!();
-    let (area, url) = server.area("replaced");
-    let (src, dst) = (area.join("src"), area.with_extension("dst"));
-    let _ = std::fs::remove_dir_all(&dst);
-    std::fs::create_dir(&dst).unwrap();
+    let (src, dst, url) = server.src_dst("replaced");
+    let area = src.parent().unwrap().to_path_buf();
     let stamp = |root: &Path, g: &str| {
         std::fs::create_dir_all(root.join(".init-agent")).unwrap();
         std::fs::write(root.join(".init-agent/generation"), format!("{g}\n")).unwrap();
@@ -384,12 +376,7 @@ fn a_standard_root_replaced_mid_sync_is_never_marked_complete_half_copied() {
     std::fs::write(next.join("etc/new-in-g2"), "g2\n").unwrap();
     stamp(&next, "g2");
 
-    let mut child = sync_cmd(&format!("{url}/src"), &dst)
-        .args(["--inflight", "1", "--jobs", "1"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_copying(&dst, &mut child);
+    let child = start_copying(&url, &dst, &["--inflight", "1", "--jobs", "1"]);
     let old = area.join("old");
     std::fs::rename(&src, &old).unwrap();
     std::fs::rename(&next, &src).unwrap();
@@ -403,7 +390,7 @@ fn a_standard_root_replaced_mid_sync_is_never_marked_complete_half_copied() {
     } else {
         assert!(state(&dst).starts_with("in-progress"), "{}", state(&dst));
     }
-    let report = sync_url(&format!("{url}/src"), &dst, &[]);
+    let report = sync_url(&url, &dst, &[]);
     assert_eq!(report["generation"], "g2");
     assert_eq!(state(&dst), "complete g2\n");
     assert_same_over_nfs(&src, &dst, false);
