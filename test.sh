@@ -59,9 +59,9 @@ cargo test --workspace --locked
 # network namespace); one test at a time: one of them stops the server.
 log "sync from nfs:// (userspace NFSv3 client, nfs-ganesha)"
 NFS_EXPORT=$(mktemp -d /tmp/init-agent-nfs.XXXXXX)
-tests-support/with-ganesha.sh --export "$NFS_EXPORT" -- \
-    env INIT_AGENT_TEST_NFS_DIR="$NFS_EXPORT" INIT_AGENT_REQUIRE_NFS=1 \
-    cargo test --offline --locked --test nfs -- --test-threads=1
+tests-support/with-ganesha.sh --export "$NFS_EXPORT/plain" --squashed-export "$NFS_EXPORT/squashed" -- \
+    env INIT_AGENT_TEST_NFS_DIR="$NFS_EXPORT/plain" INIT_AGENT_TEST_NFS_SQUASHED_DIR="$NFS_EXPORT/squashed" \
+    INIT_AGENT_REQUIRE_NFS=1 cargo test --offline --locked --test nfs -- --test-threads=1
 rm -rf "$NFS_EXPORT"
 
 log "VM tests (QEMU/TCG + nfs-ganesha)"

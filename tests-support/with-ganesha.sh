@@ -5,8 +5,10 @@
 # can go side by side. The host kernel has no NFS: clients are userspace (or a
 # QEMU guest started by COMMAND). Recipe: ../shared/design/vm-recipe.md, sec. 6.
 #
-#   tests-support/with-ganesha.sh [--export DIR]... -- COMMAND [ARGS...]
+#   tests-support/with-ganesha.sh [--export DIR | --squashed-export DIR]... -- COMMAND [ARGS...]
 #
+# --squashed-export: root is squashed to nobody there (Root_Squash), for
+# "permission denied" from the server.
 # The first DIR is exported as /export, the next ones as /export2, /export3...,
 # for v4 and (Mount_Path_Pseudo) for v3 MOUNT alike; a missing DIR is created.
 # COMMAND runs in the namespaces (lo up, server on 127.0.0.1: NFS 2049, MOUNT
@@ -31,7 +33,7 @@ die() {
 }
 
 usage() {
-    echo "usage: $0 [--export DIR]... -- COMMAND [ARGS...]" >&2
+    echo "usage: $0 [--export DIR | --squashed-export DIR]... -- COMMAND [ARGS...]" >&2
     exit 2
 }
 
@@ -166,8 +168,12 @@ LOG { Default_Log_Level = EVENT; }
 # without Dir_Chunk = 0 a LOOKUP still returned a deleted directory's handle).
 MDCACHE { Use_Getattr_Directory_Invalidation = true; Dir_Chunk = 0; }
 CONF
-    local id=1 dir
+    local id=1 dir squash
     for dir in "$@"; do
+        squash=No_Root_Squash
+        if [[ $dir == root_squash=* ]]; then
+            squash=Root_Squash dir=${dir#root_squash=}
+        fi
         cat >>"$g/ganesha.conf" <<CONF
 EXPORT {
     Export_Id = $id;
@@ -176,7 +182,7 @@ EXPORT {
     Protocols = 3, 4;
     Transports = TCP;
     Access_Type = RW;
-    Squash = No_Root_Squash;
+    Squash = $squash;
     SecType = sys;
     Attr_Expiration_Time = 0;
     FSAL { Name = VFS; }
@@ -303,7 +309,7 @@ esac
 exports=()
 while [ $# -gt 0 ]; do
     case $1 in
-    --export)
+    --export | --squashed-export)
         [ $# -ge 2 ] || usage
         mkdir -p "$2"
         dir=$(realpath -e "$2")
@@ -311,6 +317,7 @@ while [ $# -gt 0 ]; do
         *[\"\\]* | *$'\n'*) die "cannot put $dir in ganesha.conf (quote, backslash or newline)" ;;
         /run | /run/*) die "$dir would be hidden by the private /run" ;;
         esac
+        if [ "$1" = --squashed-export ]; then dir=root_squash=$dir; fi
         exports+=("$dir")
         shift 2
         ;;

@@ -396,3 +396,45 @@ fn a_standard_root_replaced_mid_sync_is_never_marked_complete_half_copied() {
     assert_same_over_nfs(&src, &dst, false);
     std::fs::remove_dir_all(&dst).unwrap();
 }
+
+/// An export that squashes root (the server maps us to nobody): a file only
+/// root may read is refused by the server, and the sync says so, naming the
+/// file, instead of copying what it could and calling the copy complete.
+#[test]
+fn permission_denied_by_the_server_is_named() {
+    let _server = require_server!();
+    let (Ok(dir), Ok(url)) = (
+        std::env::var("INIT_AGENT_TEST_NFS_SQUASHED_DIR"),
+        std::env::var("NFS_URL2"),
+    ) else {
+        assert!(
+            std::env::var_os("INIT_AGENT_REQUIRE_NFS").is_none(),
+            "no squashed export: with-ganesha.sh --squashed-export DIR and INIT_AGENT_TEST_NFS_SQUASHED_DIR"
+        );
+        eprintln!("skipped: needs a root-squashed export");
+        return;
+    };
+    let src = Path::new(&dir).join("perm");
+    let _ = std::fs::remove_dir_all(&src);
+    std::fs::create_dir_all(src.join("etc")).unwrap();
+    std::fs::write(src.join("etc/motd"), "readable by all\n").unwrap();
+    std::fs::write(src.join("etc/shadow"), "root only\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        src.join("etc/shadow"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let dst = Path::new(&dir).with_extension("perm-dst");
+    let _ = std::fs::remove_dir_all(&dst);
+    std::fs::create_dir(&dst).unwrap();
+    let out = sync_cmd(&format!("{url}/perm"), &dst).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/etc/shadow") && err.contains("Permission denied"),
+        "{err}"
+    );
+    assert_ne!(state(&dst), "complete unstamped\n");
+    std::fs::remove_dir_all(&dst).unwrap();
+}
