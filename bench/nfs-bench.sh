@@ -6,7 +6,9 @@
 #   - the initial copy into an empty directory,
 #   - a re-sync with no change,
 #   - a re-sync after 1 % of the regular files changed,
-# at 0 (direct), 0.5 and 5 ms added RTT. Wall time and NFS calls per run.
+# at 0 (direct), 0.5 and 5 ms added RTT; and the copy of two big files (256 MiB
+# of random data, 1 GiB sparse with one byte) whose READs go out together.
+# Wall time and NFS calls per run.
 # The kernel client cannot run on this host: the comparison with a kernel
 # mount (our sync and rsync) is bench/guest-bench.sh's, in a QEMU node.
 #
@@ -24,6 +26,10 @@ if [ "${1:-}" != --inside ]; then
     mkdir -p "$W/export" "$W/dst"
     src=$("$ROOT/tests-support/test-root.sh")
     rsync -aHAX --numeric-ids "$src/" "$W/export/std/"
+    mkdir -p "$W/export/big"
+    head -c 268435456 /dev/urandom >"$W/export/big/random.img"
+    truncate -s 1G "$W/export/big/sparse.img"
+    printf x | dd of="$W/export/big/sparse.img" bs=1 seek=500000000 conv=notrunc status=none
     "$ROOT/target/x86_64-unknown-linux-gnu/release/init-agent" manifest "$W/export/std" \
         -o "$W/export/std/.init-agent/manifest" 2>"$W/manifest.log"
     exec "$ROOT/tests-support/with-ganesha.sh" --export "$W/export" -- "$0" --inside
@@ -39,6 +45,7 @@ TOOLS=(walk8 manifest8 walk1)
 
 run() { # rtt case tool url
     local rtt=$1 c=$2 tool=$3 url=$4 dst=$W/dst/$1-$3 args=() t0 t1
+    [ "$c" != big ] || dst=$W/dst/$1-$3-big
     case $tool in
     walk8) args=(--inflight 8) ;;
     manifest8) args=(--inflight 8 --source-manifest) ;;
@@ -79,6 +86,7 @@ for rtt in $RTTS; do
     while IFS= read -r f; do printf 'nfs-bench edit\n' >>"$f"; done <"$LOG/edit-$rtt"
     "$AGENT" manifest "$STD" -o "$STD/.init-agent/manifest" 2>>"$LOG/manifest.log"
     for tool in "${TOOLS[@]}"; do run "$rtt" changed "$tool" "$url"; done
+    for tool in walk8 walk1; do run "$rtt" big "$tool" "${url/std/big}"; done
     [ -z "$proxy" ] || kill "$proxy"
 done
 
@@ -86,7 +94,8 @@ python3 - "$LOG/results" "$(find "$STD" | wc -l)" <<'PY' | tee "$W/results.md"
 import sys
 rows = [l.split() for l in open(sys.argv[1])]
 names = {"walk8": "walk, 8 in flight", "manifest8": "manifest, 8 in flight", "walk1": "walk, 1 in flight"}
-cases = {"initial": "initial copy", "nochange": "no change", "changed": "1 % changed"}
+cases = {"initial": "initial copy", "nochange": "no change", "changed": "1 % changed",
+         "big": "two big files (1.25 GiB, 1 sparse)"}
 print(f"Standard root: Debian minbase, {sys.argv[2]} entries. Seconds (NFS calls).\n")
 rtts = sorted({r[0] for r in rows}, key=float)
 print("| case | client | " + " | ".join(f"+{t} ms RTT" if t != "0" else "loopback" for t in rtts) + " |")

@@ -393,20 +393,25 @@ fn copy_range_user(
         if n == 0 {
             break;
         }
-        let chunk = &buf[..n];
-        if skip_zeros {
-            // Write only the 4 KiB blocks that hold data; zero blocks stay holes.
-            for (i, block) in chunk.chunks(4096).enumerate() {
-                if block.iter().any(|&b| b != 0) {
-                    write_all_at(dst, block, off + (i * 4096) as u64)?;
-                    written += block.len() as u64;
-                }
-            }
-        } else {
-            write_all_at(dst, chunk, off)?;
-            written += n as u64;
-        }
+        written += write_data_at(dst, &buf[..n], off, skip_zeros)?;
         off += n as u64;
+    }
+    Ok(written)
+}
+
+/// Writes `data` at `off`; with `skip_zeros` only its 4 KiB blocks that hold
+/// data, so that zero blocks stay holes. Returns the bytes written.
+pub fn write_data_at(dst: &OwnedFd, data: &[u8], off: u64, skip_zeros: bool) -> io::Result<u64> {
+    if !skip_zeros {
+        write_all_at(dst, data, off)?;
+        return Ok(data.len() as u64);
+    }
+    let mut written = 0;
+    for (i, block) in data.chunks(4096).enumerate() {
+        if block.iter().any(|&b| b != 0) {
+            write_all_at(dst, block, off + (i * 4096) as u64)?;
+            written += block.len() as u64;
+        }
     }
     Ok(written)
 }

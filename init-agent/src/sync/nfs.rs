@@ -829,14 +829,36 @@ impl Source for Nfs {
     ) -> io::Result<u64> {
         // NFSv3 cannot say where the holes are: all-zero blocks of a file that
         // uses fewer blocks than its size are left as holes.
-        fsops::copy_by_reads(
-            &mut |b, off| self.read_at(file, b, off),
-            dst,
-            meta.size,
-            file.sparse,
-            self.rsize as usize,
-            buf,
-        )
+        let chunk = u64::from(self.rsize);
+        if meta.size <= 2 * chunk {
+            return fsops::copy_by_reads(
+                &mut |b, off| self.read_at(file, b, off),
+                dst,
+                meta.size,
+                file.sparse,
+                self.rsize as usize,
+                buf,
+            );
+        }
+        // A big file: its READs in flight together (as many as the pool
+        // has workers and connections), each chunk written where it belongs.
+        use rayon::prelude::*;
+        let chunks = usize::try_from(meta.size.div_ceil(chunk)).map_err(io::Error::other)?;
+        let written = (0..chunks)
+            .into_par_iter()
+            .with_max_len(1)
+            .map_init(
+                || vec![0u8; self.rsize as usize],
+                |b, i| {
+                    let off = i as u64 * chunk;
+                    let want = (meta.size - off).min(chunk) as usize;
+                    let n = super::source::read_full(self, file, &mut b[..want], off)?;
+                    fsops::write_data_at(dst, &b[..n], off, file.sparse)
+                },
+            )
+            .try_reduce(|| 0, |a, b| Ok(a + b))?;
+        rustix::fs::ftruncate(dst, meta.size)?;
+        Ok(written)
     }
 
     fn workers(&self) -> usize {
