@@ -25,6 +25,16 @@ thread_local! {
     static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// `f` with this thread's copy buffer. The buffer is taken out for the call,
+/// not borrowed: a worker that picks up other work while it waits (rayon
+/// does) finds an empty buffer, never a borrowed one.
+fn with_buf<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    let mut buf = BUF.with(RefCell::take);
+    let r = f(&mut buf);
+    BUF.with(|b| b.replace(buf));
+    r
+}
+
 /// Where a source entry's facts come from: a directory of the source tree
 /// (the entry is named within it), or the manifest (the entry's index). With a
 /// manifest, the source is opened only for the contents of changed files.
@@ -744,8 +754,7 @@ impl<'a, S: Source> Engine<'a, S> {
             return Ok(Some(local) == self.listed(i)?.hash);
         }
         let a = self.src_open_file(src, name, rel, s)?;
-        BUF.with(|buf| source::same_content(self.src, &a, &b, &mut buf.borrow_mut()))
-            .map_err(at("comparing", rel))
+        with_buf(|buf| source::same_content(self.src, &a, &b, buf)).map_err(at("comparing", rel))
     }
 
     /// Writes the new entry under a temporary name with all its metadata, then
@@ -795,8 +804,7 @@ impl<'a, S: Source> Engine<'a, S> {
             Kind::File => {
                 let from = self.src_open_file(src, name, rel, s)?;
                 let to = fsops::create_temp_file(dst, tmp).map_err(at("creating", rel))?;
-                let n = BUF
-                    .with(|buf| self.src.copy_to(&from, s, &to, &mut buf.borrow_mut()))
+                let n = with_buf(|buf| self.src.copy_to(&from, s, &to, buf))
                     .map_err(at("copying", rel))?;
                 Counters::add(&self.counters.bytes, n);
             }

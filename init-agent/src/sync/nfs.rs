@@ -840,25 +840,44 @@ impl Source for Nfs {
                 buf,
             );
         }
-        // A big file: its READs in flight together (as many as the pool
-        // has workers and connections), each chunk written where it belongs.
-        use rayon::prelude::*;
-        let chunks = usize::try_from(meta.size.div_ceil(chunk)).map_err(io::Error::other)?;
-        let written = (0..chunks)
-            .into_par_iter()
-            .with_max_len(1)
-            .map_init(
-                || vec![0u8; self.rsize as usize],
-                |b, i| {
-                    let off = i as u64 * chunk;
-                    let want = (meta.size - off).min(chunk) as usize;
-                    let n = super::source::read_full(self, file, &mut b[..want], off)?;
-                    fsops::write_data_at(dst, &b[..n], off, file.sparse)
-                },
-            )
-            .try_reduce(|| 0, |a, b| Ok(a + b))?;
+        // A big file: its READs in flight together, one thread per pooled
+        // connection taking the next chunk, each written where it belongs.
+        // Threads of its own, not the walk's pool: a pool worker waiting here
+        // would pick up the walk's other work in the middle of this copy.
+        let chunks = meta.size.div_ceil(chunk);
+        let next = AtomicU64::new(0);
+        let written = AtomicU64::new(0);
+        let readers = (self.limit as u64).min(chunks);
+        let worker = || -> io::Result<()> {
+            let mut b = vec![0u8; self.rsize as usize];
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= chunks {
+                    return Ok(());
+                }
+                let off = i * chunk;
+                let want = (meta.size - off).min(chunk) as usize;
+                let copied = super::source::read_full(self, file, &mut b[..want], off)
+                    .and_then(|n| fsops::write_data_at(dst, &b[..n], off, file.sparse));
+                match copied {
+                    Ok(w) => written.fetch_add(w, Ordering::Relaxed),
+                    Err(e) => {
+                        // The others stop at their next chunk.
+                        next.store(chunks, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                };
+            }
+        };
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..readers).map(|_| s.spawn(worker)).collect();
+            handles.into_iter().try_for_each(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("a reader thread panicked")))
+            })
+        })?;
         rustix::fs::ftruncate(dst, meta.size)?;
-        Ok(written)
+        Ok(written.into_inner())
     }
 
     fn workers(&self) -> usize {
