@@ -62,7 +62,9 @@ cargo fuzz run "${build[@]}" "$target" --target x86_64-unknown-linux-gnu -- \
 
 echo "== final libFuzzer stats ($target)"
 grep -E '^(#[0-9]+[[:space:]]+DONE|stat::|Done [0-9]+ runs)' "$log" || true
-if grep -qE '^(==[0-9]+== ?ERROR|thread .* panicked)|deadly signal|Test unit written to' "$log"; then
+# A slow-unit artifact is a note, not a failure (a run paused with SIGSTOP
+# writes one); crash-, leak-, timeout- and oom- ones are failures.
+if grep -qE '^(==[0-9]+== ?ERROR|thread .* panicked)|deadly signal|Test unit written to .*/(crash|leak|timeout|oom)-' "$log"; then
   echo "== CRASH found: see fuzz/artifacts/$target/ and $log" >&2
   [[ $status -ne 0 ]] || status=1
 fi
