@@ -102,9 +102,8 @@ pub fn reach(
 /// Whether the server accepts connections on its NFS port at all (it is up,
 /// though it may speak NFSv4 only).
 fn serves_nfs(ip: Ipv4Addr, options: &[String]) -> bool {
-    let port = options
-        .iter()
-        .find_map(|o| o.strip_prefix("port=").and_then(|p| p.parse().ok()))
+    let port = option(options, "port")
+        .and_then(|p| p.parse().ok())
         .unwrap_or(2049u16);
     std::net::TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(3)).is_ok()
 }
@@ -141,16 +140,20 @@ fn resolve(
     Ok((servers, path))
 }
 
+/// The value of mount option `key=value`, if given.
+fn option<'o>(options: &'o [String], key: &str) -> Option<&'o str> {
+    options
+        .iter()
+        .find_map(|o| o.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+}
+
 /// The userspace client's URL for `server:path`; the mount options `port=`
 /// and `mountport=` carry over.
 pub fn user_url(server: &str, path: &str, options: &[String]) -> String {
-    let opt = |k: &str| {
-        options
-            .iter()
-            .find_map(|o| o.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
-    };
-    let port = opt("port").map(|p| format!(":{p}")).unwrap_or_default();
-    let query = opt("mountport")
+    let port = option(options, "port")
+        .map(|p| format!(":{p}"))
+        .unwrap_or_default();
+    let query = option(options, "mountport")
         .map(|p| format!("?mountport={p}"))
         .unwrap_or_default();
     format!("nfs://{server}{port}{path}{query}")
