@@ -5,7 +5,7 @@
 #![no_main]
 
 use init_agent::config::{Disk, FsType, Partition, Size, TableType};
-use init_agent::disk::{classify, decide, Found, SfdiskJson};
+use init_agent::modes::disk::{classify, decide, Found, SfdiskJson};
 use libfuzzer_sys::fuzz_target;
 
 fn layout(table: TableType) -> Disk {

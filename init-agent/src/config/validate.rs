@@ -240,7 +240,7 @@ fn check_litefile_tree(ck: &mut Checker, s: &super::Statelite) {
     images.insert("");
     let mut reported = BTreeSet::new();
     for image in images {
-        let Err(errors) = crate::statelite::plan::entries(&s.litefile, image) else {
+        let Err(errors) = crate::modes::statelite::plan::entries(&s.litefile, image) else {
             continue;
         };
         for e in errors.into_iter().filter(|e| e.reason.contains("parent")) {

@@ -8,10 +8,10 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::boot::plan::NetPlan;
 use crate::cmdline::NetMethod;
 use crate::config;
 use crate::hwaddr::Mac;
-use crate::plan::NetPlan;
 
 /// A network interface as sysfs shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,13 +13,13 @@ use std::sync::{Mutex, OnceLock};
 
 use rayon::prelude::*;
 
-use super::fsops::{self, TEMP_PREFIX};
 use super::manifest::{self, Manifest};
 use super::meta::{decide, dir_meta_differs, Decision, Facts, Kind, Meta, Xattrs};
 use super::pattern::PatternSet;
-use super::source::{self, Local, Source};
 use super::state::{self, State};
 use super::{display_rel, Counters, SyncError};
+use crate::source::tree::{self as source, Local, Source};
+use crate::sys::fsops::{self, TEMP_PREFIX};
 
 thread_local! {
     static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };

@@ -18,10 +18,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::engine::open_parent;
-use super::fsops;
 use super::meta::{Kind, Meta, Xattrs};
 use super::pattern::PatternSet;
 use super::STATE_DIR;
+use crate::sys::fsops;
 
 pub const FORMAT_VERSION: u32 = 1;
 const MAGIC: &[u8; 8] = b"IAMANIF\0";

@@ -8,15 +8,11 @@
 //! change test), `fsops` (descriptor-relative syscalls), `engine` (the walk),
 //! `state` (the generation marker), this file (options, run, report).
 
-pub mod boot;
 pub mod command;
 pub mod engine;
-pub mod fsops;
 pub mod manifest;
 pub mod meta;
-pub mod nfs;
 pub mod pattern;
-pub mod source;
 pub mod state;
 
 use std::io;
@@ -27,10 +23,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::source::nfs;
+use crate::source::tree::{self as source, Local, Source};
+use crate::sys::fsops;
 use engine::Engine;
 use manifest::Manifest;
 use pattern::{PatternError, PatternSet};
-use source::{Local, Source};
 use state::State;
 
 /// Always excluded on both sides: the state marker lives there on the destination

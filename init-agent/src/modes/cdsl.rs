@@ -12,9 +12,9 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 use crate::config::Cdsl;
-use crate::statelite::apply::{copy, Root};
-use crate::statelite::plan::link_target;
-use crate::sync::fsops;
+use crate::modes::statelite::apply::{copy, Root};
+use crate::modes::statelite::plan::link_target;
+use crate::sys::fsops;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CdslError {

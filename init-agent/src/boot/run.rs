@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::boot::plan::{self, BootPlan};
 use crate::cmdline::Mode;
 use crate::config::{self, Config};
-use crate::plan::{self, BootPlan};
 
 /// The mode, CDSL and hooks on `plan.root`; `source` is `server:path` of the
 /// mounted standard root.
@@ -22,7 +22,7 @@ pub fn run(
     env.push(("INITAGENT_SOURCE".into(), source.to_string()));
     match plan.mode {
         Mode::Sync => {
-            let synced = crate::sync::boot::run(plan, c, source)?;
+            let synced = crate::modes::sync::run(plan, c, source)?;
             // The node runs from its disk: the standard root is not needed any more.
             if plan.source.client == crate::cmdline::NfsClient::Kernel {
                 if let Err(e) = crate::sys::unmount(Path::new(plan::SOURCE_MOUNT), true) {
@@ -45,7 +45,7 @@ pub fn run(
                 .iter()
                 .find(|(k, _)| k == "INITAGENT_HOSTNAME")
                 .map(|(_, v)| v.clone());
-            crate::statelite::boot(plan, c, name.as_deref(), source)?;
+            crate::modes::statelite::boot(plan, c, name.as_deref(), source)?;
         }
         Mode::Nfsroot | Mode::Update => {}
     }
@@ -54,8 +54,8 @@ pub fn run(
         .iter()
         .find(|s| matches!(s, plan::Step::Cdsl { .. }))
     {
-        crate::cdsl::plan_boot(&c.cdsl, nodeid)
-            .and_then(|a| crate::cdsl::apply(Path::new(&plan.root), &c.cdsl, &a))
+        crate::modes::cdsl::plan_boot(&c.cdsl, nodeid)
+            .and_then(|a| crate::modes::cdsl::apply(Path::new(&plan.root), &c.cdsl, &a))
             .map_err(|e| format!("cdsl: {e}"))?;
         log::info!("CDSL: {}/{nodeid} on {}", c.cdsl.tree, c.cdsl.link);
     }
@@ -65,7 +65,7 @@ pub fn run(
 /// The `local` fallback up to switch_root: the last complete copy mounted
 /// on `plan.root` and the pre-switch hooks run.
 pub fn local(plan: &BootPlan, hooks: &config::Hooks) -> Result<(), String> {
-    let generation = crate::sync::boot::mount_last_complete(plan)?;
+    let generation = crate::modes::sync::mount_last_complete(plan)?;
     log::warn!("booting the last complete local copy (generation {generation}) without syncing");
     run_hooks(plan, "pre-switch", hooks, &hook_env(plan, None))
 }

@@ -29,9 +29,9 @@ use nfs3_client::nfs3_types::rpc::{auth_unix, opaque_auth};
 use nfs3_client::nfs3_types::xdr_codec::Opaque;
 use nfs3_client::{ConnectError, MountError, Nfs3Client, Nfs3ConnectionBuilder, RpcError};
 
-use super::fsops;
-use super::meta::{Kind, Meta, Xattrs};
-use super::source::Source;
+use crate::source::tree::Source;
+use crate::sync::meta::{Kind, Meta, Xattrs};
+use crate::sys::fsops;
 
 /// Connections (requests in flight) when the caller names none.
 pub const DEFAULT_INFLIGHT: usize = 8;
@@ -857,7 +857,7 @@ impl Source for Nfs {
                 }
                 let off = i * chunk;
                 let want = (meta.size - off).min(chunk) as usize;
-                let copied = super::source::read_full(self, file, &mut b[..want], off)
+                let copied = crate::source::tree::read_full(self, file, &mut b[..want], off)
                     .and_then(|n| fsops::write_data_at(dst, &b[..n], off, file.sparse));
                 match copied {
                     Ok(w) => written.fetch_add(w, Ordering::Relaxed),

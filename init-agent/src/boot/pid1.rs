@@ -6,8 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::boot::plan;
 use crate::cmdline::{self, BreakStage, Fallback};
-use crate::{config, plan, sys};
+use crate::{config, sys};
 
 /// Why the boot stopped and what to do about it.
 struct Failure {
@@ -120,7 +121,7 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
         ..plan.clone()
     };
     breakpoint(&plan, BreakStage::Mount, &c.boot.shell);
-    crate::assemble::run(
+    crate::boot::run::run(
         &plan,
         c,
         &source,
@@ -132,7 +133,8 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
         log::debug!("{reaped} orphaned processes reaped");
     }
     breakpoint(&plan, BreakStage::PrePivot, &c.boot.shell);
-    let why = crate::switch_root::switch_root(Path::new(&plan.root), &plan.init, &plan.init_args);
+    let why =
+        crate::sys::switch_root::switch_root(Path::new(&plan.root), &plan.init, &plan.init_args);
     Err(fail(format!("switch_root: {why}")))
 }
 
@@ -203,10 +205,11 @@ pub fn run() -> ! {
 /// Boots the last complete local copy; returns only why it could not.
 fn boot_local(plan: &plan::BootPlan, hooks: &config::Hooks) -> String {
     release_mounts();
-    if let Err(e) = crate::assemble::local(plan, hooks) {
+    if let Err(e) = crate::boot::run::local(plan, hooks) {
         return e;
     }
-    let why = crate::switch_root::switch_root(Path::new(&plan.root), &plan.init, &plan.init_args);
+    let why =
+        crate::sys::switch_root::switch_root(Path::new(&plan.root), &plan.init, &plan.init_args);
     format!("switch_root: {why}")
 }
 

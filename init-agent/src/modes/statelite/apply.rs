@@ -113,7 +113,7 @@ impl Probe for Root {
             rfs::FileType::Directory => {
                 let dir = self.open_dir(path).ok()?;
                 Some(
-                    crate::sync::fsops::read_names(dir.as_fd())
+                    crate::sys::fsops::read_names(dir.as_fd())
                         .map(|n| !n.is_empty())
                         .unwrap_or(false),
                 )

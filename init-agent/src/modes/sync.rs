@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Options, Report, STATE_DIR};
+use crate::boot::plan::{BootPlan, Step, SOURCE_MOUNT};
 use crate::cmdline::NfsClient;
 use crate::config::{Config, Disk, Partition};
-use crate::plan::{BootPlan, Step, SOURCE_MOUNT};
+use crate::sync::{Options, Report, STATE_DIR};
 
 /// How long a disk named by the configuration may take to appear.
 const DISK_WAIT: Duration = Duration::from_secs(10);
@@ -36,10 +36,10 @@ fn root_partition(d: &Disk) -> Result<(usize, &Partition), String> {
 
 fn mount_root(d: &Disk, device: &Path, at: &str) -> Result<(), String> {
     let (i, p) = root_partition(d)?;
-    let dev = crate::disk::partition_path(device, i + 1);
-    let dev = crate::disk::wait_for(&dev, DISK_WAIT)?;
-    let fstype =
-        crate::disk::mount_type(p.fs).ok_or_else(|| format!("{}: not mountable", dev.display()))?;
+    let dev = crate::modes::disk::partition_path(device, i + 1);
+    let dev = crate::modes::disk::wait_for(&dev, DISK_WAIT)?;
+    let fstype = crate::modes::disk::mount_type(p.fs)
+        .ok_or_else(|| format!("{}: not mountable", dev.display()))?;
     std::fs::create_dir_all(at).map_err(|e| format!("{at}: {e}"))?;
     crate::sys::mount_fs(&dev.to_string_lossy(), Path::new(at), fstype, false, "")
         .map_err(|e| e.to_string())?;
@@ -63,7 +63,7 @@ pub fn run(plan: &BootPlan, c: &Config, source: &str) -> Result<Synced, String> 
     let mut first = false;
     let mut root_device = None;
     for (n, d) in plan.disks.iter().enumerate() {
-        let p = crate::disk::prepare(d, DISK_WAIT).map_err(|e| e.to_string())?;
+        let p = crate::modes::disk::prepare(d, DISK_WAIT).map_err(|e| e.to_string())?;
         first |= n == 0 && p.fresh;
         if n == 0 {
             root_device = Some(p.device);
@@ -99,7 +99,7 @@ pub fn run(plan: &BootPlan, c: &Config, source: &str) -> Result<Synced, String> 
         ..Options::default()
     };
     let report =
-        super::run(&src, Path::new(&plan.root), &opts).map_err(|e| format!("sync: {e}"))?;
+        crate::sync::run(&src, Path::new(&plan.root), &opts).map_err(|e| format!("sync: {e}"))?;
     let k = &report.counts;
     log::info!(
         "synced {} entries in {:.1} s: {} created, {} updated, {} deleted, {} unchanged, {} protected; {} bytes copied; manifest {}",
@@ -120,7 +120,7 @@ pub fn run(plan: &BootPlan, c: &Config, source: &str) -> Result<Synced, String> 
     Ok(Synced {
         report,
         first,
-        fstab: crate::disk::fstab_lines(&plan.disks),
+        fstab: crate::modes::disk::fstab_lines(&plan.disks),
     })
 }
 
@@ -140,18 +140,19 @@ pub fn mount_last_complete(plan: &BootPlan) -> Result<String, String> {
         .disks
         .first()
         .ok_or("no local disk in the plan to fall back to")?;
-    let (device, _, found) = crate::disk::inspect(d, DISK_WAIT).map_err(|e| e.to_string())?;
-    if found != crate::disk::Found::Ours {
+    let (device, _, found) =
+        crate::modes::disk::inspect(d, DISK_WAIT).map_err(|e| e.to_string())?;
+    if found != crate::modes::disk::Found::Ours {
         return Err(format!(
             "disk {}: no prepared local copy on it ({found:?})",
             device.display()
         ));
     }
     mount_root(d, &device, &plan.root)?;
-    let root = super::fsops::open_root(Path::new(&plan.root))
+    let root = crate::sys::fsops::open_root(Path::new(&plan.root))
         .map_err(|e| format!("opening {}: {e}", plan.root))?;
-    match super::state::read(std::os::fd::AsFd::as_fd(&root)) {
-        super::state::State::Complete(g) => Ok(g),
+    match crate::sync::state::read(std::os::fd::AsFd::as_fd(&root)) {
+        crate::sync::state::State::Complete(g) => Ok(g),
         other => {
             drop(root);
             let _ = crate::sys::unmount(Path::new(&plan.root), true);

@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 
 use anyhow::Context;
 
+use crate::boot::plan::{self, BootPlan};
 use crate::cli::{CheckConfig, Explain};
 use crate::cmdline;
 use crate::config::{self, LoadError};
-use crate::plan::{self, BootPlan};
 
 /// Prints the plan; `Ok(false)` when it has errors.
 pub fn run(args: &Explain) -> anyhow::Result<bool> {

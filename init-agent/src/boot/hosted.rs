@@ -8,9 +8,10 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::boot::plan;
 use crate::cli::Hosted;
 use crate::cmdline::{Fallback, Mode};
-use crate::{config, plan, sys};
+use crate::{config, sys};
 
 /// `KEY='value'` lines of the `/run/net-<dev>.conf` files klibc's ipconfig
 /// writes (initramfs-tools): DHCP's root-path and host name.
@@ -71,7 +72,7 @@ pub fn run(args: &Hosted) -> bool {
                     }
                 }
             }
-            match crate::assemble::local(&plan, &c.hooks) {
+            match crate::boot::run::local(&plan, &c.hooks) {
                 Ok(()) => return true,
                 Err(e) => log::error!("fallback local: {e}"),
             }
@@ -105,13 +106,13 @@ fn assemble(args: &Hosted, plan: &plan::BootPlan, c: &config::Config) -> Result<
         .map_err(|e| format!("nfs: {e}"))?;
         let mut plan = plan.clone();
         plan.source.client = client;
-        crate::assemble::run(&plan, c, &source, from_netconf("HOSTNAME").as_deref())
+        crate::boot::run::run(&plan, c, &source, from_netconf("HOSTNAME").as_deref())
     } else {
         // The host initramfs mounted it with the kernel client: sync reads that.
         let mut plan = plan.clone();
         plan.source.client = crate::cmdline::NfsClient::Kernel;
         let source = adopt(&plan)?;
-        crate::assemble::run(&plan, c, &source, from_netconf("HOSTNAME").as_deref())
+        crate::boot::run::run(&plan, c, &source, from_netconf("HOSTNAME").as_deref())
     }
 }
 

@@ -13,7 +13,7 @@ use rustix::fs::{
     self as rfs, AtFlags, Mode, OFlags, SeekFrom, Timespec, Timestamps, XattrFlags, UTIME_OMIT,
 };
 
-use super::meta::{Kind, Meta, Xattrs};
+use crate::sync::meta::{Kind, Meta, Xattrs};
 
 /// Names the engine writes before renaming them into place. A leftover one in the
 /// destination (after a crash) is removed even where a protect pattern matches.

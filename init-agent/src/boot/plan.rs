@@ -426,14 +426,14 @@ pub fn boot(p: &BootParams, c: &Config) -> BootPlan {
             }
         }
         Mode::Statelite => {
-            let resolved = crate::statelite::plan::entries(
+            let resolved = crate::modes::statelite::plan::entries(
                 &c.statelite.litefile,
                 image.as_deref().unwrap_or_default(),
             );
             let entries = match resolved {
                 Ok(e) => e
                     .iter()
-                    .map(crate::statelite::plan::Entry::describe)
+                    .map(crate::modes::statelite::plan::Entry::describe)
                     .collect(),
                 Err(table_errors) => {
                     errors.extend(table_errors.iter().map(|e| e.to_string()));

@@ -82,7 +82,7 @@ mod tests;
 /// source stage: `mounted` is `server:path` of that mount, whose server
 /// stands in for a STATEMNT that names none.
 pub fn boot(
-    plan: &crate::plan::BootPlan,
+    plan: &crate::boot::plan::BootPlan,
     c: &config::Config,
     node: Option<&str>,
     mounted: &str,
@@ -110,7 +110,7 @@ pub fn boot(
     }
     let r = match plan.mode {
         crate::cmdline::Mode::Overlay => overlay::apply(
-            Path::new(crate::plan::SOURCE_MOUNT),
+            Path::new(crate::boot::plan::SOURCE_MOUNT),
             Path::new(OVERLAY_SCRATCH),
             root,
             &req,

@@ -73,7 +73,7 @@ fn image(at: &Path) {
     fs::write(at.join("root/.bashrc"), "image bashrc\n").unwrap();
 }
 
-const ALT: &str = include_str!("../../../conf/xcat/litefile-alt.csv");
+const ALT: &str = include_str!("../../../../conf/xcat/litefile-alt.csv");
 
 fn tables(litefile: Vec<LiteFile>, litetree: Vec<LiteTree>) -> Statelite {
     Statelite {

@@ -2,9 +2,9 @@ use proptest::prelude::*;
 
 use super::*;
 
-const ALT: &str = include_str!("../../../../conf/xcat/litefile-alt.csv");
-const TREE: &str = include_str!("../../../../conf/xcat/litetree-example.csv");
-const NODES: &str = include_str!("../../../../conf/xcat/statelite-example.csv");
+const ALT: &str = include_str!("../../../../../conf/xcat/litefile-alt.csv");
+const TREE: &str = include_str!("../../../../../conf/xcat/litetree-example.csv");
+const NODES: &str = include_str!("../../../../../conf/xcat/statelite-example.csv");
 
 const LF: &str = "#image,file,options,comments,disable\n";
 const LT: &str = "#priority,image,directory,mntopts,comments,disable\n";

@@ -6,8 +6,8 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
-use super::fsops;
-use super::meta::{Meta, Xattrs};
+use crate::sync::meta::{Meta, Xattrs};
+use crate::sys::fsops;
 
 pub trait Source: Sync {
     /// A directory of the source tree, open for listing and lookups.

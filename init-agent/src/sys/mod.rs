@@ -1,6 +1,9 @@
 //! Mount-table operations, the one place that changes what is mounted where.
 //! Every call names its target by absolute path and says what failed.
 
+pub mod fsops;
+pub mod switch_root;
+
 use std::ffi::CString;
 use std::path::Path;
 

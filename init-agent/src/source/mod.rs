@@ -4,12 +4,15 @@
 //! (`sync::nfs`), which mounts nothing. Servers are tried in order until the
 //! timeout.
 
+pub mod nfs;
+pub mod tree;
+
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::boot::plan::SourcePlan;
 use crate::cmdline::NfsClient;
-use crate::plan::SourcePlan;
 
 /// File system type, data string and read-only flag for mount(2).
 pub fn mount_args(
@@ -76,7 +79,7 @@ pub fn reach(
     let mut used = NfsClient::User;
     let source = try_servers(&servers, &path, timeout, |ip, source| {
         let url = user_url(&ip.to_string(), &path, &plan.options);
-        let e = match crate::sync::nfs::Nfs::probe(&url) {
+        let e = match crate::source::nfs::Nfs::probe(&url) {
             Ok(()) => {
                 log::info!("standard root {source}: reached by the userspace NFSv3 client");
                 return Ok(());
