@@ -64,6 +64,16 @@ pub struct Explain {
     /// print one JSON object instead of text
     #[argh(switch)]
     pub json: bool,
+    /// how the agent is packaged: standalone (default), dracut, initramfs-tools
+    #[argh(option, default = "crate::boot::plan::Packaging::Standalone")]
+    pub packaging: crate::boot::plan::Packaging,
+    /// the new root under dracut / initramfs-tools (default /sysroot)
+    #[argh(option)]
+    pub root: Option<String>,
+    /// the DHCP answer to assume, one KEY=VALUE per flag: root-path=,
+    /// next-server=, server-id=, hostname= (a root-path may hold commas)
+    #[argh(option)]
+    pub dhcp: Vec<String>,
 }
 
 /// Check configuration files; report every error with line and column.

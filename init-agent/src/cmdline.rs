@@ -15,6 +15,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use crate::hwaddr::Mac;
+use crate::source::spec::{self, NfsExport};
 
 /// Everything the agent takes from the kernel command line.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -28,11 +29,11 @@ pub struct BootParams {
     /// `root=`.
     pub root: Option<RootSpec>,
     /// Kernel `nfsroot=[<server>:]<path>[,<options>]`.
-    pub nfsroot: Option<NfsSpec>,
+    pub nfsroot: Option<NfsExport>,
     /// xCAT `NFSROOT=<server>:<path>`.
-    pub xcat_nfsroot: Option<NfsSpec>,
+    pub xcat_nfsroot: Option<NfsExport>,
     /// xCAT `STATEMNT=`: `Some(None)` when given empty, which means "no persistent store".
-    pub statemnt: Option<Option<NfsLocation>>,
+    pub statemnt: Option<Option<NfsExport>>,
     /// xCAT `MNTOPTS=`: NFS options for the STATEMNT mount.
     pub mntopts: Option<Vec<String>>,
     /// xCAT `NODE=`: the node name.
@@ -53,6 +54,8 @@ pub struct BootParams {
     pub consoles: Vec<String>,
     /// The `ro` / `rw` flags: `Some(true)` for `rw`.
     pub rw: Option<bool>,
+    /// dracut `rd.live.overlay.overlayfs`: a writable overlay on the root.
+    pub live_overlay: Option<bool>,
     /// dracut `nameserver=`.
     pub nameservers: Vec<Ipv4Addr>,
     /// Our own `initagent.*` keys.
@@ -252,33 +255,13 @@ pub struct HostPort {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum RootSpec {
     /// `root=nfs:…`, `root=nfs4:…`, `root=nfs://…`, `root=<server>:/<path>`.
-    Nfs(NfsSpec),
+    Nfs(NfsExport),
     /// `root=/dev/nfs`: the location comes from `nfsroot=`.
     KernelNfs,
     /// `root=dhcp`: the location comes from DHCP option 17 (root-path).
     Dhcp,
     /// Anything else (a block device, `LABEL=`, another tool's scheme).
     Other { value: String },
-}
-
-/// An NFS export and how to mount it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NfsSpec {
-    /// Server name or address; `None` = from `ip=` or DHCP.
-    pub server: Option<String>,
-    /// Exported path; may contain `%s` (replaced by the host name at mount time).
-    pub path: String,
-    /// 3 or 4; `None` lets the mount negotiate.
-    pub version: Option<u8>,
-    /// Mount options as given (`vers=` included), `ro`/`rw` among them.
-    pub options: Vec<String>,
-}
-
-/// A `[<server>:]<path>` location (STATEMNT).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NfsLocation {
-    pub server: Option<String>,
-    pub path: String,
 }
 
 /// A malformed known key.
@@ -323,10 +306,19 @@ pub fn parse(cmdline: &str) -> BootParams {
             ("ip", Some(v)) => parse_ip(v).map(|c| p.ip = Some(c)),
             ("BOOTIF", Some(v)) => v.parse().map(|m| p.bootif = Some(m)),
             ("root", Some(v)) => parse_root(v).map(|r| p.root = Some(r)),
-            ("nfsroot", Some(v)) => parse_kernel_nfsroot(v).map(|s| p.nfsroot = Some(s)),
-            ("NFSROOT", Some(v)) => parse_xcat_nfsroot(v).map(|s| p.xcat_nfsroot = Some(s)),
-            ("STATEMNT", v) => parse_statemnt(v.unwrap_or("")).map(|s| p.statemnt = Some(s)),
-            ("MNTOPTS", v) => parse_options(v.unwrap_or("")).map(|o| p.mntopts = Some(o)),
+            ("nfsroot", Some(v)) => spec::parse_location(v)
+                .map(|s| p.nfsroot = Some(s))
+                .map_err(|e| e.0),
+            ("NFSROOT", Some(v)) => spec::parse_server_location(v)
+                .map(|s| p.xcat_nfsroot = Some(s))
+                .map_err(|e| e.0),
+            ("STATEMNT", v) => spec::parse_store(v.unwrap_or(""))
+                .map(|s| p.statemnt = Some(s))
+                .map_err(|e| e.0),
+            ("MNTOPTS", v) => spec::parse_options(v.unwrap_or(""))
+                .map(|o| p.mntopts = Some(o))
+                .map_err(|e| e.0),
+            ("rd.live.overlay.overlayfs", v) => parse_flag(v).map(|b| p.live_overlay = Some(b)),
             ("NODE", Some(v)) => parse_name(v).map(|n| p.node = Some(n)),
             ("XCAT", Some(v)) => parse_host_port(v).map(|h| p.xcat = Some(h)),
             ("rd.shell", v) => parse_flag(v).map(|b| p.shell = Some(b)),
@@ -515,7 +507,7 @@ fn parse_ip(v: &str) -> Result<IpConfig, String> {
         prefix: addr_prefix.or(parse_opt(field(3), parse_netmask)?),
         gateway: parse_opt(field(2), parse_ipv4)?,
         server: parse_opt(field(1), parse_ipv4)?,
-        hostname: parse_opt(field(4), parse_hostname)?,
+        hostname: parse_opt(field(4), |h| spec::parse_hostname(h).map_err(|e| e.0))?,
         dns: Vec::new(),
         mtu: None,
         mac,
@@ -657,22 +649,6 @@ fn parse_mtu(s: &str) -> Result<u32, String> {
 }
 
 /// RFC 1123 host names (labels of letters, digits and hyphens).
-pub(crate) fn parse_hostname(s: &str) -> Result<String, String> {
-    let ok = s.len() <= 253
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(format!("`{s}` is not a host name"))
-    }
-}
-
 /// Node names and ids end up as path components: no `/`, no `..`, nothing odd.
 pub(crate) fn parse_name(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
@@ -737,86 +713,13 @@ fn parse_host_port(v: &str) -> Result<HostPort, String> {
         .filter(|p| *p != 0)
         .ok_or_else(|| format!("`{port}` is not a port"))?;
     Ok(HostPort {
-        host: parse_server(host)?,
+        host: spec::parse_host(host).map_err(|e| e.0)?.to_string(),
         port,
     })
 }
 
-/// An NFS server: a host name, an IPv4 address, or a bracketed IPv6 address.
-pub(crate) fn parse_server(s: &str) -> Result<String, String> {
-    if s.starts_with('[') && s.ends_with(']') {
-        return s[1..s.len() - 1]
-            .parse::<std::net::Ipv6Addr>()
-            .map(|_| s.to_string())
-            .map_err(|_| format!("`{s}` is not an IPv6 address"));
-    }
-    if s.parse::<Ipv4Addr>().is_ok() {
-        return Ok(s.to_string());
-    }
-    parse_hostname(s).map_err(|_| format!("`{s}` is not a server name or address"))
-}
-
-/// NFS mount options: comma separated, empty items dropped.
-pub(crate) fn parse_options(s: &str) -> Result<Vec<String>, String> {
-    let opts: Vec<String> = s
-        .split(',')
-        .map(str::trim)
-        .filter(|o| !o.is_empty())
-        .map(str::to_string)
-        .collect();
-    if let Some(bad) = opts.iter().find(|o| o.contains(char::is_whitespace)) {
-        return Err(format!("option `{bad}` contains whitespace"));
-    }
-    Ok(opts)
-}
-
-/// The NFS version an option list pins (`vers=`/`nfsvers=`), if any.
-pub(crate) fn version_from_options(opts: &[String]) -> Result<Option<u8>, String> {
-    let mut version = None;
-    for o in opts {
-        if let Some(v) = o
-            .strip_prefix("vers=")
-            .or_else(|| o.strip_prefix("nfsvers="))
-        {
-            version = Some(match v {
-                "3" => 3,
-                "4" | "4.0" | "4.1" | "4.2" => 4,
-                _ => {
-                    return Err(format!(
-                        "unsupported NFS version `{v}` (3, 4, 4.0, 4.1, 4.2)"
-                    ))
-                }
-            });
-        }
-    }
-    Ok(version)
-}
-
-/// Builds an [`NfsSpec`] and checks path, server and version together.
-fn nfs_spec(
-    server: Option<&str>,
-    path: &str,
-    options: Vec<String>,
-    scheme_version: Option<u8>,
-) -> Result<NfsSpec, String> {
-    if !path.starts_with('/') {
-        return Err(format!("NFS path `{path}` does not start with `/`"));
-    }
-    let server = parse_opt(server, parse_server)?;
-    let opt_version = version_from_options(&options)?;
-    let version = match (scheme_version, opt_version) {
-        (Some(4), Some(3)) => return Err("`nfs4:` conflicts with vers=3".into()),
-        (s, o) => o.or(s),
-    };
-    Ok(NfsSpec {
-        server,
-        path: path.to_string(),
-        version,
-        options,
-    })
-}
-
-/// `root=`: dracut's grammar (dracut modules.d/95nfs/nfs-lib.sh `nfsroot_to_var`).
+/// `root=`: dracut's grammar (dracut modules.d/95nfs/nfs-lib.sh `nfsroot_to_var`),
+/// read by the one NFS location parser.
 fn parse_root(v: &str) -> Result<RootSpec, String> {
     if v.is_empty() {
         return Err("empty root".into());
@@ -827,96 +730,17 @@ fn parse_root(v: &str) -> Result<RootSpec, String> {
     if v == "dhcp" {
         return Ok(RootSpec::Dhcp);
     }
-    if let Some(url) = v.strip_prefix("nfs://") {
-        return parse_nfs_url(url).map(RootSpec::Nfs);
-    }
-    let (scheme_version, rest) = if let Some(r) = v.strip_prefix("nfs4:") {
-        (Some(4), r)
-    } else if let Some(r) = v.strip_prefix("nfs:") {
-        (None, r)
-    } else if v.contains(":/") && !v.contains('=') && !v.starts_with('/') {
-        // Legacy `root=<server>:/<path>`.
-        (None, v)
-    } else {
+    // Legacy `root=<server>:/<path>` besides the schemes.
+    let nfs = v.starts_with("nfs:")
+        || v.starts_with("nfs4:")
+        || v.starts_with("nfs://")
+        || (v.contains(":/") && !v.contains('=') && !v.starts_with('/'));
+    if !nfs {
         return Ok(RootSpec::Other {
             value: v.to_string(),
         });
-    };
-    // [<server>:]<path>[:<options>]; the server ends at the first `:/`.
-    let (server, after) = match rest.find(":/") {
-        Some(i) if !rest.starts_with('/') => (Some(&rest[..i]), &rest[i + 1..]),
-        _ => (None, rest),
-    };
-    let (path, mut options) = match after.split_once(':') {
-        Some((p, o)) => (p, parse_options(o)?),
-        None => (after, Vec::new()),
-    };
-    // Kernel legacy style: options after the path, separated by `,`.
-    let path = match path.split_once(',') {
-        Some((p, o)) => {
-            let mut legacy = parse_options(o)?;
-            legacy.append(&mut options);
-            options = legacy;
-            p
-        }
-        None => path,
-    };
-    nfs_spec(server, path, options, scheme_version).map(RootSpec::Nfs)
-}
-
-/// RFC 2224 `nfs://<server>[:<port>]/<path>`.
-fn parse_nfs_url(url: &str) -> Result<NfsSpec, String> {
-    let slash = url.find('/').ok_or("nfs:// URL without a path")?;
-    let (authority, path) = url.split_at(slash);
-    let mut options = Vec::new();
-    let host = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-            let port: u16 = p.parse().map_err(|_| format!("`{p}` is not a port"))?;
-            options.push(format!("port={port}"));
-            h
-        }
-        _ => authority,
-    };
-    if host.is_empty() {
-        return Err("nfs:// URL without a server".into());
     }
-    nfs_spec(Some(host), path, options, None)
-}
-
-/// Kernel `nfsroot=[<server>:]<path>[,<options>]`.
-fn parse_kernel_nfsroot(v: &str) -> Result<NfsSpec, String> {
-    let (loc, opts) = v.split_once(',').unwrap_or((v, ""));
-    let (server, path) = split_server_path(loc);
-    nfs_spec(server, path, parse_options(opts)?, None)
-}
-
-/// xCAT `NFSROOT=<server>:<path>`.
-fn parse_xcat_nfsroot(v: &str) -> Result<NfsSpec, String> {
-    match split_server_path(v) {
-        (Some(server), path) => nfs_spec(Some(server), path, Vec::new(), None),
-        (None, _) => Err("expected <server>:<path>".into()),
-    }
-}
-
-/// xCAT `STATEMNT=[<server>:]<path>`; empty means "no persistent store".
-pub(crate) fn parse_statemnt(v: &str) -> Result<Option<NfsLocation>, String> {
-    if v.is_empty() {
-        return Ok(None);
-    }
-    let (server, path) = split_server_path(v);
-    let spec = nfs_spec(server, path, Vec::new(), None)?;
-    Ok(Some(NfsLocation {
-        server: spec.server,
-        path: spec.path,
-    }))
-}
-
-/// `[<server>:]<path>`, where the server ends at the first `:/`.
-fn split_server_path(s: &str) -> (Option<&str>, &str) {
-    match s.find(":/") {
-        Some(i) if !s.starts_with('/') => (Some(&s[..i]), &s[i + 1..]),
-        _ => (None, s),
-    }
+    spec::parse_location(v).map(RootSpec::Nfs).map_err(|e| e.0)
 }
 
 #[cfg(test)]

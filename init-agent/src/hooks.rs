@@ -105,6 +105,28 @@ pub fn run_phase(
     env: &[(String, String)],
     skip: &[String],
     timeout: Duration,
+) -> Result<Vec<Ran>, HookError> {
+    run_hooks(root, dir, phase, env, skip, timeout).map_err(|why| HookError {
+        phase: phase.to_string(),
+        why,
+    })
+}
+
+/// A hook phase that failed, and why (the hook and its status, or the setup).
+#[derive(Debug, thiserror::Error)]
+#[error("{phase} hooks: {why}")]
+pub struct HookError {
+    pub phase: String,
+    pub why: String,
+}
+
+fn run_hooks(
+    root: &Path,
+    dir: &str,
+    phase: &str,
+    env: &[(String, String)],
+    skip: &[String],
+    timeout: Duration,
 ) -> Result<Vec<Ran>, String> {
     let rel = format!("{}/{phase}.d", dir.trim_matches('/'));
     let here = Path::new("/").join(&rel);
@@ -287,7 +309,7 @@ mod tests {
                 exclude: vec!["/var/cache/apt/archives/*.deb".into()],
                 ..Default::default()
             };
-            crate::sync::run(Path::new(&src), &root, &opts).unwrap();
+            crate::sync::run(&crate::sync::SyncSource::Dir(src.into()), &root, &opts).unwrap();
             let dir = "/usr/lib/init-agent/hooks";
             let hooks = root.join("usr/lib/init-agent/hooks/post-sync.d");
             std::fs::create_dir_all(&hooks).unwrap();

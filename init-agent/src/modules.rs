@@ -11,6 +11,9 @@ pub enum ModuleError {
     Dep { line: usize, reason: String },
     #[error("module {0}: not in modules.dep nor built in")]
     Unknown(String),
+    /// Reading the module database or loading a module, with the OS's reason.
+    #[error("{what}: {why}")]
+    Io { what: String, why: String },
 }
 
 /// `modules.dep` (and `modules.builtin`) of one kernel release.
@@ -126,16 +129,19 @@ pub fn insert(path: &Path) -> std::io::Result<()> {
 
 /// Loads the initramfs's default modules but `skip`, and `extra`, with their
 /// dependencies, from /lib/modules of the running kernel.
-pub fn load_boot(extra: &[String], skip: &[&str]) -> Result<(), String> {
+pub fn load_boot(extra: &[String], skip: &[String]) -> Result<(), ModuleError> {
     let release = rustix::system::uname()
         .release()
         .to_string_lossy()
         .into_owned();
     let dir = Path::new("/lib/modules").join(&release);
-    let db = ModuleDb::load(&dir).map_err(|e| format!("modules of {release}: {e}"))?;
+    let db = ModuleDb::load(&dir).map_err(|e| ModuleError::Io {
+        what: format!("modules of {release}"),
+        why: e.to_string(),
+    })?;
     let mut wanted: Vec<String> = crate::initramfs::DEFAULT_MODULES
         .iter()
-        .filter(|m| !skip.contains(m))
+        .filter(|m| !skip.iter().any(|s| s == *m))
         .map(|s| s.to_string())
         .collect();
     wanted.extend(extra.iter().cloned());
@@ -150,7 +156,10 @@ pub fn load_boot(extra: &[String], skip: &[&str]) -> Result<(), String> {
             log::warn!("module {p}: not in this initramfs");
             continue;
         }
-        insert(&path).map_err(|e| format!("loading {p}: {e}"))?;
+        insert(&path).map_err(|e| ModuleError::Io {
+            what: format!("loading {p}"),
+            why: e.to_string(),
+        })?;
         log::debug!("module {p} loaded");
         loaded += 1;
     }

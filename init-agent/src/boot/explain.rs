@@ -1,34 +1,110 @@
 //! `init-agent explain` and `init-agent check-config`: the plan and the
-//! configuration, shown to a human or a program.
+//! configuration, shown to a human or a program. The plan comes from the
+//! same [`super::prepare`] the boot runs; a DHCP answer given with `--dhcp`
+//! is resolved by the same function the boot resolves the real one with.
 
 use std::fmt::Write as _;
 
 use anyhow::Context;
 
-use crate::boot::plan::{self, BootPlan};
+use super::plan::{self, BootPlan, DhcpAnswer, SourceTarget, Step, Target, NEW_ROOT};
 use crate::cli::{CheckConfig, Explain};
 use crate::cmdline;
 use crate::config::{self, LoadError};
 
+/// `--dhcp KEY=VALUE` flags → the answer they describe.
+pub fn parse_dhcp(flags: &[String]) -> anyhow::Result<Option<DhcpAnswer>> {
+    if flags.is_empty() {
+        return Ok(None);
+    }
+    let mut a = DhcpAnswer::default();
+    for f in flags {
+        let (k, v) = f
+            .split_once('=')
+            .with_context(|| format!("--dhcp {f}: expected KEY=VALUE"))?;
+        let addr = || {
+            v.parse()
+                .with_context(|| format!("--dhcp {k}: `{v}` is not an IPv4 address"))
+        };
+        match k {
+            "root-path" => a.root_path = Some(v.to_string()),
+            "next-server" => a.next_server = Some(addr()?),
+            "server-id" => a.server_id = Some(addr()?),
+            "hostname" => {
+                a.hostname = Some(
+                    crate::source::spec::parse_hostname(v)
+                        .map_err(|e| anyhow::anyhow!("--dhcp hostname: {e}"))?,
+                )
+            }
+            _ => anyhow::bail!("--dhcp {k}: unknown (root-path, next-server, server-id, hostname)"),
+        }
+    }
+    Ok(Some(a))
+}
+
+/// What the assumed DHCP answer makes of the plan's DHCP-dependent values;
+/// problems join the plan's errors, in the words the boot would use.
+pub fn assume(p: &mut BootPlan, dhcp: &DhcpAnswer) -> Option<SourceTarget> {
+    let node = p.node.clone().or_else(|| dhcp.hostname.clone());
+    let mut errors = Vec::new();
+    let mut target = None;
+    for s in &p.steps {
+        match s {
+            Step::MountSource { source, .. } | Step::ConnectSource { source, .. } => {
+                match plan::resolve_source(source, dhcp, node.as_deref()) {
+                    Ok(t) => target = Some(t),
+                    Err(e) => errors.push(format!("source: {e}")),
+                }
+            }
+            Step::Overlay { entries, store, .. }
+                if node.is_none() && (!entries.is_empty() || store.is_some()) =>
+            {
+                errors.push(plan::NEEDS_NODE.into());
+            }
+            Step::Statelite {
+                litetree, image, ..
+            } => match &node {
+                Some(n) => {
+                    if let Err(e) = crate::modes::statelite::node_trees(litetree, image, n) {
+                        errors.extend(e.iter().map(|e| e.to_string()));
+                    }
+                }
+                None => errors.push(plan::NEEDS_NODE.into()),
+            },
+            _ => {}
+        }
+    }
+    p.errors.extend(errors);
+    target
+}
+
 /// Prints the plan; `Ok(false)` when it has errors.
 pub fn run(args: &Explain) -> anyhow::Result<bool> {
-    let params = match &args.cmdline {
-        Some(c) => cmdline::parse(c),
-        None => {
-            cmdline::parse_bytes(&std::fs::read("/proc/cmdline").context("reading /proc/cmdline")?)
-        }
+    let raw = match &args.cmdline {
+        Some(c) => c.clone().into_bytes(),
+        None => super::read_cmdline().context("reading /proc/cmdline")?,
     };
-    let loaded = config::load_for_boot(args.config.as_deref(), params.agent.config.as_deref());
-    let mut plan = plan::boot(&params, &loaded.config);
-    plan.errors.splice(0..0, loaded.errors);
+    let dhcp = parse_dhcp(&args.dhcp)?;
+    let target = Target {
+        packaging: args.packaging,
+        root: args.root.as_deref().unwrap_or(NEW_ROOT),
+    };
+    let prepared = super::prepare(&raw, args.config.as_deref(), target);
+    let mut plan = prepared.plan;
+    plan.errors.splice(0..0, prepared.config_errors);
+    let resolved = dhcp.as_ref().and_then(|d| assume(&mut plan, d));
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+        let mut v = serde_json::to_value(&plan)?;
+        if let (Some(t), Some(obj)) = (&resolved, v.as_object_mut()) {
+            obj.insert("resolved_source".into(), serde_json::to_value(t)?);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        let source = loaded.path.map_or_else(
+        let source = prepared.config_path.map_or_else(
             || "built-in defaults".to_string(),
             |p| p.display().to_string(),
         );
-        print!("{}", render(&plan, &source));
+        print!("{}", render(&plan, &source, resolved.as_ref()));
     }
     Ok(plan.errors.is_empty())
 }
@@ -38,7 +114,7 @@ fn or_dash<T: ToString>(v: &Option<T>) -> String {
 }
 
 /// The plan as text for a console.
-pub fn render(p: &BootPlan, config_source: &str) -> String {
+pub fn render(p: &BootPlan, config_source: &str, resolved: Option<&SourceTarget>) -> String {
     let mut out = String::new();
     let n = &p.net;
     let net = match n.method {
@@ -53,25 +129,39 @@ pub fn render(p: &BootPlan, config_source: &str) -> String {
     let s = &p.source;
     let version = s
         .version
-        .map_or_else(|| "negotiated".to_string(), |v| format!("v{v}"));
+        .map_or_else(|| "default".to_string(), |v| format!("v{v}"));
     let servers = if s.servers.is_empty() {
-        "(DHCP next-server)".to_string()
+        "(DHCP root-path / next-server)".to_string()
     } else {
-        s.servers.join(", ")
+        s.servers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let statemnt = p.statemnt.as_ref().map_or_else(
         || "-".to_string(),
         |l| {
             format!(
                 "{}:{} ({})",
-                l.server.as_deref().unwrap_or("(root's server)"),
+                l.server
+                    .as_ref()
+                    .map_or_else(|| "(root's server)".to_string(), ToString::to_string),
                 l.path,
-                p.statemnt_options.join(",")
+                l.options.join(",")
             )
         },
     );
     // Writing into a String cannot fail.
     let _ = writeln!(out, "config:    {config_source}");
+    let _ = writeln!(
+        out,
+        "packaging: {}",
+        serde_json::to_value(p.packaging)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    );
     let _ = writeln!(out, "mode:      {}", p.mode);
     let _ = writeln!(
         out,
@@ -98,6 +188,19 @@ pub fn render(p: &BootPlan, config_source: &str) -> String {
         s.path.as_deref().unwrap_or("(DHCP root-path)"),
         s.options.join(","),
     );
+    if let Some(t) = resolved {
+        let _ = writeln!(
+            out,
+            "  with the DHCP answer: {} path {} [{}]",
+            t.servers
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            t.export.path,
+            t.export.options.join(",")
+        );
+    }
     let _ = writeln!(out, "statemnt:  {statemnt}");
     for d in &p.disks {
         let parts: Vec<String> = d
@@ -136,6 +239,15 @@ pub fn render(p: &BootPlan, config_source: &str) -> String {
     let _ = writeln!(out, "steps:");
     for (i, st) in p.steps.iter().enumerate() {
         let _ = writeln!(out, "  {:2}. {st}", i + 1);
+    }
+    if !p.local.is_empty() {
+        let _ = writeln!(out, "fallback local (master unreachable, sync failed):");
+        for (i, st) in p.local.iter().enumerate() {
+            let _ = writeln!(out, "  {:2}. {st}", i + 1);
+        }
+    }
+    for note in &p.notes {
+        let _ = writeln!(out, "note:      {note}");
     }
     if !p.errors.is_empty() {
         let _ = writeln!(out, "errors:");

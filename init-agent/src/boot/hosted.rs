@@ -5,13 +5,12 @@
 //! root, the mount is moved aside where the mode needs it (sync, overlay);
 //! under initramfs-tools it mounts it itself with mount(2).
 
-use std::path::Path;
-use std::time::Duration;
-
-use crate::boot::plan;
+use super::outcome;
+use super::plan::{DhcpAnswer, Packaging, Target};
+use super::run::{self, Facts};
 use crate::cli::Hosted;
-use crate::cmdline::{Fallback, Mode};
-use crate::{config, sys};
+use crate::cmdline::Fallback;
+use crate::sys::Real;
 
 /// `KEY='value'` lines of the `/run/net-<dev>.conf` files klibc's ipconfig
 /// writes (initramfs-tools): DHCP's root-path and host name.
@@ -46,101 +45,51 @@ pub fn mounted_on(mountinfo: &str, target: &str) -> Option<(String, bool)> {
     })
 }
 
-/// Runs the mode on `args.root`; true when the host initramfs may switch to it.
-pub fn run(args: &Hosted) -> bool {
-    let raw = std::fs::read("/proc/cmdline").unwrap_or_default();
-    let params = crate::cmdline::parse_bytes(&raw);
-    crate::console::init_logger(params.debug);
-    let loaded = config::load_for_boot(None, params.agent.config.as_deref());
-    for e in &loaded.errors {
-        log::warn!("config: {e} (built-in defaults in force)");
+/// What the host initramfs's DHCP said, from klibc ipconfig's files
+/// (initramfs-tools; dracut leaves none, and mounted the root itself).
+pub fn host_dhcp() -> DhcpAnswer {
+    DhcpAnswer {
+        root_path: from_netconf("ROOTPATH"),
+        next_server: from_netconf("ROOTSERVER").and_then(|s| s.parse().ok()),
+        server_id: None,
+        hostname: from_netconf("HOSTNAME"),
     }
-    let c = &loaded.config;
-    let plan = plan::boot(&params, c).with_root(&args.root);
-    log::info!("mode {}, fallback {} (hosted)", plan.mode, plan.fallback);
-    let why = match assemble(args, &plan, c) {
+}
+
+/// Runs the plan's steps on `args.root`; true when the host initramfs may
+/// switch to it.
+pub fn run(args: &Hosted) -> bool {
+    let raw = super::read_cmdline().unwrap_or_default();
+    let packaging = if args.mount {
+        Packaging::InitramfsTools
+    } else {
+        Packaging::Dracut
+    };
+    let prepared = super::prepare(
+        &raw,
+        None,
+        Target {
+            packaging,
+            root: &args.root,
+        },
+    );
+    super::start_logging(&prepared);
+    let plan = &prepared.plan;
+    let why = match run::run(plan, &plan.steps, &mut Real, &mut Facts::default()) {
         Ok(()) => return true,
         Err(why) => why,
     };
     log::error!("boot stopped: {why}");
     match plan.fallback {
-        Fallback::Local if plan.mode == Mode::Sync && !plan.disks.is_empty() => {
-            for m in [plan::SOURCE_MOUNT, plan.root.as_str()] {
-                for _ in 0..8 {
-                    if sys::unmount(Path::new(m), true).is_err() {
-                        break;
-                    }
-                }
-            }
-            match crate::boot::run::local(&plan, &c.hooks) {
-                Ok(()) => return true,
-                Err(e) => log::error!("fallback local: {e}"),
-            }
-        }
-        Fallback::Reboot => {
-            log::error!("rebooting in {} s", c.boot.reboot_delay);
-            std::thread::sleep(Duration::from_secs(c.boot.reboot_delay.into()));
-            rustix::fs::sync();
-            let _ = rustix::system::reboot(rustix::system::RebootCommand::Restart);
-        }
+        Fallback::Local if !plan.local.is_empty() => match outcome::boot_local(plan, &mut Real) {
+            Ok(()) => return true,
+            Err(e) => log::error!("fallback local: {e}"),
+        },
+        Fallback::Reboot => outcome::reboot(plan.reboot_delay),
         _ => {}
     }
     // Shell and retry are the host initramfs's: its emergency shell (rd.shell).
     false
-}
-
-fn assemble(args: &Hosted, plan: &plan::BootPlan, c: &config::Config) -> Result<(), String> {
-    if let Some(first) = plan.errors.first() {
-        return Err(format!(
-            "boot plan: {first} ({} problem(s) in all)",
-            plan.errors.len()
-        ));
-    }
-    if args.mount {
-        let (source, client) = crate::source::reach(
-            &plan.source,
-            from_netconf("ROOTPATH").as_deref(),
-            from_netconf("ROOTSERVER").and_then(|s| s.parse().ok()),
-            Duration::from_secs(plan.timeout.into()),
-        )
-        .map_err(|e| format!("nfs: {e}"))?;
-        let mut plan = plan.clone();
-        plan.source.client = client;
-        crate::boot::run::run(&plan, c, &source, from_netconf("HOSTNAME").as_deref())
-    } else {
-        // The host initramfs mounted it with the kernel client: sync reads that.
-        let mut plan = plan.clone();
-        plan.source.client = crate::cmdline::NfsClient::Kernel;
-        let source = adopt(&plan)?;
-        crate::boot::run::run(&plan, c, &source, from_netconf("HOSTNAME").as_deref())
-    }
-}
-
-/// Takes over the standard root the host initramfs mounted on the new root.
-fn adopt(plan: &plan::BootPlan) -> Result<String, String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
-    let (source, read_only) = mounted_on(&info, &plan.root).ok_or_else(|| {
-        format!(
-            "nothing is mounted on {}: the standard root should be (root=nfs:…)",
-            plan.root
-        )
-    })?;
-    let root = Path::new(&plan.root);
-    match plan.mode {
-        Mode::Sync | Mode::Overlay => {
-            let aside = Path::new(plan::SOURCE_MOUNT);
-            std::fs::create_dir_all(aside).map_err(|e| format!("{}: {e}", aside.display()))?;
-            sys::move_mount(root, aside).map_err(|e| e.to_string())?;
-            log::info!("standard root {source} moved to {}", aside.display());
-        }
-        Mode::Update if read_only => {
-            sys::remount(root, false).map_err(|e| e.to_string())?;
-            log::info!("standard root {source} remounted read-write (update mode)");
-        }
-        _ => {}
-    }
-    Ok(source)
 }
 
 #[cfg(test)]

@@ -1,42 +1,91 @@
-//! (command line, configuration) → [`BootPlan`]: what the agent will do, in order.
+//! (command line, configuration, packaging) → [`BootPlan`]: what the agent
+//! will do, in order, as typed steps that carry every value their executor
+//! needs. `init-agent explain` prints these steps and `boot::run` executes
+//! exactly these steps; facts only the boot can learn (the DHCP answer, the
+//! server that answered, the client that reached it) are typed results the
+//! executor hands to later steps, resolved by the same functions `explain`
+//! uses for an assumed answer ([`resolve_source`]).
 //!
-//! Pure: the same inputs give the same plan, which `init-agent explain` prints and
-//! PID 1 executes. Every precedence rule between the kernel command line, the
-//! node's `[[node]]` entry and the site configuration lives here.
+//! Pure: the same inputs give the same plan. Every precedence rule between
+//! the kernel command line, the node's `[[node]]` entry and the site
+//! configuration lives here.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
 
 use serde::Serialize;
 
 use crate::cmdline::{
-    BootParams, BreakStage, Fallback, IpConfig, Mode, NetMethod, NfsClient, NfsLocation, NfsSpec,
-    RootSpec,
+    BootParams, BreakStage, Fallback, IpConfig, Mode, NetMethod, NfsClient, RootSpec,
 };
-use crate::config::{Config, Disk, FsType, Node, Partition, Size, TableType};
+use crate::config::{self, Config, Disk, FsType, LiteTree, Node, Partition, Size, TableType};
 use crate::hwaddr::Mac;
+use crate::modes::statelite::plan::{Entry, Kind};
+use crate::source::spec::{self, Host, NfsExport, SpecError};
 
 /// Where the agent assembles the root it will switch to.
 pub const NEW_ROOT: &str = "/sysroot";
 /// Where the standard root is mounted when it is not itself the new root.
 pub const SOURCE_MOUNT: &str = "/run/init-agent/source";
+/// Where the overlay mode keeps its tmpfs (upper and work directories).
+pub const OVERLAY_SCRATCH: &str = "/run/init-agent/overlay";
+/// The one words for a statelite / overlay boot without a node name.
+pub const NEEDS_NODE: &str =
+    "statelite needs the node's name: NODE=, [[node]] name, ip= host name or DHCP's";
 /// The init run when neither `init=` nor the configuration names one.
 pub const DEFAULT_INIT: &str = "/sbin/init";
+
+/// How the agent got into the initramfs, which decides who does what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Packaging {
+    /// Our own image: the agent is PID 1 and does everything.
+    Standalone,
+    /// dracut brought up the network and mounted the standard root on the new
+    /// root; it keeps rd.break and switch_root.
+    Dracut,
+    /// initramfs-tools brought up the network (klibc ipconfig); the agent
+    /// mounts the standard root; run-init switches.
+    InitramfsTools,
+}
+
+impl FromStr for Packaging {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "standalone" => Ok(Packaging::Standalone),
+            "dracut" => Ok(Packaging::Dracut),
+            "initramfs-tools" => Ok(Packaging::InitramfsTools),
+            _ => Err(format!(
+                "unknown packaging `{s}` (standalone, dracut, initramfs-tools)"
+            )),
+        }
+    }
+}
+
+/// What a DHCP server told the node, or what `explain --dhcp` assumes it tells.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DhcpAnswer {
+    /// Option 17, in any form dracut.cmdline(7) documents.
+    pub root_path: Option<String>,
+    pub next_server: Option<Ipv4Addr>,
+    pub server_id: Option<Ipv4Addr>,
+    pub hostname: Option<String>,
+}
 
 /// Everything the agent will do for one boot.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BootPlan {
+    pub packaging: Packaging,
     pub mode: Mode,
     /// Where the new root is assembled: [`NEW_ROOT`] as PID 1, the host
     /// initramfs's root mount point under dracut or initramfs-tools.
     pub root: String,
     pub net: NetPlan,
     pub source: SourcePlan,
-    /// Persistent store for statelite/overlay (`{server, path}`); `server: null`
-    /// means the standard root's server.
-    pub statemnt: Option<NfsLocation>,
-    /// NFS options of the persistent store.
-    pub statemnt_options: Vec<String>,
+    /// Persistent store for statelite/overlay; no server means the standard root's.
+    pub statemnt: Option<NfsExport>,
     /// Node name: `NODE=`, the `[[node]]` entry, or `ip=`'s host name.
     pub node: Option<String>,
     pub nodeid: Option<String>,
@@ -47,15 +96,23 @@ pub struct BootPlan {
     pub fallback: Fallback,
     /// Seconds of retrying before the fallback.
     pub timeout: u32,
+    pub reboot_delay: u32,
+    pub retry_max_delay: u32,
     pub init: String,
     pub init_args: Vec<String>,
     /// `rd.shell`: a shell is allowed on failure.
     pub shell: bool,
+    /// The emergency shell's path.
+    pub shell_path: String,
     /// `rd.debug`: verbose logging.
     pub debug: bool,
     pub breaks: Vec<BreakStage>,
     pub modules: Vec<String>,
     pub steps: Vec<Step>,
+    /// The `local` fallback's steps (sync mode): boot the last complete copy.
+    pub local: Vec<Step>,
+    /// Inputs the plan leaves aside, said so.
+    pub notes: Vec<String>,
     /// Everything wrong with the inputs; the boot takes the fallback if not empty.
     pub errors: Vec<String>,
 }
@@ -78,13 +135,13 @@ pub struct NetPlan {
 /// The NFS standard root.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SourcePlan {
-    /// First server to try; `None` = DHCP next-server, then server id.
-    pub server: Option<String>,
+    /// First server to try; `None` = DHCP root-path, next-server, server id.
+    pub server: Option<Host>,
     /// All servers, in the order they are tried.
-    pub servers: Vec<String>,
+    pub servers: Vec<Host>,
     /// Exported path; `None` = DHCP option 17 (root-path).
     pub path: Option<String>,
-    /// 3 or 4; `None` = negotiate (4.2, 4.1, 4.0, then 3).
+    /// 3 or 4; `None` = the mount's default.
     pub version: Option<u8>,
     pub options: Vec<String>,
     /// Where it is mounted (the kernel client).
@@ -96,67 +153,233 @@ pub struct SourcePlan {
     pub kernel_fallback: bool,
 }
 
-/// One step of the boot, in order.
+/// The standard root once DHCP's part is known: the servers to try, in
+/// order, and the export (its server left to the one that answers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceTarget {
+    pub servers: Vec<IpAddr>,
+    pub export: NfsExport,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    #[error("DHCP root-path `{value}`: {reason}")]
+    RootPath { value: String, reason: SpecError },
+    #[error("no standard root: neither root= nor DHCP root-path names one")]
+    NoPath,
+    #[error("no NFS server: neither root=, DHCP root-path nor DHCP next-server names one")]
+    NoServer,
+    #[error(transparent)]
+    Server(SpecError),
+}
+
+/// The standard root the boot will reach, given what DHCP said. The boot
+/// calls this with the lease; `explain --dhcp` with the assumed answer.
+pub fn resolve_source(
+    s: &SourcePlan,
+    dhcp: &DhcpAnswer,
+    hostname: Option<&str>,
+) -> Result<SourceTarget, SourceError> {
+    let from_dhcp = match &dhcp.root_path {
+        Some(rp) => Some(
+            spec::parse_location(rp).map_err(|reason| SourceError::RootPath {
+                value: rp.clone(),
+                reason,
+            })?,
+        ),
+        None => None,
+    };
+    let mut hosts: Vec<Host> = s.servers.clone();
+    if hosts.is_empty() {
+        hosts.extend(
+            from_dhcp
+                .as_ref()
+                .and_then(|e| e.server.clone())
+                .or(dhcp.next_server.map(|a| Host::Addr(a.into())))
+                .or(dhcp.server_id.map(|a| Host::Addr(a.into()))),
+        );
+    }
+    let servers = hosts
+        .iter()
+        .map(Host::addr)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(SourceError::Server)?;
+    if servers.is_empty() {
+        return Err(SourceError::NoServer);
+    }
+    let (path, options, version) = match (&s.path, from_dhcp) {
+        (Some(p), _) => (p.clone(), s.options.clone(), s.version),
+        (None, Some(d)) => (
+            d.path.clone(),
+            merge_options(&s.options, &d.options),
+            s.version.or(d.version),
+        ),
+        (None, None) => return Err(SourceError::NoPath),
+    };
+    let path = match hostname {
+        Some(h) => path.replace("%s", h),
+        None => path,
+    };
+    Ok(SourceTarget {
+        servers,
+        export: NfsExport {
+            server: None,
+            path,
+            version,
+            options,
+        },
+    })
+}
+
+/// One step of the boot, in order, with everything its executor needs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
     /// Mount /proc, /sys, /dev, /run; log to the console and /dev/kmsg.
     Early,
-    /// Stop in a shell (`rd.break`).
+    /// Stop in a shell (`rd.break`); leaving it continues the boot.
     Break {
         stage: BreakStage,
+        shell: String,
     },
+    /// The userspace NFS client needs no NFS modules: `skip` names them.
     LoadModules {
         modules: Vec<String>,
+        skip: Vec<String>,
     },
-    Network,
-    MountSource,
+    Network {
+        net: NetPlan,
+        config: config::Net,
+    },
+    /// dracut / initramfs-tools brought the network up: read what DHCP said.
+    HostNetwork,
+    /// Mount the standard root with the kernel client, servers in order.
+    MountSource {
+        source: SourcePlan,
+        timeout: u32,
+    },
     /// Sync mode with the userspace client: reach the server, mount nothing.
-    ConnectSource,
+    ConnectSource {
+        source: SourcePlan,
+        timeout: u32,
+    },
+    /// dracut mounted the standard root on `root`: move it to `aside` where
+    /// the mode needs the new root (sync, overlay), or make it writable.
+    AdoptSource {
+        root: String,
+        aside: Option<String>,
+        read_write: bool,
+    },
     /// Sync mode: partition and format where needed (first boot).
     PrepareDisks {
-        devices: Vec<String>,
+        disks: Vec<Disk>,
     },
-    /// Sync mode: mount the local root (and its other partitions).
+    /// Sync mode: mount the root disk's `/` partition on `at`.
     MountLocal {
-        device: String,
-        partition: String,
+        disk: Disk,
+        at: String,
     },
-    /// Sync mode: make the local root an exact copy of the standard root.
+    /// Sync mode: make `to` an exact copy of the standard root.
     Sync {
-        from: String,
         to: String,
         exclude: Vec<String>,
         protect: Vec<String>,
         checksum: bool,
+        jobs: u32,
+        inflight: u32,
+    },
+    /// The node runs from its disk: the kernel mount of the standard root goes.
+    ReleaseSource {
+        at: String,
+    },
+    /// `local` fallback: mount the last complete copy, refusing anything else.
+    MountLastComplete {
+        disk: Disk,
+        at: String,
     },
     /// Statelite: litefile/litetree/persistent bind mounts on the read-only root.
     Statelite {
-        image: Option<String>,
-        /// Resolved litefile entries: "<path>[/] <option>", parents first.
-        entries: Vec<String>,
-        litetree_rows: usize,
+        root: String,
+        image: String,
+        /// `None`: DHCP's host name, known once the network is up.
+        node: Option<String>,
+        entries: Vec<Entry>,
+        litetree: Vec<LiteTree>,
+        store: Option<NfsExport>,
     },
-    /// Overlay: overlayfs of the read-only root and a tmpfs upper.
+    /// Overlay: overlayfs of the read-only root and a tmpfs upper, the
+    /// persistent entries bound from the store.
     Overlay {
         lower: String,
-        upper: String,
+        scratch: String,
+        root: String,
+        image: String,
+        node: Option<String>,
+        entries: Vec<Entry>,
+        store: Option<NfsExport>,
     },
-    /// CDSL: bind `<tree>/<nodeid>` on `<link>`.
+    /// CDSL: bind `<tree>/<nodeid>` on `<link>` in `root`.
     Cdsl {
+        root: String,
         nodeid: String,
         tree: String,
         link: String,
     },
-    /// Run hook scripts against the new root.
+    /// Run one phase of hook scripts against the new root.
     Hooks {
-        phases: Vec<String>,
+        phase: String,
+        root: String,
         dir: String,
+        skip: Vec<String>,
+        timeout: u32,
     },
     SwitchRoot {
         root: String,
         init: String,
+        args: Vec<String>,
     },
+}
+
+impl Step {
+    /// The step's name, as `rd.break=` and failure lines say it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::Early => "early",
+            Step::Break { .. } => "break",
+            Step::LoadModules { .. } => "modules",
+            Step::Network { .. } | Step::HostNetwork => "network",
+            Step::MountSource { .. } | Step::ConnectSource { .. } | Step::AdoptSource { .. } => {
+                "source"
+            }
+            Step::PrepareDisks { .. } => "disks",
+            Step::MountLocal { .. } | Step::MountLastComplete { .. } => "local root",
+            Step::Sync { .. } => "sync",
+            Step::ReleaseSource { .. } => "release source",
+            Step::Statelite { .. } => "statelite",
+            Step::Overlay { .. } => "overlay",
+            Step::Cdsl { .. } => "cdsl",
+            Step::Hooks { .. } => "hooks",
+            Step::SwitchRoot { .. } => "switch_root",
+        }
+    }
+}
+
+fn servers_text(s: &SourcePlan) -> String {
+    if s.servers.is_empty() {
+        "(DHCP root-path / next-server)".to_string()
+    } else {
+        s.servers
+            .iter()
+            .map(Host::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn root_path_text(s: &SourcePlan) -> String {
+    s.path
+        .clone()
+        .unwrap_or_else(|| "(DHCP root-path)".to_string())
 }
 
 impl fmt::Display for Step {
@@ -166,56 +389,146 @@ impl fmt::Display for Step {
                 f,
                 "mount /proc /sys /dev /run; log to console and /dev/kmsg"
             ),
-            Step::Break { stage } => write!(f, "rd.break: emergency shell ({stage})"),
-            Step::LoadModules { modules } => {
-                write!(f, "load kernel modules: {}", modules.join(" "))
+            Step::Break { stage, shell } => write!(f, "rd.break: emergency shell {shell} ({stage})"),
+            Step::LoadModules { modules, .. } => {
+                write!(f, "load kernel modules: {}", list_or_none(modules))
             }
-            Step::Network => write!(f, "bring up the network"),
-            Step::MountSource => write!(f, "mount the standard root"),
-            Step::ConnectSource => write!(
+            Step::Network { net, .. } => write!(
                 f,
-                "reach the standard root with the userspace NFSv3 client (nothing mounted)"
+                "bring up the network: {} on {}",
+                format!("{:?}", net.method).to_lowercase(),
+                net.mac.map_or_else(
+                    || net.device.clone().unwrap_or("the first interface with carrier".into()),
+                    |m| m.to_string()
+                )
             ),
-            Step::PrepareDisks { devices } => write!(
+            Step::HostNetwork => write!(
+                f,
+                "read the network the host initramfs configured (DHCP root-path, host name)"
+            ),
+            Step::MountSource { source, .. } => write!(
+                f,
+                "mount the standard root {}:{} on {} [{}]",
+                servers_text(source),
+                root_path_text(source),
+                source.mountpoint,
+                source.options.join(",")
+            ),
+            Step::ConnectSource { source, .. } => write!(
+                f,
+                "reach the standard root {}:{} with the userspace NFSv3 client (nothing mounted){}",
+                servers_text(source),
+                root_path_text(source),
+                if source.kernel_fallback {
+                    format!(
+                        "; a server without NFSv3 MOUNT is mounted by the kernel client on {}",
+                        source.mountpoint
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+            Step::AdoptSource {
+                root,
+                aside,
+                read_write,
+            } => match (aside, read_write) {
+                (Some(a), _) => write!(f, "move the standard root the host mounted on {root} to {a}"),
+                (None, true) => write!(f, "remount the standard root on {root} read-write"),
+                (None, false) => write!(f, "use the standard root the host mounted on {root}"),
+            },
+            Step::PrepareDisks { disks } => write!(
                 f,
                 "partition and format where not ours yet: {}",
-                devices.join(" ")
+                disks
+                    .iter()
+                    .map(|d| d.device.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
             ),
-            Step::MountLocal { device, partition } => write!(
+            Step::MountLocal { disk, at } => write!(
                 f,
-                "mount local root: partition `{partition}` of {device} on {NEW_ROOT}"
+                "mount local root: partition `{}` of {} on {at}",
+                root_partition_name(disk),
+                disk.device
             ),
             Step::Sync {
-                from,
                 to,
                 exclude,
                 protect,
                 checksum,
+                ..
             } => write!(
                 f,
-                "sync {from}/ -> {to}/ (exact copy{}; exclude {}; protect {})",
+                "sync the standard root -> {to}/ (exact copy{}; exclude {}; protect {})",
                 if *checksum { ", compare contents" } else { "" },
                 list_or_none(exclude),
                 list_or_none(protect)
             ),
+            Step::ReleaseSource { at } => {
+                write!(f, "unmount the standard root from {at} if the kernel client mounted it")
+            }
+            Step::MountLastComplete { disk, at } => write!(
+                f,
+                "mount the last complete local copy (partition `{}` of {}) on {at}, if the disk is ours and complete",
+                root_partition_name(disk),
+                disk.device
+            ),
             Step::Statelite {
                 image,
+                node,
                 entries,
-                litetree_rows,
+                litetree,
+                store,
+                ..
             } => write!(
                 f,
-                "statelite for image {}: {litetree_rows} litetree rows, {} entries: {}",
-                image.as_deref().unwrap_or("(any)"),
+                "statelite for image {} node {}: {} litetree rows, store {}, {} entries: {}",
+                if image.is_empty() { "(any)" } else { image },
+                node.as_deref().unwrap_or("(DHCP host name)"),
+                litetree.len(),
+                store_text(store),
                 entries.len(),
-                list_or_none(entries)
+                list_or_none(&entries.iter().map(Entry::describe).collect::<Vec<_>>())
             ),
-            Step::Overlay { lower, upper } => {
-                write!(f, "overlayfs: lower {lower}, upper {upper} on {NEW_ROOT}")
+            Step::Overlay {
+                lower,
+                scratch,
+                root,
+                entries,
+                store,
+                ..
+            } => write!(
+                f,
+                "overlayfs on {root}: lower {lower}, upper {scratch}/upper (tmpfs); persistent from {}: {}",
+                store_text(store),
+                list_or_none(&entries.iter().map(Entry::describe).collect::<Vec<_>>())
+            ),
+            Step::Cdsl {
+                root,
+                nodeid,
+                tree,
+                link,
+            } => write!(f, "CDSL: bind {tree}/{nodeid} on {link} in {root}"),
+            Step::Hooks { phase, dir, root, .. } => {
+                write!(f, "run {phase} hooks from {dir} in {root}")
             }
-            Step::Cdsl { nodeid, tree, link } => write!(f, "CDSL: bind {tree}/{nodeid} on {link}"),
-            Step::Hooks { phases, dir } => write!(f, "run hooks {} from {dir}", phases.join(", ")),
-            Step::SwitchRoot { root, init } => write!(f, "switch_root {root}, exec {init}"),
+            Step::SwitchRoot { root, init, args } => {
+                write!(f, "switch_root {root}, exec {init}")?;
+                if !args.is_empty() {
+                    write!(f, " {}", args.join(" "))?;
+                }
+                Ok(())
+            }
         }
+    }
+}
+
+fn store_text(store: &Option<NfsExport>) -> String {
+    match store {
+        Some(e) if e.server.is_none() => format!("(the standard root's server):{}", e.path),
+        Some(e) => e.to_string(),
+        None => "none".into(),
     }
 }
 
@@ -261,21 +574,53 @@ fn mounts_root(d: &Disk) -> bool {
     d.partition.iter().any(|p| p.mount.as_deref() == Some("/"))
 }
 
-/// Computes the plan. Never fails: problems are collected in `errors`.
-pub fn boot(p: &BootParams, c: &Config) -> BootPlan {
-    let mut errors: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
-    let entry: Option<&Node> = p.bootif.as_ref().and_then(|m| c.node_by_mac(m));
+fn root_partition_name(d: &Disk) -> &str {
+    d.partition
+        .iter()
+        .find(|p| p.mount.as_deref() == Some("/"))
+        .map_or("", |p| p.name.as_str())
+}
 
-    let mode = p
-        .agent
-        .mode
-        .or(entry.and_then(|n| n.mode))
-        .or(c.boot.mode)
-        .unwrap_or(if p.statemnt.is_some() {
-            Mode::Statelite
-        } else {
-            Mode::Nfsroot
-        });
+/// Where the plan is carried out.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub packaging: Packaging,
+    /// The new root: [`NEW_ROOT`], or the host initramfs's.
+    pub root: &'a str,
+}
+
+impl Default for Target<'_> {
+    fn default() -> Self {
+        Target {
+            packaging: Packaging::Standalone,
+            root: NEW_ROOT,
+        }
+    }
+}
+
+/// Computes the plan. Never fails: problems are collected in `errors`.
+pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
+    let mut errors: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
+    let mut notes = Vec::new();
+    let entry: Option<&Node> = p.bootif.as_ref().and_then(|m| c.node_by_mac(m));
+    let root = t.root.to_string();
+
+    let asked_mode = p.agent.mode.or(entry.and_then(|n| n.mode)).or(c.boot.mode);
+    let live_overlay = p.live_overlay == Some(true);
+    let mode = match asked_mode {
+        Some(m) => {
+            if live_overlay && m != Mode::Overlay {
+                notes.push(format!(
+                    "rd.live.overlay.overlayfs ignored: mode {m} was asked for (overlay mode gives a writable overlay)"
+                ));
+            }
+            m
+        }
+        // dracut's writable overlay on a read-only root is our overlay mode.
+        None if live_overlay => Mode::Overlay,
+        None if p.statemnt.is_some() => Mode::Statelite,
+        None => Mode::Nfsroot,
+    };
 
     let net = net_plan(p, entry, &mut errors);
     let node = p
@@ -283,7 +628,7 @@ pub fn boot(p: &BootParams, c: &Config) -> BootPlan {
         .clone()
         .or_else(|| entry.and_then(|n| n.name.clone()))
         .or_else(|| net.hostname.clone());
-    let source = source_plan(p, c, mode, &net, node.as_deref(), &mut errors);
+    let source = source_plan(p, c, mode, t, &net, node.as_deref(), &mut errors);
 
     let nodeid = p
         .agent
@@ -297,16 +642,15 @@ pub fn boot(p: &BootParams, c: &Config) -> BootPlan {
         .or_else(|| entry.and_then(|n| n.image.clone()))
         .or_else(|| c.statelite.image.clone());
 
-    let (statemnt, statemnt_options) =
-        statemnt_plan(p, c, entry, node.as_deref(), image.as_deref());
-    if statemnt.is_some() && node.is_none() && matches!(mode, Mode::Statelite | Mode::Overlay) {
+    let statemnt = statemnt_plan(p, c, entry, node.as_deref(), image.as_deref(), &mut errors);
+    let wants_store = matches!(mode, Mode::Statelite | Mode::Overlay);
+    if wants_store
+        && node.is_none()
+        && net.method != NetMethod::Dhcp
+        && t.packaging == Packaging::Standalone
+    {
         // The persistent directory is <statemnt>/<node>; it may still come from DHCP.
-        if net.method != NetMethod::Dhcp {
-            errors.push(
-                "the persistent store needs a node name: NODE=, [[node]] name or ip= host name"
-                    .into(),
-            );
-        }
+        errors.push(NEEDS_NODE.into());
     }
 
     let disks = if mode == Mode::Sync {
@@ -343,6 +687,7 @@ pub fn boot(p: &BootParams, c: &Config) -> BootPlan {
         .clone()
         .or_else(|| c.boot.init.clone())
         .unwrap_or_else(|| DEFAULT_INIT.into());
+    let timeout = p.agent.timeout.unwrap_or(c.boot.timeout);
 
     let mut modules = c.boot.modules.clone();
     let nfs_modules: &[&str] = match (source.client, source.version) {
@@ -362,164 +707,203 @@ pub fn boot(p: &BootParams, c: &Config) -> BootPlan {
         }
     }
 
-    let mut steps = vec![Step::Early];
+    let hooks = |phase: &str| Step::Hooks {
+        phase: phase.into(),
+        root: root.clone(),
+        dir: c.hooks.dir.clone(),
+        skip: c.hooks.skip.clone(),
+        timeout: c.hooks.timeout,
+    };
+    let switch = Step::SwitchRoot {
+        root: root.clone(),
+        init: init.clone(),
+        args: p.init_args.clone(),
+    };
+    let standalone = t.packaging == Packaging::Standalone;
+    let mut steps = Vec::new();
+    // rd.break and the shell are the host initramfs's under dracut and initramfs-tools.
     let brk = |steps: &mut Vec<Step>, stage| {
-        if p.breaks.contains(&stage) {
-            steps.push(Step::Break { stage });
+        if standalone && p.breaks.contains(&stage) {
+            steps.push(Step::Break {
+                stage,
+                shell: c.boot.shell.clone(),
+            });
         }
     };
-    brk(&mut steps, BreakStage::Cmdline);
-    steps.push(Step::LoadModules {
-        modules: modules.clone(),
-    });
-    brk(&mut steps, BreakStage::Net);
-    steps.push(Step::Network);
+    if standalone {
+        steps.push(Step::Early);
+        brk(&mut steps, BreakStage::Cmdline);
+        steps.push(Step::LoadModules {
+            modules: modules.clone(),
+            skip: match source.client {
+                NfsClient::User => crate::initramfs::NFS_MODULES
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect(),
+                NfsClient::Kernel => Vec::new(),
+            },
+        });
+        brk(&mut steps, BreakStage::Net);
+        steps.push(Step::Network {
+            net: net.clone(),
+            config: c.net.clone(),
+        });
+    } else {
+        steps.push(Step::HostNetwork);
+    }
     brk(&mut steps, BreakStage::PreMount);
-    steps.push(match source.client {
-        NfsClient::Kernel => Step::MountSource,
-        NfsClient::User => Step::ConnectSource,
+    steps.push(match (t.packaging, source.client) {
+        (Packaging::Dracut, _) => Step::AdoptSource {
+            root: root.clone(),
+            aside: (source.mountpoint != root).then(|| source.mountpoint.clone()),
+            read_write: mode == Mode::Update,
+        },
+        (_, NfsClient::Kernel) => Step::MountSource {
+            source: source.clone(),
+            timeout,
+        },
+        (_, NfsClient::User) => Step::ConnectSource {
+            source: source.clone(),
+            timeout,
+        },
     });
     brk(&mut steps, BreakStage::Mount);
-    let mut phases = Vec::new();
+    let mut local = Vec::new();
     match mode {
         Mode::Sync => {
             if let Some(root_disk) = disks.first() {
                 steps.push(Step::PrepareDisks {
-                    devices: disks.iter().map(|d| d.device.clone()).collect(),
+                    disks: disks.clone(),
                 });
-                let part = root_disk
-                    .partition
-                    .iter()
-                    .find(|p| p.mount.as_deref() == Some("/"))
-                    .map_or_else(String::new, |p| p.name.clone());
                 steps.push(Step::MountLocal {
-                    device: root_disk.device.clone(),
-                    partition: part,
+                    disk: root_disk.clone(),
+                    at: root.clone(),
                 });
                 let mut exclude: Vec<String> = SYNC_EXCLUDE.iter().map(|s| s.to_string()).collect();
                 exclude.extend(c.sync.exclude.iter().cloned());
                 let mut protect: Vec<String> = SYNC_PROTECT.iter().map(|s| s.to_string()).collect();
-                protect.extend(
-                    c.sync
-                        .protect
-                        .iter()
-                        .filter(|p| !protect.contains(p))
-                        .cloned()
-                        .collect::<Vec<_>>(),
-                );
-                let from = match source.client {
-                    NfsClient::Kernel => SOURCE_MOUNT.to_string(),
-                    NfsClient::User => format!(
-                        "nfs://{}{}",
-                        source.server.as_deref().unwrap_or("(DHCP server)"),
-                        source.path.as_deref().unwrap_or("(DHCP root-path)")
-                    ),
-                };
+                for extra in &c.sync.protect {
+                    if !protect.contains(extra) {
+                        protect.push(extra.clone());
+                    }
+                }
                 steps.push(Step::Sync {
-                    from,
-                    to: NEW_ROOT.into(),
+                    to: root.clone(),
                     exclude,
                     protect,
                     checksum: p.agent.checksum.unwrap_or(c.sync.checksum),
+                    jobs: c.sync.jobs,
+                    inflight: c.sync.inflight,
                 });
-                phases.push("post-sync".to_string());
+                if source.client == NfsClient::Kernel || source.kernel_fallback {
+                    steps.push(Step::ReleaseSource {
+                        at: source.mountpoint.clone(),
+                    });
+                }
+                steps.push(hooks("post-sync"));
+                local = vec![
+                    Step::MountLastComplete {
+                        disk: root_disk.clone(),
+                        at: root.clone(),
+                    },
+                    hooks("pre-switch"),
+                ];
+                if standalone {
+                    local.push(switch.clone());
+                }
             }
         }
-        Mode::Statelite => {
-            let resolved = crate::modes::statelite::plan::entries(
-                &c.statelite.litefile,
-                image.as_deref().unwrap_or_default(),
-            );
-            let entries = match resolved {
-                Ok(e) => e
-                    .iter()
-                    .map(crate::modes::statelite::plan::Entry::describe)
-                    .collect(),
+        Mode::Statelite | Mode::Overlay => {
+            let img = image.clone().unwrap_or_default();
+            let entries = match crate::modes::statelite::plan::entries(&c.statelite.litefile, &img)
+            {
+                Ok(e) => e,
                 Err(table_errors) => {
                     errors.extend(table_errors.iter().map(|e| e.to_string()));
                     Vec::new()
                 }
             };
-            steps.push(Step::Statelite {
-                image: image.clone(),
-                entries,
-                litetree_rows: applicable(&c.statelite.litetree, |r| &r.image, image.as_deref()),
-            })
+            let litetree: Vec<LiteTree> = c
+                .statelite
+                .litetree
+                .iter()
+                .filter(|r| crate::modes::statelite::plan::applies(&r.image, &img))
+                .cloned()
+                .collect();
+            // The trees the boot will mount, checked now with what is known.
+            let probe_node = node.clone().unwrap_or_else(|| "node".into());
+            if let Err(table_errors) =
+                crate::modes::statelite::node_trees(&litetree, &img, &probe_node)
+            {
+                errors.extend(table_errors.iter().map(|e| e.to_string()));
+            }
+            if mode == Mode::Statelite {
+                steps.push(Step::Statelite {
+                    root: root.clone(),
+                    image: img,
+                    node: node.clone(),
+                    entries,
+                    litetree,
+                    store: statemnt.clone(),
+                });
+            } else {
+                steps.push(Step::Overlay {
+                    lower: source.mountpoint.clone(),
+                    scratch: OVERLAY_SCRATCH.into(),
+                    root: root.clone(),
+                    image: img,
+                    node: node.clone(),
+                    entries: entries
+                        .into_iter()
+                        .filter(|e| matches!(e.kind, Kind::Persistent | Kind::LinkPersistent))
+                        .collect(),
+                    store: statemnt.clone(),
+                });
+            }
         }
-        Mode::Overlay => steps.push(Step::Overlay {
-            lower: SOURCE_MOUNT.into(),
-            upper: "/run/init-agent/upper (tmpfs)".into(),
-        }),
         Mode::Nfsroot | Mode::Update => {}
     }
     if let Some(id) = &cdsl {
         steps.push(Step::Cdsl {
+            root: root.clone(),
             nodeid: id.clone(),
             tree: c.cdsl.tree.clone(),
             link: c.cdsl.link.clone(),
         });
     }
-    phases.push("pre-switch".to_string());
-    steps.push(Step::Hooks {
-        phases,
-        dir: c.hooks.dir.clone(),
-    });
+    steps.push(hooks("pre-switch"));
     brk(&mut steps, BreakStage::PrePivot);
-    steps.push(Step::SwitchRoot {
-        root: NEW_ROOT.into(),
-        init: init.clone(),
-    });
+    if standalone {
+        steps.push(switch);
+    }
 
     BootPlan {
+        packaging: t.packaging,
         mode,
-        root: NEW_ROOT.into(),
+        root,
         net,
         source,
         statemnt,
-        statemnt_options,
         node,
         nodeid,
         image,
         disks,
         fallback,
-        timeout: p.agent.timeout.unwrap_or(c.boot.timeout),
+        timeout,
+        reboot_delay: c.boot.reboot_delay,
+        retry_max_delay: c.boot.retry_max_delay,
         init,
         init_args: p.init_args.clone(),
         shell: p.shell == Some(true),
+        shell_path: c.boot.shell.clone(),
         debug: p.debug,
         breaks: p.breaks.clone(),
         modules,
         steps,
+        local,
+        notes,
         errors,
     }
-}
-
-impl BootPlan {
-    /// The same plan with the new root assembled at `dir` instead of [`NEW_ROOT`].
-    pub fn with_root(mut self, dir: &str) -> BootPlan {
-        if self.source.mountpoint == self.root {
-            self.source.mountpoint = dir.into();
-        }
-        for s in &mut self.steps {
-            match s {
-                Step::Sync { to, .. } => *to = dir.into(),
-                Step::SwitchRoot { root, .. } => *root = dir.into(),
-                _ => {}
-            }
-        }
-        self.root = dir.into();
-        self
-    }
-}
-
-/// Rows whose image column is empty, `ALL`, or this image.
-fn applicable<T>(rows: &[T], image_of: impl Fn(&T) -> &String, image: Option<&str>) -> usize {
-    rows.iter()
-        .filter(|r| {
-            let i = image_of(r);
-            i.is_empty() || i == "ALL" || Some(i.as_str()) == image
-        })
-        .count()
 }
 
 fn net_plan(p: &BootParams, entry: Option<&Node>, errors: &mut Vec<String>) -> NetPlan {
@@ -571,12 +955,13 @@ fn source_plan(
     p: &BootParams,
     c: &Config,
     mode: Mode,
+    t: Target,
     net: &NetPlan,
     hostname: Option<&str>,
     errors: &mut Vec<String>,
 ) -> SourcePlan {
     let from_config = || {
-        c.source.path.as_ref().map(|path| NfsSpec {
+        c.source.path.as_ref().map(|path| NfsExport {
             server: None,
             path: path.clone(),
             version: None,
@@ -584,14 +969,10 @@ fn source_plan(
         })
     };
     let errors_before = errors.len();
-    let spec: Option<NfsSpec> = match &p.root {
+    let export: Option<NfsExport> = match &p.root {
         Some(RootSpec::Nfs(s)) => Some(s.clone()),
-        Some(RootSpec::KernelNfs) => {
-            if p.nfsroot.is_none() {
-                errors.push("root=/dev/nfs needs nfsroot=[<server>:]<path>".into());
-            }
-            p.nfsroot.clone()
-        }
+        // The kernel's nfsroot documentation: no nfsroot= means DHCP's root-path.
+        Some(RootSpec::KernelNfs) => p.nfsroot.clone(),
         Some(RootSpec::Dhcp) => None,
         Some(RootSpec::Other { value }) => {
             errors.push(format!(
@@ -605,35 +986,53 @@ fn source_plan(
             .or_else(|| p.nfsroot.clone())
             .or_else(from_config),
     };
-    if spec.is_none() && net.method != NetMethod::Dhcp && errors.len() == errors_before {
+    if export.is_none() && net.method != NetMethod::Dhcp && errors.len() == errors_before {
         errors.push(
             "no standard root: give root=nfs:<server>:<path>, NFSROOT=, [source] path, or use DHCP root-path".into(),
         );
     }
-    let mut servers: Vec<String> = Vec::new();
-    let spec_server = spec.as_ref().and_then(|s| s.server.clone());
-    let ip_server = p.ip.as_ref().and_then(|i| i.server).map(|a| a.to_string());
-    for s in spec_server
+    let mut servers: Vec<Host> = Vec::new();
+    let export_server = export.as_ref().and_then(|s| s.server.clone());
+    let ip_server =
+        p.ip.as_ref()
+            .and_then(|i| i.server)
+            .map(|a| Host::Addr(a.into()));
+    let config_servers = c
+        .source
+        .servers
+        .iter()
+        .filter_map(|s| spec::parse_host(s).ok());
+    for s in export_server
         .into_iter()
         .chain(ip_server)
-        .chain(c.source.servers.iter().cloned())
+        .chain(config_servers)
     {
         if !servers.contains(&s) {
             servers.push(s);
         }
     }
+    // dracut resolves the names it mounts; where the agent mounts, it cannot yet.
+    if t.packaging != Packaging::Dracut {
+        for s in &servers {
+            if let Err(e) = s.addr() {
+                errors.push(format!("standard root: {e}"));
+            }
+        }
+    }
     // dracut: `%s` in the path is the host name.
-    let path = spec.as_ref().map(|s| match hostname {
+    let path = export.as_ref().map(|s| match hostname {
         Some(h) => s.path.replace("%s", h),
         None => s.path.clone(),
     });
-    let spec_options = spec.as_ref().map(|s| s.options.clone()).unwrap_or_default();
-    let mut options = merge_options(&spec_options, &c.source.options);
-    let version = spec.as_ref().and_then(|s| s.version).or_else(|| {
-        crate::cmdline::version_from_options(&options)
-            .ok()
-            .flatten()
-    });
+    let export_options = export
+        .as_ref()
+        .map(|s| s.options.clone())
+        .unwrap_or_default();
+    let mut options = merge_options(&export_options, &c.source.options);
+    let version = export
+        .as_ref()
+        .and_then(|s| s.version)
+        .or_else(|| spec::version_from_options(&options).ok().flatten());
     let wants_rw = match mode {
         Mode::Update => true,
         Mode::Nfsroot => options.iter().any(|o| o == "rw") || p.rw == Some(true),
@@ -653,8 +1052,8 @@ fn source_plan(
         options.push("nolock".into());
     }
     let mountpoint = match mode {
-        Mode::Sync | Mode::Overlay => SOURCE_MOUNT,
-        _ => NEW_ROOT,
+        Mode::Sync | Mode::Overlay => SOURCE_MOUNT.to_string(),
+        _ => t.root.to_string(),
     };
     let asked = p.agent.nfs.or(c.source.client);
     // Measured (BENCHMARKS.md): the userspace client syncs faster and skips
@@ -663,7 +1062,11 @@ fn source_plan(
         (Mode::Sync, None | Some(3)) => NfsClient::User,
         _ => NfsClient::Kernel,
     };
-    let client = asked.unwrap_or(default);
+    // Under dracut the kernel client has mounted it before the agent runs.
+    let client = match t.packaging {
+        Packaging::Dracut => NfsClient::Kernel,
+        _ => asked.unwrap_or(default),
+    };
     if client == NfsClient::User {
         if mode != Mode::Sync {
             errors.push(format!(
@@ -685,17 +1088,21 @@ fn source_plan(
         path,
         version,
         options,
-        mountpoint: mountpoint.into(),
+        mountpoint,
     }
 }
 
+/// The persistent store: `STATEMNT=`, else the node's (or its group's)
+/// statelite row, else `[statelite] statemnt`; options from `MNTOPTS=`, the
+/// row, or `[statelite] mntopts`, after the location's own.
 fn statemnt_plan(
     p: &BootParams,
     c: &Config,
     entry: Option<&Node>,
     node: Option<&str>,
     image: Option<&str>,
-) -> (Option<NfsLocation>, Vec<String>) {
+    errors: &mut Vec<String>,
+) -> Option<NfsExport> {
     let groups: &[String] = entry.map_or(&[], |n| &n.groups);
     // xCAT statelite table: a row for the node itself beats a row for its group.
     let row = |for_name: &dyn Fn(&str) -> bool| {
@@ -705,22 +1112,26 @@ fn statemnt_plan(
         })
     };
     let row = row(&|n| Some(n) == node).or_else(|| row(&|n| groups.iter().any(|g| g == n)));
-    let location = match &p.statemnt {
+    let mut location = match &p.statemnt {
         Some(given) => given.clone(),
         None => row
             .map(|r| r.statemnt.as_str())
             .or(c.statelite.statemnt.as_deref())
-            .and_then(|s| crate::cmdline::parse_statemnt(s).ok().flatten()),
-    };
+            .and_then(|s| spec::parse_store(s).ok().flatten()),
+    }?;
     let row_opts = row
         .and_then(|r| r.mntopts.as_deref())
-        .and_then(|o| crate::cmdline::parse_options(o).ok());
+        .and_then(|o| spec::parse_options(o).ok());
     let options = p
         .mntopts
         .clone()
         .or(row_opts)
         .unwrap_or_else(|| c.statelite.mntopts.clone());
-    (location, options)
+    location.options = merge_options(&location.options, &options);
+    if let Some(Err(e)) = location.server.as_ref().map(Host::addr) {
+        errors.push(format!("STATEMNT: {e}"));
+    }
+    Some(location)
 }
 
 fn sync_disks(

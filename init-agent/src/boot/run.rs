@@ -1,108 +1,469 @@
-//! Assembling the new root once the standard root is mounted: the mode's
-//! work (sync, statelite, overlay; nothing for nfsroot and update), the CDSL
-//! bind, the hooks. Shared by PID 1 and by the dracut / initramfs-tools
-//! integration (`init-agent hosted`), which differ only before and after it.
+//! The executor: runs `plan.steps`, in order, through [`Sys`]. Each step
+//! takes its values from the step itself; what the boot learns on the way
+//! (the DHCP answer, the server that answered and the client that reached
+//! it, what the sync did) is kept in [`Facts`] for the steps after it,
+//! never written back into the plan. PID 1, the dracut / initramfs-tools
+//! driver and the `local` fallback all run through here.
 
-use std::path::Path;
-use std::time::Duration;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
-use crate::boot::plan::{self, BootPlan};
-use crate::cmdline::Mode;
-use crate::config::{self, Config};
+use super::plan::{self, BootPlan, DhcpAnswer, SourcePlan, SourceTarget, Step};
+use crate::cmdline::NfsClient;
+use crate::config;
+use crate::modes::disk::Found;
+use crate::modes::statelite::plan::{Entry, Inputs, Mountable};
+use crate::source::mount::nfs_mount;
+use crate::source::nfs::Endpoint;
+use crate::source::spec::{Host, NfsExport};
+use crate::sync::state::State;
+use crate::sync::{Options, SyncSource};
+use crate::sys::{Sys, SysError};
 
-/// The mode, CDSL and hooks on `plan.root`; `source` is `server:path` of the
-/// mounted standard root.
+/// What the boot has learned so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// What DHCP said (PID 1's own exchange, or the host initramfs's).
+    pub dhcp: DhcpAnswer,
+    /// The standard root as reached.
+    pub source: Option<Reached>,
+    /// Sync mode: what the copy did.
+    pub synced: Option<Synced>,
+}
+
+/// The standard root once a server answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reached {
+    /// `server:path`, as hooks and logs name it.
+    pub name: String,
+    pub addr: Option<IpAddr>,
+    pub export: NfsExport,
+    pub client: NfsClient,
+    /// Where the kernel client mounted it; `None` for the userspace client.
+    pub mounted_on: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Synced {
+    pub first: bool,
+    pub generation: String,
+    pub fstab: Vec<String>,
+}
+
+/// Why the boot stopped at a step.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("boot plan: {first} ({count} problem(s) in all)")]
+    Plan { first: String, count: usize },
+    #[error("{step}: {source}")]
+    Sys {
+        step: &'static str,
+        #[source]
+        source: SysError,
+    },
+    #[error("{step}: {why}")]
+    Refused { step: &'static str, why: String },
+}
+
+/// Runs `steps` of `plan`; returns when the steps are done (under a host
+/// initramfs, which switches itself) or with why they stopped.
 pub fn run(
     plan: &BootPlan,
-    c: &Config,
-    source: &str,
-    dhcp_hostname: Option<&str>,
-) -> Result<(), String> {
-    let mut env = hook_env(plan, dhcp_hostname);
-    env.push(("INITAGENT_SOURCE".into(), source.to_string()));
-    match plan.mode {
-        Mode::Sync => {
-            let synced = crate::modes::sync::run(plan, c, source)?;
-            // The node runs from its disk: the standard root is not needed any more.
-            if plan.source.client == crate::cmdline::NfsClient::Kernel {
-                if let Err(e) = crate::sys::unmount(Path::new(plan::SOURCE_MOUNT), true) {
+    steps: &[Step],
+    sys: &mut dyn Sys,
+    facts: &mut Facts,
+) -> Result<(), BootError> {
+    if let Some(first) = plan.errors.first() {
+        return Err(BootError::Plan {
+            first: first.clone(),
+            count: plan.errors.len(),
+        });
+    }
+    for step in steps {
+        log::debug!("step: {step}");
+        execute(plan, step, sys, facts)?;
+    }
+    Ok(())
+}
+
+fn execute(
+    plan: &BootPlan,
+    step: &Step,
+    sys: &mut dyn Sys,
+    facts: &mut Facts,
+) -> Result<(), BootError> {
+    let name = step.name();
+    let at = |source: SysError| BootError::Sys { step: name, source };
+    let refused = |why: String| BootError::Refused { step: name, why };
+    match step {
+        Step::Early => sys.mount_pseudo().map_err(at)?,
+        Step::Break { stage, shell } => {
+            log::warn!("rd.break={stage}: starting {shell}; exit it to continue the boot");
+            sys.shell(shell);
+        }
+        Step::LoadModules { modules, skip } => sys.load_modules(modules, skip).map_err(at)?,
+        Step::Network { net, config } => facts.dhcp = sys.bring_up(net, config).map_err(at)?,
+        Step::HostNetwork => facts.dhcp = sys.host_network(),
+        Step::MountSource { source, timeout } | Step::ConnectSource { source, timeout } => {
+            let target =
+                plan::resolve_source(source, &facts.dhcp, hostname(plan, facts).as_deref())
+                    .map_err(|e| refused(e.to_string()))?;
+            facts.source = Some(reach(source, &target, *timeout, sys).map_err(at)?);
+        }
+        Step::AdoptSource {
+            root,
+            aside,
+            read_write,
+        } => {
+            let (name, read_only) = sys.mounted_on(root).ok_or_else(|| {
+                refused(format!(
+                    "nothing is mounted on {root}: the standard root should be (root=nfs:…)"
+                ))
+            })?;
+            let mut on = root.clone();
+            if let Some(aside) = aside {
+                sys.move_mount(root, aside).map_err(at)?;
+                log::info!("standard root {name} moved to {aside}");
+                on = aside.clone();
+            } else if *read_write && read_only {
+                sys.remount_rw(root).map_err(at)?;
+                log::info!("standard root {name} remounted read-write (update mode)");
+            }
+            // The kernel's device name, read by the one parser: the server
+            // a STATEMNT without its own stands for.
+            let addr = crate::source::spec::parse_location(&name)
+                .ok()
+                .and_then(|e| e.server)
+                .and_then(|h| h.addr().ok());
+            facts.source = Some(Reached {
+                export: NfsExport {
+                    server: None,
+                    path: String::new(),
+                    version: plan.source.version,
+                    options: plan.source.options.clone(),
+                },
+                name,
+                addr,
+                client: NfsClient::Kernel,
+                mounted_on: Some(on),
+            });
+        }
+        Step::PrepareDisks { disks } => {
+            let mut first = false;
+            for (n, d) in disks.iter().enumerate() {
+                let p = sys.prepare_disk(d).map_err(at)?;
+                first |= n == 0 && p.fresh;
+            }
+            facts.synced = Some(Synced {
+                first,
+                generation: String::new(),
+                fstab: crate::modes::disk::fstab_lines(disks),
+            });
+        }
+        Step::MountLocal { disk, at: to } => {
+            let (device, _) = sys.inspect_disk(disk).map_err(at)?;
+            sys.mount_local(disk, &device, to).map_err(at)?;
+        }
+        Step::MountLastComplete { disk, at: to } => {
+            let (device, found) = sys.inspect_disk(disk).map_err(at)?;
+            if found != Found::Ours {
+                return Err(refused(format!(
+                    "disk {}: no prepared local copy on it ({found:?})",
+                    device.display()
+                )));
+            }
+            sys.mount_local(disk, &device, to).map_err(at)?;
+            match sys.local_state(to) {
+                State::Complete(g) => {
+                    log::warn!(
+                        "booting the last complete local copy (generation {g}) without syncing"
+                    );
+                }
+                other => {
+                    let _ = sys.unmount(to);
+                    return Err(refused(format!(
+                        "the local copy on {} is not complete (state {other}): it cannot be booted",
+                        device.display()
+                    )));
+                }
+            }
+        }
+        Step::Sync {
+            to,
+            exclude,
+            protect,
+            checksum,
+            jobs,
+            inflight,
+        } => {
+            let reached = facts
+                .source
+                .as_ref()
+                .ok_or_else(|| refused("the standard root was not reached".into()))?;
+            let src = sync_source(reached)
+                .ok_or_else(|| refused("the standard root was not reached".into()))?;
+            let opts = Options {
+                exclude: exclude.clone(),
+                protect: protect.clone(),
+                checksum: *checksum,
+                jobs: *jobs as usize,
+                inflight: *inflight as usize,
+                // A kernel mount shows the manifest as a file; the userspace
+                // client reads it through.
+                source_manifest: true,
+                ..Options::default()
+            };
+            let report = sys.sync(&src, to, &opts).map_err(at)?;
+            let k = &report.counts;
+            log::info!(
+                "synced {} entries in {:.1} s: {} created, {} updated, {} deleted, {} unchanged, {} protected; {} bytes copied; manifest {}",
+                k.entries, report.seconds, k.created, k.updated, k.deleted, k.unchanged,
+                k.protected, report.bytes_copied, report.manifest
+            );
+            if let Some(s) = facts.synced.as_mut() {
+                s.generation = report.generation.clone();
+            }
+        }
+        Step::ReleaseSource { at: on } => {
+            if facts.source.as_ref().and_then(|r| r.mounted_on.as_deref()) == Some(on.as_str()) {
+                // The node runs from its disk: a failure here costs nothing.
+                if let Err(e) = sys.unmount(on) {
                     log::warn!("{e}");
                 }
             }
-            env.push((
-                "INITAGENT_FIRST_SYNC".into(),
-                u8::from(synced.first).to_string(),
-            ));
-            env.push((
-                "INITAGENT_GENERATION".into(),
-                synced.report.generation.clone(),
-            ));
-            env.push(("INITAGENT_FSTAB".into(), synced.fstab.join("\n")));
-            run_hooks(plan, "post-sync", &c.hooks, &env)?;
         }
-        Mode::Statelite | Mode::Overlay => {
-            let name = env
-                .iter()
-                .find(|(k, _)| k == "INITAGENT_HOSTNAME")
-                .map(|(_, v)| v.clone());
-            crate::modes::statelite::boot(plan, c, name.as_deref(), source)?;
+        Step::Statelite {
+            root,
+            image,
+            node,
+            entries,
+            litetree,
+            store,
+        } => {
+            let node = node_name(node, facts).map_err(refused)?;
+            let trees = crate::modes::statelite::node_trees(litetree, image, &node)
+                .map_err(|e| refused(list(&e)))?;
+            let store = store_mount(store, facts).map_err(refused)?;
+            let actions = sys
+                .statelite(
+                    root,
+                    &Inputs {
+                        entries,
+                        trees: &trees,
+                        node: &node,
+                        store: store.as_ref(),
+                    },
+                )
+                .map_err(at)?;
+            for a in &actions {
+                log::debug!("statelite: {a}");
+            }
+            log::info!("statelite for node {node}: {} actions", actions.len());
         }
-        Mode::Nfsroot | Mode::Update => {}
+        Step::Overlay {
+            lower,
+            scratch,
+            root,
+            node,
+            entries,
+            store,
+            ..
+        } => {
+            sys.overlay(lower, scratch, root).map_err(at)?;
+            if !entries.is_empty() || store.is_some() {
+                let node = node_name(node, facts).map_err(refused)?;
+                let store = store_mount(store, facts).map_err(refused)?;
+                sys.statelite(
+                    root,
+                    &Inputs {
+                        entries: entries as &[Entry],
+                        trees: &[],
+                        node: &node,
+                        store: store.as_ref(),
+                    },
+                )
+                .map_err(at)?;
+            }
+            log::info!("overlay: the standard root under a tmpfs upper layer on {root}");
+        }
+        Step::Cdsl {
+            root,
+            nodeid,
+            tree,
+            link,
+        } => {
+            let cfg = config::Cdsl {
+                tree: tree.clone(),
+                link: link.clone(),
+                ..config::Cdsl::default()
+            };
+            sys.cdsl(root, &cfg, nodeid).map_err(at)?;
+            log::info!("CDSL: {tree}/{nodeid} on {link}");
+        }
+        Step::Hooks {
+            phase,
+            root,
+            dir,
+            skip,
+            timeout,
+        } => {
+            let env = hook_env(plan, facts);
+            sys.run_hooks(root, dir, phase, &env, skip, *timeout)
+                .map_err(at)?;
+        }
+        Step::SwitchRoot { root, init, args } => {
+            sys.reap_orphans();
+            return Err(at(sys.switch_root(root, init, args)));
+        }
     }
-    if let Some(plan::Step::Cdsl { nodeid, .. }) = plan
-        .steps
-        .iter()
-        .find(|s| matches!(s, plan::Step::Cdsl { .. }))
-    {
-        crate::modes::cdsl::plan_boot(&c.cdsl, nodeid)
-            .and_then(|a| crate::modes::cdsl::apply(Path::new(&plan.root), &c.cdsl, &a))
-            .map_err(|e| format!("cdsl: {e}"))?;
-        log::info!("CDSL: {}/{nodeid} on {}", c.cdsl.tree, c.cdsl.link);
-    }
-    run_hooks(plan, "pre-switch", &c.hooks, &env)
+    Ok(())
 }
 
-/// The `local` fallback up to switch_root: the last complete copy mounted
-/// on `plan.root` and the pre-switch hooks run.
-pub fn local(plan: &BootPlan, hooks: &config::Hooks) -> Result<(), String> {
-    let generation = crate::modes::sync::mount_last_complete(plan)?;
-    log::warn!("booting the last complete local copy (generation {generation}) without syncing");
-    run_hooks(plan, "pre-switch", hooks, &hook_env(plan, None))
+fn list(e: &[impl ToString]) -> String {
+    e.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The node's name: the plan's, else DHCP's.
+fn node_name(planned: &Option<String>, facts: &Facts) -> Result<String, String> {
+    planned
+        .clone()
+        .or_else(|| facts.dhcp.hostname.clone())
+        .ok_or_else(|| plan::NEEDS_NODE.to_string())
+}
+
+/// The persistent store's mount: its own server, else the standard root's.
+fn store_mount(store: &Option<NfsExport>, facts: &Facts) -> Result<Option<Mountable>, String> {
+    let Some(export) = store else {
+        return Ok(None);
+    };
+    let addr = match &export.server {
+        Some(h) => h.addr().map_err(|e| e.0)?,
+        None => facts
+            .source
+            .as_ref()
+            .and_then(|r| r.addr)
+            .ok_or("STATEMNT names no server and the standard root's is not known")?,
+    };
+    let mut rw = export.clone();
+    rw.options.retain(|o| o != "ro");
+    rw.options.insert(0, "rw".into());
+    Ok(Some(Mountable::Nfs(nfs_mount(&rw, addr))))
+}
+
+/// What the sync reads: the kernel mount, or the server through ours.
+fn sync_source(r: &Reached) -> Option<SyncSource> {
+    match (&r.mounted_on, r.addr) {
+        (Some(dir), _) => Some(SyncSource::Dir(dir.into())),
+        (None, Some(addr)) => Some(SyncSource::Nfs(Endpoint::new(&r.export, addr))),
+        (None, None) => None,
+    }
+}
+
+fn hostname(plan: &BootPlan, facts: &Facts) -> Option<String> {
+    plan.node.clone().or_else(|| facts.dhcp.hostname.clone())
 }
 
 /// What every hook is told about this boot (see hooks/README.md).
-pub fn hook_env(plan: &BootPlan, dhcp_hostname: Option<&str>) -> Vec<(String, String)> {
+pub fn hook_env(plan: &BootPlan, facts: &Facts) -> Vec<(String, String)> {
     let mut env = vec![("INITAGENT_MODE".to_string(), plan.mode.to_string())];
     let mut put = |k: &str, v: Option<String>| {
         if let Some(v) = v {
             env.push((k.to_string(), v));
         }
     };
-    put(
-        "INITAGENT_HOSTNAME",
-        plan.node
-            .clone()
-            .or_else(|| dhcp_hostname.map(String::from)),
-    );
+    put("INITAGENT_HOSTNAME", hostname(plan, facts));
     put("INITAGENT_NODEID", plan.nodeid.clone());
     put("INITAGENT_BOOTIF", plan.net.mac.map(|m| m.to_string()));
+    put(
+        "INITAGENT_SOURCE",
+        facts.source.as_ref().map(|r| r.name.clone()),
+    );
+    if let Some(s) = &facts.synced {
+        put("INITAGENT_FIRST_SYNC", Some(u8::from(s.first).to_string()));
+        put("INITAGENT_GENERATION", Some(s.generation.clone()));
+        put("INITAGENT_FSTAB", Some(s.fstab.join("\n")));
+    }
     env
 }
 
-fn run_hooks(
-    plan: &BootPlan,
-    phase: &str,
-    h: &config::Hooks,
-    env: &[(String, String)],
-) -> Result<(), String> {
-    crate::hooks::run_phase(
-        Path::new(&plan.root),
-        &h.dir,
-        phase,
-        env,
-        &h.skip,
-        Duration::from_secs(h.timeout.into()),
-    )
-    .map(drop)
-    .map_err(|e| format!("{phase} hooks: {e}"))
+/// The standard root reached as the step says: mounted by the kernel
+/// client, or (sync mode) checked reachable by the userspace NFSv3 client,
+/// which the sync then reads through; where the userspace client was only
+/// the default, a server that answers NFS but not NFSv3's MOUNT (v4 only)
+/// gets the kernel client. Servers in order, again with a doubling pause,
+/// until the timeout.
+fn reach(
+    source: &SourcePlan,
+    target: &SourceTarget,
+    timeout: u32,
+    sys: &mut dyn Sys,
+) -> Result<Reached, SysError> {
+    let deadline = Instant::now() + Duration::from_secs(timeout.into());
+    let mut delay = 1;
+    loop {
+        let mut last = None;
+        for &addr in &target.servers {
+            match reach_one(source, &target.export, addr, sys) {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    log::warn!("{e}");
+                    last = Some(e);
+                }
+            }
+        }
+        let last = last.unwrap_or(SysError::NoServer);
+        if Instant::now() + Duration::from_secs(delay) > deadline {
+            log::error!("gave up after {timeout} s");
+            return Err(last);
+        }
+        std::thread::sleep(Duration::from_secs(delay));
+        delay = (delay * 2).min(16);
+    }
 }
+
+fn reach_one(
+    source: &SourcePlan,
+    export: &NfsExport,
+    addr: IpAddr,
+    sys: &mut dyn Sys,
+) -> Result<Reached, SysError> {
+    let name = export.display_with(&Host::Addr(addr).to_string());
+    let reached = |client, mounted_on| Reached {
+        name: name.clone(),
+        addr: Some(addr),
+        export: export.clone(),
+        client,
+        mounted_on,
+    };
+    let mount = |sys: &mut dyn Sys| -> Result<Reached, SysError> {
+        sys.mkdir_p(&source.mountpoint)?;
+        sys.mount_nfs(&nfs_mount(export, addr), &source.mountpoint)?;
+        Ok(reached(NfsClient::Kernel, Some(source.mountpoint.clone())))
+    };
+    if source.client == NfsClient::Kernel {
+        return mount(sys);
+    }
+    let e = match sys.probe_nfs(&Endpoint::new(export, addr)) {
+        Ok(()) => {
+            log::info!("standard root {name}: reached by the userspace NFSv3 client");
+            return Ok(reached(NfsClient::User, None));
+        }
+        Err(e) => e,
+    };
+    if !(source.kernel_fallback && sys.serves_nfs(addr, export.port().unwrap_or(2049))) {
+        return Err(e);
+    }
+    log::warn!("{name}: no NFSv3 MOUNT service ({e}): mounting it with the kernel client");
+    let nfs: Vec<String> = crate::initramfs::NFS_MODULES
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
+    sys.load_modules(&nfs, &[])?;
+    mount(sys)
+}
+
+#[cfg(test)]
+mod tests;

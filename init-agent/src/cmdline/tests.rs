@@ -8,9 +8,9 @@ fn mac(s: &str) -> Mac {
     s.parse().unwrap()
 }
 
-fn nfs(server: Option<&str>, path: &str, version: Option<u8>, options: &[&str]) -> NfsSpec {
-    NfsSpec {
-        server: server.map(str::to_string),
+fn nfs(server: Option<&str>, path: &str, version: Option<u8>, options: &[&str]) -> NfsExport {
+    NfsExport {
+        server: server.map(|s| spec::parse_host(s).unwrap()),
         path: path.to_string(),
         version,
         options: options.iter().map(|o| o.to_string()).collect(),
@@ -214,7 +214,7 @@ fn ifname_binds_names_to_macs() {
 
 #[test]
 fn root_nfs_dracut_grammar() {
-    let cases: &[(&str, NfsSpec)] = &[
+    let cases: &[(&str, NfsExport)] = &[
         (
             "root=nfs:10.0.0.1:/srv/root",
             nfs(Some("10.0.0.1"), "/srv/root", None, &[]),
@@ -291,7 +291,6 @@ fn root_nfs_dracut_grammar() {
         "root=nfs4:10.0.0.1:/srv:vers=3",
         "root=nfs://:2049/srv",
         "root=nfs://srv:99999/x",
-        "root=nfs://srv",
         "root=",
     ] {
         assert_eq!(bad_tokens(bad), [bad.to_string()], "{bad}");
@@ -337,10 +336,7 @@ fn statemnt_and_friends() {
     let p = ok("STATEMNT=cnfs:/gpfs/state MNTOPTS=nolock,rsize=32768,tcp,timeo=14 NODE=cn01 XCAT=172.10.0.1:3001");
     assert_eq!(
         p.statemnt,
-        Some(Some(NfsLocation {
-            server: Some("cnfs".into()),
-            path: "/gpfs/state".into()
-        }))
+        Some(Some(nfs(Some("cnfs"), "/gpfs/state", None, &[])))
     );
     assert_eq!(
         p.mntopts.unwrap(),
@@ -358,10 +354,7 @@ fn statemnt_and_friends() {
     assert_eq!(ok("STATEMNT").statemnt, Some(None));
     assert_eq!(
         ok("STATEMNT=/local/state").statemnt,
-        Some(Some(NfsLocation {
-            server: None,
-            path: "/local/state".into()
-        }))
+        Some(Some(nfs(None, "/local/state", None, &[])))
     );
     assert_eq!(ok("").statemnt, None);
     for bad in [
@@ -497,7 +490,10 @@ fn real_world_lines() {
     assert_eq!(p.shell, Some(true));
     // LTSP chroot method.
     let p = ok("root=/dev/nfs nfsroot=192.168.67.1:/srv/ltsp/x86_64 BOOTIF=01-08-00-27-aa-bb-cc");
-    assert_eq!(p.nfsroot.unwrap().server.as_deref(), Some("192.168.67.1"));
+    assert_eq!(
+        p.nfsroot.unwrap().server.map(|h| h.to_string()).as_deref(),
+        Some("192.168.67.1")
+    );
     // Warewulf two-stage dracut.
     let p = ok("rd.neednet=1 ifname=eth0:aa:bb:cc:dd:ee:ff ip=eth0:dhcp root=wwinit:tmpfs wwinit.server=http://10.0.0.1:9873 init=/warewulf/run-init");
     assert_eq!(

@@ -96,7 +96,7 @@ fn every_semantic_error_is_reported_with_its_position() {
 init = "sbin/init"
 
 [source]
-servers = ["good", "bad server"]
+servers = ["10.0.0.1", "bad server"]
 options = ["vers=2"]
 
 [[disk]]

@@ -3,9 +3,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Config, FsType, Size, LITEFILE_OPTIONS};
-use crate::cmdline::{
-    parse_abs_path, parse_name, parse_options, parse_server, parse_statemnt, version_from_options,
-};
+use crate::cmdline::{parse_abs_path, parse_name};
+use crate::source::spec::{self, NfsExport, SpecError};
+
+/// A location the agent mounts itself: parsed by the one parser, and its
+/// server an address (the words the boot would fail with).
+fn mountable(e: &NfsExport) -> Result<(), String> {
+    match &e.server {
+        Some(h) => h.addr().map(drop).map_err(|e| e.0),
+        None => Ok(()),
+    }
+}
+
+fn reason<T>(r: Result<T, SpecError>) -> Result<(), String> {
+    r.map(drop).map_err(|e| e.0)
+}
 
 /// One step into the document: a table key or an array index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +88,10 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     for (i, s) in c.source.servers.iter().enumerate() {
         ck.check(
             &[K("source"), K("servers"), I(i)],
-            parse_server(s).map(drop),
+            spec::parse_host(s)
+                .and_then(|h| h.addr())
+                .map(drop)
+                .map_err(|e| e.0),
         );
     }
     if let Some(p) = &c.source.path {
@@ -122,9 +137,9 @@ fn check_nfs_options(ck: &mut Checker, path: &[Seg], opts: &[String]) {
     for (i, o) in opts.iter().enumerate() {
         let mut p = path.to_vec();
         p.push(I(i));
-        ck.check(&p, parse_options(o).map(drop));
+        ck.check(&p, reason(spec::parse_options(o)));
     }
-    ck.check(path, version_from_options(opts).map(drop));
+    ck.check(path, reason(spec::version_from_options(opts)));
 }
 
 /// Label limits of the file systems we create (ext4 16 bytes, XFS 12, FAT 11).
@@ -259,10 +274,10 @@ fn check_litefile_tree(ck: &mut Checker, s: &super::Statelite) {
 
 fn check_statelite(ck: &mut Checker, c: &Config) {
     let s = &c.statelite;
-    let statemnt = |v: &str| match parse_statemnt(v) {
-        Ok(Some(_)) => Ok(()),
+    let statemnt = |v: &str| match spec::parse_store(v) {
+        Ok(Some(e)) => mountable(&e),
         Ok(None) => Err("empty; leave the key out for no persistent store".to_string()),
-        Err(e) => Err(e),
+        Err(e) => Err(e.0),
     };
     if let Some(v) = &s.statemnt {
         ck.check(&[K("statelite"), K("statemnt")], statemnt(v));
@@ -281,6 +296,9 @@ fn check_statelite(ck: &mut Checker, c: &Config) {
                     LITEFILE_OPTIONS[1..].join(", ")
                 ),
             );
+        } else if let Err(e) = crate::modes::statelite::plan::Kind::parse(&row.options) {
+            // Known to xCAT, not done by the boot: refused here in its words.
+            ck.fail(&at("options"), e);
         }
         if row.file.ends_with('/') && row.options.split(',').any(|o| o == "con") {
             ck.fail(
@@ -305,12 +323,16 @@ fn check_statelite(ck: &mut Checker, c: &Config) {
         let at = |k: &'static str| vec![K("statelite"), K("litetree"), I(i), K(k)];
         if row.directory.is_empty() {
             ck.fail(&at("directory"), "empty directory".into());
+        } else if !row.directory.contains('$') {
+            // With variables it is checked per node, once they are known.
+            let d = spec::parse_location(&row.directory).map_err(|e| e.0);
+            ck.check(&at("directory"), d.and_then(|e| mountable(&e)));
         }
         if !row.priority.is_finite() {
             ck.fail(&at("priority"), "not a number".into());
         }
         if let Some(o) = &row.mntopts {
-            ck.check(&at("mntopts"), parse_options(o).map(drop));
+            ck.check(&at("mntopts"), reason(spec::parse_options(o)));
         }
     }
     let mut nodes = BTreeSet::new();
@@ -323,7 +345,7 @@ fn check_statelite(ck: &mut Checker, c: &Config) {
         }
         ck.check(&at("statemnt"), statemnt(&row.statemnt));
         if let Some(o) = &row.mntopts {
-            ck.check(&at("mntopts"), parse_options(o).map(drop));
+            ck.check(&at("mntopts"), reason(spec::parse_options(o)));
         }
     }
 }

@@ -21,6 +21,18 @@ pub struct Lease {
     pub server_id: Option<Ipv4Addr>,
 }
 
+impl Lease {
+    /// What the boot takes from the lease besides the address.
+    pub fn answer(&self) -> crate::boot::plan::DhcpAnswer {
+        crate::boot::plan::DhcpAnswer {
+            root_path: self.root_path.clone(),
+            next_server: self.next_server,
+            server_id: self.server_id,
+            hostname: self.hostname.clone(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DhcpError {
     #[error("no DHCP {0} within the timeout")]

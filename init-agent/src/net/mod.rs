@@ -84,7 +84,16 @@ fn find(plan: &NetPlan, wait: Duration) -> Result<Link, String> {
 }
 
 /// Brings the boot NIC up and configures it; errors say which step failed.
-pub fn bring_up(plan: &NetPlan, c: &config::Net) -> Result<Configured, String> {
+pub fn bring_up(plan: &NetPlan, c: &config::Net) -> Result<Configured, NetError> {
+    configure(plan, c).map_err(NetError)
+}
+
+/// Why the network did not come up, naming the interface and the step.
+#[derive(Debug, thiserror::Error)]
+#[error("network: {0}")]
+pub struct NetError(pub String);
+
+fn configure(plan: &NetPlan, c: &config::Net) -> Result<Configured, String> {
     let link = find(plan, Duration::from_secs(c.link_timeout.into()))?;
     netlink::link_up(link.index).map_err(|e| format!("{}: setting the link up: {e}", link.name))?;
     let deadline = Instant::now() + Duration::from_secs(c.link_timeout.into());

@@ -29,6 +29,7 @@ use nfs3_client::nfs3_types::rpc::{auth_unix, opaque_auth};
 use nfs3_client::nfs3_types::xdr_codec::Opaque;
 use nfs3_client::{ConnectError, MountError, Nfs3Client, Nfs3ConnectionBuilder, RpcError};
 
+use crate::source::spec::{self, NfsExport, SpecError};
 use crate::source::tree::Source;
 use crate::sync::meta::{Kind, Meta, Xattrs};
 use crate::sys::fsops;
@@ -44,62 +45,50 @@ const ATTEMPTS: u32 = 8;
 /// READ size ceiling; the server's preferred size (FSINFO) is used below it.
 const MAX_READ: u32 = 1 << 20;
 
-/// `nfs://HOST[:PORT]/PATH[?mountport=N]`, HOST an IP address (no resolver at
-/// boot). PORT is the NFS service's; both ports default to the portmapper's answer.
+/// Where the userspace client connects: an address, the export's path and
+/// the ports pinned by `port=` / `mountport=` (else the portmapper's answer).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Url {
+pub struct Endpoint {
     pub host: IpAddr,
     pub port: Option<u16>,
     pub mount_port: Option<u16>,
     pub path: String,
 }
 
-pub fn parse_url(url: &str) -> Result<Url, String> {
-    let rest = url
-        .strip_prefix("nfs://")
-        .ok_or("an NFS URL starts with nfs://")?;
-    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (authority, path) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(v6) => {
-            let (h, after) = v6.split_once(']').ok_or("unclosed [ in the host")?;
-            (h, after.strip_prefix(':'))
-        }
-        None => match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        },
-    };
-    let host: IpAddr = host
-        .parse()
-        .map_err(|_| format!("host {host:?}: an IP address is needed (no resolver at boot)"))?;
-    let port_num = |p: &str| {
-        p.parse::<u16>()
-            .ok()
-            .filter(|&p| p != 0)
-            .ok_or_else(|| format!("port {p:?}: not a port number"))
-    };
-    let port = port.map(port_num).transpose()?;
-    let mut mount_port = None;
-    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
-        match kv.split_once('=') {
-            Some(("mountport", p)) => mount_port = Some(port_num(p)?),
-            _ => return Err(format!("unknown URL option {kv:?} (known: mountport=N)")),
+impl Endpoint {
+    /// `export` on the server at `host`.
+    pub fn new(export: &NfsExport, host: IpAddr) -> Endpoint {
+        Endpoint {
+            host,
+            port: export.port(),
+            mount_port: export.mount_port(),
+            path: export.path.clone(),
         }
     }
-    if path.split('/').any(|c| c == "..") {
-        return Err(format!("path {path}: .. is not allowed"));
+
+    /// An `nfs://` URL (the one parser), its server an address.
+    pub fn from_url(url: &str) -> Result<Endpoint, SpecError> {
+        let export = spec::parse_url(url)?;
+        let host = match &export.server {
+            Some(h) => h.addr()?,
+            None => return Err(SpecError("nfs:// URL without a server".into())),
+        };
+        Ok(Endpoint::new(&export, host))
     }
-    let path = match path.trim_end_matches('/') {
-        "" => "/".to_string(),
-        p => p.to_string(),
-    };
-    Ok(Url {
-        host,
-        port,
-        mount_port,
-        path,
-    })
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "nfs://{}", crate::source::spec::Host::Addr(self.host))?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        write!(f, "{}", self.path)?;
+        if let Some(p) = self.mount_port {
+            write!(f, "?mountport={p}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Runs a future to completion on this thread. The transport below blocks
@@ -335,18 +324,17 @@ fn is_stale(e: &io::Error) -> bool {
 impl Nfs {
     /// Mounts the URL's export (the longest prefix of its path the server
     /// exports; the rest is looked up) with `inflight` connections at most.
-    pub fn connect(url: &str, inflight: usize) -> io::Result<Nfs> {
-        Self::connect_with(url, inflight, ATTEMPTS)
+    pub fn connect(at: &Endpoint, inflight: usize) -> io::Result<Nfs> {
+        Self::connect_with(at, inflight, ATTEMPTS)
     }
 
     /// One attempt at mounting, no retries: whether the server serves the
     /// URL over NFSv3 right now (the boot's own loop retries).
-    pub fn probe(url: &str) -> io::Result<()> {
-        Self::connect_with(url, 1, 1).map(drop)
+    pub fn probe(at: &Endpoint) -> io::Result<()> {
+        Self::connect_with(at, 1, 1).map(drop)
     }
 
-    fn connect_with(url: &str, inflight: usize, attempts: u32) -> io::Result<Nfs> {
-        let u = parse_url(url).map_err(io::Error::other)?;
+    fn connect_with(u: &Endpoint, inflight: usize, attempts: u32) -> io::Result<Nfs> {
         let machine = rustix::system::uname().nodename().to_bytes().to_vec();
         let credential = opaque_auth::auth_unix(&auth_unix {
             stamp: std::process::id(),
@@ -356,7 +344,7 @@ impl Nfs {
             gids: vec![],
         });
         let privileged = rustix::process::geteuid().is_root();
-        let (conn, rest) = mount_longest(&u, &credential, privileged, attempts)?;
+        let (conn, rest) = mount_longest(u, &credential, privileged, attempts)?;
         let nfs_port = conn.nfs3_port;
         let mut root = conn.root_nfs_fh3();
         let mut client = conn.into_nfs3_client();
@@ -683,7 +671,7 @@ type Mounted = nfs3_client::Nfs3Connection<Tcp>;
 /// prefix of it); returns the connection and the part left to look up.
 /// Connection failures are retried like any other call.
 fn mount_longest(
-    u: &Url,
+    u: &Endpoint,
     credential: &opaque_auth<'static>,
     privileged: bool,
     attempts: u32,
@@ -891,14 +879,15 @@ mod tests {
 
     #[test]
     fn urls_name_host_ports_and_path() {
-        let u = parse_url("nfs://10.0.2.2/export/root").unwrap();
+        let u = Endpoint::from_url("nfs://10.0.2.2/export/root").unwrap();
         assert_eq!(u.host, IpAddr::V4(Ipv4Addr::new(10, 0, 2, 2)));
         assert_eq!((u.port, u.mount_port), (None, None));
         assert_eq!(u.path, "/export/root");
-        let u = parse_url("nfs://127.0.0.1:2050/export/?mountport=20048").unwrap();
+        let u = Endpoint::from_url("nfs://127.0.0.1:2050/export/?mountport=20048").unwrap();
+        assert_eq!(u.to_string(), "nfs://127.0.0.1:2050/export?mountport=20048");
         assert_eq!((u.port, u.mount_port), (Some(2050), Some(20048)));
         assert_eq!(u.path, "/export");
-        let u = parse_url("nfs://[fd00::1]:2049").unwrap();
+        let u = Endpoint::from_url("nfs://[fd00::1]:2049").unwrap();
         assert_eq!(u.host, "fd00::1".parse::<IpAddr>().unwrap());
         assert_eq!(u.path, "/");
     }
@@ -907,14 +896,14 @@ mod tests {
     fn bad_urls_say_what_is_wrong() {
         for (url, why) in [
             ("http://x/", "nfs://"),
-            ("nfs://master/export", "IP address"),
+            ("nfs://master/export", "host name"),
             ("nfs://10.0.0.1:0/x", "port"),
             ("nfs://10.0.0.1:99999/x", "port"),
             ("nfs://10.0.0.1/x?nfsvers=4", "unknown URL option"),
             ("nfs://10.0.0.1/x/../etc", ".."),
             ("nfs://[fd00::1/x", "unclosed"),
         ] {
-            let e = parse_url(url).unwrap_err();
+            let e = Endpoint::from_url(url).unwrap_err().0;
             assert!(e.contains(why), "{url}: {e}");
         }
     }

@@ -37,7 +37,9 @@ pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
         no_marker: false,
         inflight: args.inflight.unwrap_or(conf.inflight as usize),
     };
-    let report = match super::run(&args.src, &args.dst, &opts) {
+    let report = match super::SyncSource::parse(&args.src)
+        .and_then(|src| super::run(&src, &args.dst, &opts))
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("init-agent sync: failed: {e}");

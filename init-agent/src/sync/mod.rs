@@ -114,7 +114,7 @@ impl Counters {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Counts {
     pub entries: u64,
     pub created: u64,
@@ -127,7 +127,7 @@ pub struct Counts {
 }
 
 /// What `--report FILE` writes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     /// A path, or an `nfs://` URL.
     pub source: String,
@@ -206,26 +206,52 @@ fn source_generation<S: Source>(src: &S, root: &S::Dir) -> String {
         .unwrap_or_else(|| "unstamped".into())
 }
 
-/// The URL when `src` names an NFS server rather than a local path.
-pub fn nfs_url(src: &Path) -> Option<&str> {
-    src.to_str().filter(|s| s.starts_with("nfs://"))
+/// What a sync reads: a directory (a kernel mount, a local tree), or an NFS
+/// server through the userspace NFSv3 client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncSource {
+    Dir(PathBuf),
+    Nfs(nfs::Endpoint),
 }
 
-/// Makes `dst` an exact copy of `src`: a local directory, or `nfs://` read
-/// with the userspace NFSv3 client.
-pub fn run(src: &Path, dst: &Path, opts: &Options) -> Result<Report, SyncError> {
-    let start = Instant::now();
-    if let Some(url) = nfs_url(src) {
-        let nfs = nfs::Nfs::connect(url, opts.inflight)
-            .map_err(|e| SyncError::Setup(format!("{url}: {e}")))?;
-        let root = nfs.root();
-        let report = run_from(&nfs, &root, url, dst, opts, start);
-        nfs.log_stats();
-        return report.map(|r| Report {
-            nfs_calls: Some(nfs.calls()),
-            ..r
-        });
+impl SyncSource {
+    /// A command-line SRC: an `nfs://` URL (the one parser), else a directory.
+    pub fn parse(src: &Path) -> Result<SyncSource, SyncError> {
+        match src.to_str() {
+            Some(s) if s.contains("://") => nfs::Endpoint::from_url(s)
+                .map(SyncSource::Nfs)
+                .map_err(|e| SyncError::Setup(format!("{s}: {e}"))),
+            _ => Ok(SyncSource::Dir(src.to_path_buf())),
+        }
     }
+}
+
+impl std::fmt::Display for SyncSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncSource::Dir(d) => write!(f, "{}", d.display()),
+            SyncSource::Nfs(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Makes `dst` an exact copy of `src`.
+pub fn run(src: &SyncSource, dst: &Path, opts: &Options) -> Result<Report, SyncError> {
+    let start = Instant::now();
+    let src = match src {
+        SyncSource::Nfs(at) => {
+            let nfs = nfs::Nfs::connect(at, opts.inflight)
+                .map_err(|e| SyncError::Setup(format!("{at}: {e}")))?;
+            let root = nfs.root();
+            let report = run_from(&nfs, &root, &at.to_string(), dst, opts, start);
+            nfs.log_stats();
+            return report.map(|r| Report {
+                nfs_calls: Some(nfs.calls()),
+                ..r
+            });
+        }
+        SyncSource::Dir(d) => d,
+    };
     refuse_nesting(src, dst)?;
     let root = fsops::open_root(src).map_err(|source| SyncError::Io {
         op: "opening",

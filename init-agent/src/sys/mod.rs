@@ -2,7 +2,12 @@
 //! Every call names its target by absolute path and says what failed.
 
 pub mod fsops;
+pub mod machine;
+#[cfg(test)]
+pub mod record;
 pub mod switch_root;
+
+pub use machine::{Real, Sys, SysError};
 
 use std::ffi::CString;
 use std::path::Path;

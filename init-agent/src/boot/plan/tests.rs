@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 /// The plan as JSON, the way `explain --json` prints it.
 fn plan_json(cmdline: &str, config_text: &str) -> Value {
     let c = config::parse(config_text).expect("test config is valid");
-    serde_json::to_value(boot(&parse(cmdline), &c)).unwrap()
+    serde_json::to_value(boot(&parse(cmdline), &c, Target::default())).unwrap()
 }
 
 fn plan(cmdline: &str) -> Value {
@@ -60,10 +60,8 @@ fn xcat_statelite_dracut_line() {
             ("source.version", Value::Null),
             ("source.options", json!(["ro"])),
             ("source.mountpoint", json!(NEW_ROOT)),
-            (
-                "statemnt",
-                json!({"server": "10.0.0.1", "path": "/statelite"}),
-            ),
+            ("statemnt.server", json!("10.0.0.1")),
+            ("statemnt.path", json!("/statelite")),
             ("node", json!("cn001")),
             ("fallback", json!("retry")),
             ("errors", json!([])),
@@ -148,7 +146,7 @@ fn nfs4_and_update_mode_is_read_write() {
 fn read_only_modes_refuse_rw_options() {
     for mode in ["sync", "statelite", "overlay"] {
         let v = plan(&format!(
-            "root=nfs:srv:/r:rw initagent.mode={mode} initagent.disk=/dev/vda"
+            "root=nfs:10.0.0.9:/r:rw initagent.mode={mode} initagent.disk=/dev/vda"
         ));
         assert_eq!(v["errors"].as_array().unwrap().len(), 1, "{mode}: {v:#}");
         assert_eq!(v["source"]["options"], json!(["ro"]));
@@ -206,10 +204,15 @@ fn errors_name_bad_tokens_and_fail_the_plan() {
     }
     for (line, needle) in [
         ("root=/dev/sda1", "not an NFS root"),
-        ("root=/dev/nfs", "needs nfsroot="),
-        ("ip=off root=nfs:s:/r", "needs a network"),
-        ("initagent.mode=sync root=nfs:s:/r", "needs a disk"),
-        ("initagent.cdsl=1 root=nfs:s:/r", "needs a node id"),
+        ("root=/dev/nfs ip=off", "no standard root"),
+        ("root=nfs:master.cluster:/r", "is a host name"),
+        (
+            "root=nfs:10.0.0.9:/r STATEMNT=cnfs:/gpfs/state NODE=cn01",
+            "is a host name",
+        ),
+        ("ip=off root=nfs:10.0.0.9:/r", "needs a network"),
+        ("initagent.mode=sync root=nfs:10.0.0.9:/r", "needs a disk"),
+        ("initagent.cdsl=1 root=nfs:10.0.0.9:/r", "needs a node id"),
     ] {
         let v = plan(line);
         let all = v["errors"].to_string();
@@ -281,11 +284,9 @@ fn site_config_fills_what_the_cmdline_lacks() {
             ("source.version", json!(4)),
             ("source.options", json!(["ro", "vers=4.2", "actimeo=600"])),
             ("source.mountpoint", json!(SOURCE_MOUNT)),
-            (
-                "statemnt",
-                json!({"server": "10.0.0.9", "path": "/state-compute"}),
-            ),
-            ("statemnt_options", json!(["vers=3", "nolock"])),
+            ("statemnt.server", json!("10.0.0.9")),
+            ("statemnt.path", json!("/state-compute")),
+            ("statemnt.options", json!(["vers=3", "nolock"])),
         ],
     );
     let disks: Vec<&str> = v["disks"]
@@ -330,8 +331,9 @@ fn cmdline_beats_node_entry_beats_site() {
             ("init", json!("/sbin/init")),
             ("timeout", json!(5)),
             ("node", json!("x")),
-            ("statemnt", json!({"server": "s", "path": "/st"})),
-            ("statemnt_options", json!(["tcp"])),
+            ("statemnt.server", json!("s")),
+            ("statemnt.path", json!("/st")),
+            ("statemnt.options", json!(["tcp"])),
         ],
     );
 }
@@ -349,7 +351,7 @@ fn wipe_only_for_the_exact_disk_the_config_names() {
 
 #[test]
 fn break_stages_are_placed_in_order() {
-    let v = plan("root=nfs:s:/r rd.break=pre-pivot rd.break=cmdline rd.break=mount rd.break=net rd.break=pre-mount");
+    let v = plan("root=nfs:10.0.0.9:/r rd.break=pre-pivot rd.break=cmdline rd.break=mount rd.break=net rd.break=pre-mount");
     let steps: Vec<String> = v["steps"]
         .as_array()
         .unwrap()
@@ -393,7 +395,7 @@ fn steps_by_mode() {
             .collect()
     };
     let sync = kinds(&plan(
-        "root=nfs:s:/r initagent.mode=sync initagent.disk=/dev/vda",
+        "root=nfs:10.0.0.9:/r initagent.mode=sync initagent.disk=/dev/vda",
     ));
     assert_eq!(
         sync,
@@ -405,13 +407,16 @@ fn steps_by_mode() {
             "prepare_disks",
             "mount_local",
             "sync",
+            "release_source",
+            "hooks",
             "hooks",
             "switch_root"
         ]
     );
-    assert!(kinds(&plan("root=nfs:s:/r initagent.mode=overlay")).contains(&"overlay".to_string()));
-    assert!(kinds(&plan("root=nfs:s:/r STATEMNT=")).contains(&"statelite".to_string()));
-    let modules = plan("root=nfs:s:/r initagent.mode=overlay")["modules"].clone();
+    assert!(kinds(&plan("root=nfs:10.0.0.9:/r initagent.mode=overlay"))
+        .contains(&"overlay".to_string()));
+    assert!(kinds(&plan("root=nfs:10.0.0.9:/r STATEMNT=")).contains(&"statelite".to_string()));
+    let modules = plan("root=nfs:10.0.0.9:/r initagent.mode=overlay")["modules"].clone();
     assert_eq!(modules, json!(["nfsv4", "nfsv3", "overlay"]));
 }
 
@@ -425,7 +430,7 @@ mod props {
         #[test]
         fn any_cmdline_plans(s in "\\PC{0,200}") {
             let params = parse(&s);
-            let p = boot(&params, &Config::default());
+            let p = boot(&params, &Config::default(), Target::default());
             prop_assert!(p.errors.len() >= params.errors.len());
             prop_assert!(serde_json::to_string(&p).is_ok());
             let ends_in_switch_root = matches!(p.steps.last(), Some(Step::SwitchRoot { .. }));
@@ -474,8 +479,8 @@ fn the_userspace_client_mounts_nothing_and_needs_no_nfs_modules() {
     assert!(step(&user, "mount_source").is_none());
     assert!(step(&user, "connect_source").is_some());
     assert_eq!(
-        step(&user, "sync").unwrap()["from"],
-        "nfs://10.0.0.1/srv/root"
+        step(&user, "connect_source").unwrap()["source"]["path"],
+        "/srv/root"
     );
     let modules = |v: &Value| step(v, "load_modules").unwrap()["modules"].to_string();
     assert!(modules(&kernel).contains("nfsv"), "{}", modules(&kernel));

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
 
-use super::plan::{link_target, Action, Probe, DEFAULT, LOG, STATELITE, TMPFS};
+use super::plan::{link_target, Action, Mountable, Probe, DEFAULT, LOG, STATELITE, TMPFS};
 use crate::sys;
 
 #[derive(Debug, thiserror::Error)]
@@ -179,18 +179,16 @@ fn step(root: &Root, action: &Action) -> Result<(), String> {
         Action::MountSource {
             source,
             target,
-            options,
             read_only,
         } => {
             let fd = root.reach(target, true).map_err(|x| e(&x))?;
             let at = Root::proc(&fd);
-            if source.starts_with('/') {
+            match source {
                 // A local directory (tests, --state DIR): outside the root by design.
-                sys::bind(Path::new(source), &at, *read_only).map_err(|x| e(&x))
-            } else {
-                let opts = nfs_options(source, options)?;
-                sys::mount_fs(source, &at, "nfs", *read_only, &opts).map_err(|x| e(&x))
+                Mountable::Dir(dir) => sys::bind(Path::new(dir), &at, *read_only),
+                Mountable::Nfs(m) => sys::mount_fs(&m.source, &at, m.fstype, *read_only, &m.data),
             }
+            .map_err(|x| e(&x))
         }
         Action::Copy {
             from,
@@ -227,29 +225,6 @@ fn step(root: &Root, action: &Action) -> Result<(), String> {
     }
 }
 
-/// NFS needs `addr=` when options go straight to the kernel (no mount.nfs).
-fn nfs_options(source: &str, options: &str) -> Result<String, String> {
-    let server = source
-        .rsplit_once(':')
-        .map(|(s, _)| s.trim_matches(|c| c == '[' || c == ']'))
-        .ok_or_else(|| format!("{source}: not <server>:<path>"))?;
-    let mut opts: Vec<&str> = options.split(',').filter(|o| !o.is_empty()).collect();
-    let addr = format!("addr={server}");
-    if !opts.iter().any(|o| o.starts_with("addr=")) {
-        opts.push(&addr);
-    }
-    if !opts
-        .iter()
-        .any(|o| o.starts_with("vers=") || o.starts_with("nfsvers="))
-    {
-        opts.push("vers=3");
-    }
-    if !opts.iter().any(|o| *o == "nolock" || *o == "lock") {
-        opts.push("nolock");
-    }
-    Ok(opts.join(","))
-}
-
 /// A file with its metadata, or a directory tree through the sync engine.
 pub(crate) fn copy(root: &Root, from: &str, to: &str) -> io::Result<()> {
     let parent = to.rsplit_once('/').map_or("/", |(d, _)| d);
@@ -264,9 +239,13 @@ pub(crate) fn copy(root: &Root, from: &str, to: &str) -> io::Result<()> {
             no_marker: true,
             ..Default::default()
         };
-        crate::sync::run(&Root::proc(&src), &Root::proc(&dst), &opts)
-            .map(drop)
-            .map_err(io::Error::other)
+        crate::sync::run(
+            &crate::sync::SyncSource::Dir(Root::proc(&src)),
+            &Root::proc(&dst),
+            &opts,
+        )
+        .map(drop)
+        .map_err(io::Error::other)
     } else {
         let (sdir, name) = root.parent(from)?;
         let (ddir, _) = root.parent(to)?;

@@ -45,14 +45,17 @@ fn apply(a: &StateliteApply) -> anyhow::Result<bool> {
         .unwrap_or_default();
     // An existing directory is a local store; <server>:<path> is NFS.
     let store = match &a.state {
-        Some(s) if std::path::Path::new(s).is_dir() => Some(Store::Local(
-            std::fs::canonicalize(s)?.display().to_string(),
-        )),
-        Some(s) if s.contains(':') => Some(Store::Nfs {
-            source: s.clone(),
-            options: conf.statelite.mntopts.join(","),
-        }),
-        Some(s) => bail!("--state {s}: neither a directory nor <server>:<path>"),
+        Some(s) if std::path::Path::new(s).is_dir() => {
+            Some(Store::Dir(std::fs::canonicalize(s)?.display().to_string()))
+        }
+        Some(s) => {
+            let rw = [vec!["rw".to_string()], conf.statelite.mntopts.clone()].concat();
+            match Store::parse(s, &rw) {
+                Ok(m @ Store::Nfs(_)) => Some(m),
+                Ok(Store::Dir(_)) => bail!("--state {s}: no such directory"),
+                Err(e) => bail!("--state {s}: {e}"),
+            }
+        }
         None => None,
     };
     let req = Request {

@@ -12,7 +12,7 @@ pub mod plan;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::config;
+use crate::config::{self, LiteTree};
 use plan::{Action, Entry, Inputs, Store, TableError, Tree};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,15 +52,36 @@ pub fn resolve(req: &Request) -> Result<(Vec<Entry>, Vec<Tree>), StateliteError>
     }
 }
 
+/// The trees a node mounts: the image's litetree rows, `$node` and `$image`
+/// expanded, each parsed by the one NFS location parser.
+pub fn node_trees(
+    rows: &[LiteTree],
+    image: &str,
+    node: &str,
+) -> Result<Vec<Tree>, Vec<TableError>> {
+    let vars = BTreeMap::from([
+        ("node".to_string(), node.to_string()),
+        ("image".to_string(), image.to_string()),
+    ]);
+    plan::trees(rows, image, &vars)
+}
+
 /// Builds the layout in `root`, then each entry; returns what was done.
 pub fn apply_to(root: &Path, req: &Request) -> Result<Vec<Action>, StateliteError> {
     let (entries, trees) = resolve(req)?;
-    let inputs = Inputs {
-        entries: &entries,
-        trees: &trees,
-        node: req.node,
-        store: req.store.as_ref(),
-    };
+    apply(
+        root,
+        &Inputs {
+            entries: &entries,
+            trees: &trees,
+            node: req.node,
+            store: req.store.as_ref(),
+        },
+    )
+}
+
+/// Builds the layout in `root`, then each resolved entry; returns what was done.
+pub fn apply(root: &Path, inputs: &Inputs) -> Result<Vec<Action>, StateliteError> {
     let root = apply::Root::open(root)
         .map_err(|e| StateliteError::Root(format!("{}: {e}", root.display())))?;
     if apply::layout_mounted(&root) {
@@ -68,80 +89,12 @@ pub fn apply_to(root: &Path, req: &Request) -> Result<Vec<Action>, StateliteErro
             "statelite is already applied here (unmount /.statelite and the binds first)".into(),
         ));
     }
-    let layout = plan::plan_layout(&inputs).map_err(|e| StateliteError::Tables(vec![e]))?;
+    let layout = plan::plan_layout(inputs).map_err(|e| StateliteError::Tables(vec![e]))?;
     apply::run(&root, &layout)?;
-    let steps = plan::plan_entries(&inputs, &root);
+    let steps = plan::plan_entries(inputs, &root);
     apply::run(&root, &steps)?;
     Ok(layout.into_iter().chain(steps).collect())
 }
 
 #[cfg(test)]
 mod tests;
-
-/// Statelite and overlay modes at boot, on the standard root mounted by the
-/// source stage: `mounted` is `server:path` of that mount, whose server
-/// stands in for a STATEMNT that names none.
-pub fn boot(
-    plan: &crate::boot::plan::BootPlan,
-    c: &config::Config,
-    node: Option<&str>,
-    mounted: &str,
-) -> Result<(), String> {
-    let node = node.ok_or(
-        "statelite needs the node's name: NODE=, its [[node]] name, ip='s host name or DHCP's",
-    )?;
-    let server = mounted.rsplit_once(':').map_or("", |(s, _)| s);
-    let store = plan.statemnt.as_ref().map(|l| Store::Nfs {
-        source: format!("{}:{}", l.server.as_deref().unwrap_or(server), l.path),
-        options: plan.statemnt_options.join(","),
-    });
-    let req = Request {
-        tables: &c.statelite,
-        image: plan.image.as_deref().unwrap_or_default(),
-        node,
-        store,
-        vars: BTreeMap::new(),
-    };
-    let root = Path::new(&plan.root);
-    if plan.mode == crate::cmdline::Mode::Statelite && !root.join(".statelite").is_dir() {
-        return Err(format!(
-            "the image {mounted} has no /.statelite directory to mount the layout on (xCAT's liteimg makes it): create it in the image on the master"
-        ));
-    }
-    let r = match plan.mode {
-        crate::cmdline::Mode::Overlay => overlay::apply(
-            Path::new(crate::boot::plan::SOURCE_MOUNT),
-            Path::new(OVERLAY_SCRATCH),
-            root,
-            &req,
-        )
-        .map(|()| Vec::new()),
-        _ => apply_to(root, &req),
-    };
-    let actions = r.map_err(|e| format!("{}: {e}", plan.mode))?;
-    for a in &actions {
-        match a {
-            Action::Warn(w) => log::warn!("statelite: {w}"),
-            other => log::debug!("statelite: {other}"),
-        }
-    }
-    let store = if plan.statemnt.is_some() {
-        ", persistent store mounted"
-    } else {
-        ""
-    };
-    match plan.mode {
-        crate::cmdline::Mode::Overlay => log::info!(
-            "overlay for node {node}: the standard root under a tmpfs upper layer on {}{store}",
-            root.display()
-        ),
-        _ => log::info!(
-            "statelite for node {node}: {} actions{store}",
-            actions.len()
-        ),
-    }
-    Ok(())
-}
-
-/// Where the overlay mode keeps its tmpfs (upper and work directories).
-pub const OVERLAY_SCRATCH: &str = "/run/init-agent/overlay";

@@ -5,9 +5,7 @@
 
 use std::path::Path;
 
-use super::plan::Kind;
-use super::{apply_to, Request, StateliteError};
-use crate::config::Statelite;
+use super::StateliteError;
 use crate::sys;
 
 /// The overlayfs mount options for these layers.
@@ -40,38 +38,4 @@ pub fn mount(lower: &Path, scratch: &Path, target: &Path) -> Result<(), Statelit
         &options(lower, &upper, &work),
     )
     .map_err(m)
-}
-
-/// Overlay plus the persistent entries of the node's tables.
-pub fn apply(
-    lower: &Path,
-    scratch: &Path,
-    target: &Path,
-    req: &Request,
-) -> Result<(), StateliteError> {
-    mount(lower, scratch, target)?;
-    let persistent = Statelite {
-        litefile: req
-            .tables
-            .litefile
-            .iter()
-            .filter(|r| {
-                matches!(
-                    Kind::parse(&r.options),
-                    Ok(Kind::Persistent | Kind::LinkPersistent)
-                )
-            })
-            .cloned()
-            .collect(),
-        litetree: Vec::new(),
-        ..req.tables.clone()
-    };
-    let only_persistent = Request {
-        tables: &persistent,
-        image: req.image,
-        node: req.node,
-        store: req.store.clone(),
-        vars: req.vars.clone(),
-    };
-    apply_to(target, &only_persistent).map(drop)
 }

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::config::{LiteFile, LiteTree};
+use crate::source::mount::{nfs_mount, NfsMount};
+use crate::source::spec;
 
 /// The xCAT layout inside the new root.
 pub const STATELITE: &str = "/.statelite";
@@ -19,7 +21,8 @@ pub const LOG: &str = "/.statelite/statelite.log";
 /// xCAT's liteimg and rc.statelite really do (blank becomes `tmpfs,rw`, which
 /// liteimg turns into link chains), so images prepared by xCAT boot unchanged;
 /// its schema and litefile(5) say tmpfs, which is what `tmpfs` written out gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     Tmpfs,
     Persistent,
@@ -84,7 +87,7 @@ impl Kind {
 }
 
 /// One resolved litefile entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Entry {
     /// Absolute, normalised, without the trailing `/`.
     pub path: String,
@@ -110,19 +113,45 @@ impl Entry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tree {
     pub priority: f64,
-    /// `$node`-style variables expanded: `<server>:<path>` or a local directory.
-    pub source: String,
-    pub options: Option<String>,
+    /// `$node`-style variables expanded, parsed by the one NFS location parser.
+    pub source: Mountable,
+}
+
+/// What the layout mounts: an NFS export (mount arguments made by the one
+/// builder), or a local directory bound (tests, `statelite apply --state DIR`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mountable {
+    Nfs(NfsMount),
+    Dir(String),
+}
+
+impl fmt::Display for Mountable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mountable::Nfs(m) => write!(f, "{}", m.source),
+            Mountable::Dir(d) => f.write_str(d),
+        }
+    }
+}
+
+impl Mountable {
+    /// A location as the tables and `--state` write it: `server:/path`
+    /// (the server an address) or a directory; `options` are NFS options.
+    pub fn parse(location: &str, options: &[String]) -> Result<Mountable, String> {
+        let mut export = spec::parse_location(location).map_err(|e| e.0)?;
+        export.options.extend(options.iter().cloned());
+        match &export.server {
+            Some(h) => Ok(Mountable::Nfs(nfs_mount(
+                &export,
+                h.addr().map_err(|e| e.0)?,
+            ))),
+            None => Ok(Mountable::Dir(export.path)),
+        }
+    }
 }
 
 /// The persistent store of this node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Store {
-    /// `<server>:<path>` over NFS with these options.
-    Nfs { source: String, options: String },
-    /// A local directory (tests, `statelite apply --state DIR`).
-    Local(String),
-}
+pub type Store = Mountable;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -130,9 +159,8 @@ pub enum Action {
     Mkdir(String),
     /// NFS export or local directory onto a path in the root.
     MountSource {
-        source: String,
+        source: Mountable,
         target: String,
-        options: String,
         read_only: bool,
     },
     /// Copy a file or tree (metadata kept); `if_missing`: leave an existing one.
@@ -169,15 +197,24 @@ impl fmt::Display for Action {
             Action::MountTmpfs(t) => write!(f, "mount tmpfs on {t}"),
             Action::Mkdir(p) => write!(f, "mkdir {p}"),
             Action::MountSource {
-                source,
+                source: Mountable::Nfs(m),
                 target,
-                options,
                 read_only,
             } => write!(
                 f,
-                "mount {source} on {target} ({}{}{options})",
+                "mount {} on {target} ({},{})",
+                m.source,
                 if *read_only { "ro" } else { "rw" },
-                if options.is_empty() { "" } else { "," }
+                m.data
+            ),
+            Action::MountSource {
+                source: Mountable::Dir(d),
+                target,
+                read_only,
+            } => write!(
+                f,
+                "mount {d} on {target} ({})",
+                if *read_only { "ro" } else { "rw" }
             ),
             Action::Copy {
                 from,
@@ -258,7 +295,7 @@ pub fn normalise(file: &str) -> Result<(String, bool), TableError> {
     Ok((path.to_string(), dir))
 }
 
-fn applies(image_column: &str, image: &str) -> bool {
+pub fn applies(image_column: &str, image: &str) -> bool {
     let col = image_column.trim();
     col.is_empty() || col == "ALL" || col == image
 }
@@ -402,15 +439,22 @@ pub fn trees(
     let mut rows: Vec<&LiteTree> = rows.iter().filter(|r| applies(&r.image, image)).collect();
     rows.sort_by(|a, b| a.priority.total_cmp(&b.priority));
     for r in rows {
-        match expand(&r.directory, vars) {
-            Ok(source) if source.split(['/', ':']).any(|c| c == "..") => errors.push(TableError {
-                path: r.directory.clone(),
-                reason: "litetree directory with '..'".into(),
-            }),
+        let options = match r.mntopts.as_deref().map(spec::parse_options) {
+            Some(Err(e)) => {
+                errors.push(TableError {
+                    path: r.directory.clone(),
+                    reason: e.0,
+                });
+                continue;
+            }
+            Some(Ok(o)) => o,
+            None => Vec::new(),
+        };
+        let ro = [vec!["ro".to_string()], options].concat();
+        match expand(&r.directory, vars).and_then(|d| Mountable::parse(&d, &ro)) {
             Ok(source) => out.push(Tree {
                 priority: r.priority,
                 source,
-                options: r.mntopts.clone(),
             }),
             Err(reason) => errors.push(TableError {
                 path: r.directory.clone(),
@@ -453,22 +497,12 @@ pub fn plan_layout(inp: &Inputs) -> Result<Vec<Action>, TableError> {
         Action::Mkdir(MNT.into()),
     ];
     let node_dir = format!("{PERSISTENT}/{}", inp.node);
-    match inp.store {
-        Some(Store::Nfs { source, options }) => a.push(Action::MountSource {
-            source: source.clone(),
+    if let Some(store) = inp.store {
+        a.push(Action::MountSource {
+            source: store.clone(),
             target: PERSISTENT.into(),
-            options: options.clone(),
             read_only: false,
-        }),
-        Some(Store::Local(dir)) => a.push(Action::MountSource {
-            source: dir.clone(),
-            target: PERSISTENT.into(),
-            options: String::new(),
-            read_only: false,
-        }),
-        None => {}
-    }
-    if inp.store.is_some() {
+        });
         a.push(Action::Mkdir(node_dir));
     }
     for (i, t) in inp.trees.iter().enumerate() {
@@ -477,7 +511,6 @@ pub fn plan_layout(inp: &Inputs) -> Result<Vec<Action>, TableError> {
         a.push(Action::MountSource {
             source: t.source.clone(),
             target,
-            options: t.options.clone().unwrap_or_default(),
             read_only: true,
         });
     }

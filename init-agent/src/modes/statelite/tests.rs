@@ -40,7 +40,7 @@ fn image(at: &Path) {
             no_marker: true,
             ..Default::default()
         };
-        crate::sync::run(Path::new(&src), at, &opts).unwrap();
+        crate::sync::run(&crate::sync::SyncSource::Dir(src.into()), at, &opts).unwrap();
         return;
     }
     for d in [
@@ -83,12 +83,36 @@ fn tables(litefile: Vec<LiteFile>, litetree: Vec<LiteTree>) -> Statelite {
     }
 }
 
+/// What the boot's overlay step does: the overlay, then the persistent entries.
+fn overlay_apply(lower: &Path, scratch: &Path, target: &Path, req: &Request) {
+    overlay::mount(lower, scratch, target).unwrap();
+    let persistent = Statelite {
+        litefile: req
+            .tables
+            .litefile
+            .iter()
+            .filter(|r| matches!(plan::Kind::parse(&r.options), Ok(plan::Kind::Persistent)))
+            .cloned()
+            .collect(),
+        litetree: Vec::new(),
+        ..req.tables.clone()
+    };
+    let only = Request {
+        tables: &persistent,
+        image: req.image,
+        node: req.node,
+        store: req.store.clone(),
+        vars: req.vars.clone(),
+    };
+    apply_to(target, &only).unwrap();
+}
+
 fn request<'a>(t: &'a Statelite, state: &Path) -> Request<'a> {
     Request {
         tables: t,
         image: "debian",
         node: "cn01",
-        store: Some(Store::Local(state.display().to_string())),
+        store: Some(Store::Dir(state.display().to_string())),
         vars: BTreeMap::new(),
     }
 }
@@ -311,7 +335,7 @@ fn overlay_keeps_the_lower_root_untouched_and_binds_persistent_entries() {
         t.clone(),
     );
     isolated(move || {
-        overlay::apply(&l, &x, &r, &request(&t1, &s)).unwrap();
+        overlay_apply(&l, &x, &r, &request(&t1, &s));
         fs::write(r.join("etc/motd"), "node motd\n").unwrap();
         fs::write(r.join("root/marker"), "kept\n").unwrap();
         // Renaming a symlink: ltsp#860 (ENXIO with an NFS lower on >= 5.15).
@@ -329,7 +353,7 @@ fn overlay_keeps_the_lower_root_untouched_and_binds_persistent_entries() {
     );
     let (r2, x2) = (target.clone(), tmp.clone());
     isolated(move || {
-        overlay::apply(&lower, &x2, &r2, &request(&t, &state)).unwrap();
+        overlay_apply(&lower, &x2, &r2, &request(&t, &state));
         assert_eq!(
             fs::read_to_string(r2.join("root/marker")).unwrap(),
             "kept\n"

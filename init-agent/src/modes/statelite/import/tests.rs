@@ -383,7 +383,9 @@ fn every_error_names_table_line_and_cause() {
             import_xcat(
                 LF,
                 None,
-                Some(&format!("{SL}\"n1\",,\"s:/p\",,,\n\"n1\",,\"s:/q\",,,\n")),
+                Some(&format!(
+                    "{SL}\"n1\",,\"10.0.0.1:/p\",,,\n\"n1\",,\"10.0.0.1:/q\",,,\n"
+                )),
             ),
             Invalid {
                 table: "statelite",

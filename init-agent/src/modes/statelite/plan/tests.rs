@@ -198,9 +198,31 @@ fn litetrees_sort_by_priority_and_expand_variables() {
         },
     ];
     let t = trees(&rows, "img", &vars).unwrap();
-    assert_eq!(t[0].source, "10.0.0.1:/trees/cn01/x");
-    assert_eq!(t[0].options.as_deref(), Some("vers=4"));
-    assert_eq!(t[1].source, "10.0.0.1:/trees/rhels8");
+    assert_eq!(t[0].source.to_string(), "10.0.0.1:/trees/cn01/x");
+    let Mountable::Nfs(m) = &t[0].source else {
+        panic!("{:?}", t[0].source)
+    };
+    assert_eq!(
+        (m.fstype, m.data.as_str(), m.read_only),
+        ("nfs4", "vers=4,addr=10.0.0.1,proto=tcp", true)
+    );
+    assert_eq!(t[1].source.to_string(), "10.0.0.1:/trees/rhels8");
+    // A server the boot cannot reach by name is refused now, in its words.
+    let named = [LiteTree {
+        priority: 1.0,
+        image: String::new(),
+        directory: "$noderes.nfsserver:/trees".into(),
+        mntopts: None,
+    }];
+    let e = trees(&named, "img", &vars).unwrap_err();
+    assert!(e[0].reason.contains("$noderes.nfsserver"), "{e:?}");
+    let with = |k: &str, v: &str| {
+        let mut v2 = vars.clone();
+        v2.insert(k.into(), v.into());
+        v2
+    };
+    let e = trees(&named, "img", &with("noderes.nfsserver", "cnfs")).unwrap_err();
+    assert!(e[0].reason.contains("host name"), "{e:?}");
     let bad = [LiteTree {
         priority: 1.0,
         image: String::new(),
@@ -233,14 +255,10 @@ fn link_targets_are_relative_like_liteimg() {
 
 #[test]
 fn layout_mounts_store_and_trees_in_order() {
-    let store = Store::Nfs {
-        source: "10.0.0.1:/state".into(),
-        options: "nolock".into(),
-    };
+    let store = Store::parse("10.0.0.1:/state", &["rw".into(), "nolock".into()]).unwrap();
     let trees = [Tree {
         priority: 1.0,
-        source: "10.0.0.1:/tree".into(),
-        options: None,
+        source: Store::parse("10.0.0.1:/tree", &["ro".into()]).unwrap(),
     }];
     let inp = Inputs {
         entries: &[],
@@ -255,10 +273,10 @@ fn layout_mounts_store_and_trees_in_order() {
             "mkdir /.statelite/tmpfs",
             "mkdir /.statelite/persistent",
             "mkdir /.statelite/mnt",
-            "mount 10.0.0.1:/state on /.statelite/persistent (rw,nolock)",
+            "mount 10.0.0.1:/state on /.statelite/persistent (rw,nolock,vers=4.2,addr=10.0.0.1,proto=tcp)",
             "mkdir /.statelite/persistent/cn01",
             "mkdir /.statelite/mnt/0",
-            "mount 10.0.0.1:/tree on /.statelite/mnt/0 (ro)",
+            "mount 10.0.0.1:/tree on /.statelite/mnt/0 (ro,vers=4.2,addr=10.0.0.1,proto=tcp)",
         ]
     );
 }
@@ -267,11 +285,10 @@ fn entry_plan(e: &[Entry], trees: usize, store: bool, probe: &Fake) -> Vec<Strin
     let t: Vec<Tree> = (0..trees)
         .map(|i| Tree {
             priority: i as f64,
-            source: format!("/trees/{i}"),
-            options: None,
+            source: Mountable::Dir(format!("/trees/{i}")),
         })
         .collect();
-    let s = Store::Local("/state".into());
+    let s = Store::Dir("/state".into());
     let inp = Inputs {
         entries: e,
         trees: &t,

@@ -1,0 +1,430 @@
+//! The promise, tested: for a corpus of command lines, configurations,
+//! packagings and DHCP answers, (a) the executor makes exactly the calls the
+//! plan's steps name, in order, with the plan's values, and (b) every case
+//! `explain` accepts runs to the end when the environment cooperates: a
+//! value `explain` passed never fails the boot.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::boot::plan::{Packaging, Target};
+use crate::source::spec;
+use crate::sys::record::{Call, Recording};
+
+const CONFIG: &str = r#"
+[statelite]
+image = "rhels8"
+[[statelite.litefile]]
+image = "ALL"
+file = "/etc/adjtime"
+options = "persistent"
+[[statelite.litefile]]
+image = "ALL"
+file = "/var/tmp/"
+options = "tmpfs"
+[[statelite.litetree]]
+priority = 1.0
+image = "ALL"
+directory = "10.0.0.9:/trees/$node"
+[[node]]
+mac = ["52:54:00:12:34:56"]
+name = "cn042"
+nodeid = "42"
+"#;
+
+/// What the calls of `steps` must be, from the steps' values alone.
+fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
+    let mut calls = Vec::new();
+    let hostname = plan.node.clone().or(env.dhcp.hostname.clone());
+    // The standard root as the oracle knows it: (mounted on, nfs endpoint).
+    let mut mounted: Option<String> = None;
+    let mut endpoint: Option<String> = None;
+    let mut root_addr = None;
+    for s in steps {
+        match s {
+            Step::Early => calls.push(Call::MountPseudo),
+            Step::Break { shell, .. } => calls.push(Call::Shell(shell.clone())),
+            Step::LoadModules { modules, .. } => calls.push(Call::LoadModules(modules.clone())),
+            Step::Network { net, .. } => calls.push(Call::BringUp(net.mac.map(|m| m.to_string()))),
+            Step::HostNetwork => calls.push(Call::HostNetwork),
+            Step::MountSource { source, .. } => {
+                let Ok(t) = plan::resolve_source(source, &env.dhcp, hostname.as_deref()) else {
+                    continue;
+                };
+                root_addr = Some(t.servers[0]);
+                calls.push(Call::Mkdir(source.mountpoint.clone()));
+                calls.push(Call::MountNfs {
+                    mount: nfs_mount(&t.export, t.servers[0]),
+                    at: source.mountpoint.clone(),
+                });
+                mounted = Some(source.mountpoint.clone());
+            }
+            Step::ConnectSource { source, .. } => {
+                let Ok(t) = plan::resolve_source(source, &env.dhcp, hostname.as_deref()) else {
+                    continue;
+                };
+                root_addr = Some(t.servers[0]);
+                let e = Endpoint::new(&t.export, t.servers[0]).to_string();
+                calls.push(Call::ProbeNfs(e.clone()));
+                endpoint = Some(e);
+            }
+            Step::AdoptSource {
+                root,
+                aside,
+                read_write,
+            } => {
+                calls.push(Call::MountedOn(root.clone()));
+                mounted = Some(root.clone());
+                root_addr = env
+                    .host_mount
+                    .as_ref()
+                    .and_then(|m| spec::parse_location(&m.0).ok())
+                    .and_then(|e| e.server)
+                    .and_then(|h| h.addr().ok());
+                if let Some(a) = aside {
+                    calls.push(Call::MoveMount {
+                        from: root.clone(),
+                        to: a.clone(),
+                    });
+                    mounted = Some(a.clone());
+                } else if *read_write && env.host_mount.as_ref().is_some_and(|m| m.1) {
+                    calls.push(Call::RemountRw(root.clone()));
+                }
+            }
+            Step::PrepareDisks { disks } => {
+                calls.extend(disks.iter().map(|d| Call::PrepareDisk(d.device.clone())))
+            }
+            Step::MountLocal { disk, at } => {
+                calls.push(Call::InspectDisk(disk.device.clone()));
+                calls.push(Call::MountLocal {
+                    device: disk.device.clone(),
+                    at: at.clone(),
+                });
+            }
+            Step::MountLastComplete { disk, at } => {
+                calls.push(Call::InspectDisk(disk.device.clone()));
+                calls.push(Call::MountLocal {
+                    device: disk.device.clone(),
+                    at: at.clone(),
+                });
+                calls.push(Call::LocalState(at.clone()));
+            }
+            Step::Sync {
+                to,
+                exclude,
+                protect,
+                checksum,
+                ..
+            } => calls.push(Call::Sync {
+                src: mounted.clone().or(endpoint.clone()).unwrap_or_default(),
+                to: to.clone(),
+                exclude: exclude.clone(),
+                protect: protect.clone(),
+                checksum: *checksum,
+            }),
+            Step::ReleaseSource { at } => {
+                if mounted.as_deref() == Some(at.as_str()) {
+                    calls.push(Call::Unmount(at.clone()));
+                }
+            }
+            Step::Statelite {
+                root,
+                node,
+                entries,
+                store,
+                ..
+            } => calls.push(Call::Statelite {
+                root: root.clone(),
+                node: node
+                    .clone()
+                    .or(env.dhcp.hostname.clone())
+                    .unwrap_or_default(),
+                entries: entries.len(),
+                store: store_text(store, root_addr),
+            }),
+            Step::Overlay {
+                lower,
+                root,
+                node,
+                entries,
+                store,
+                ..
+            } => {
+                calls.push(Call::Overlay {
+                    lower: lower.clone(),
+                    root: root.clone(),
+                });
+                if !entries.is_empty() || store.is_some() {
+                    calls.push(Call::Statelite {
+                        root: root.clone(),
+                        node: node
+                            .clone()
+                            .or(env.dhcp.hostname.clone())
+                            .unwrap_or_default(),
+                        entries: entries.len(),
+                        store: store_text(store, root_addr),
+                    });
+                }
+            }
+            Step::Cdsl { root, nodeid, .. } => calls.push(Call::Cdsl {
+                root: root.clone(),
+                nodeid: nodeid.clone(),
+            }),
+            Step::Hooks { root, phase, .. } => calls.push(Call::Hooks {
+                root: root.clone(),
+                phase: phase.clone(),
+            }),
+            Step::SwitchRoot { root, init, .. } => calls.push(Call::SwitchRoot {
+                root: root.clone(),
+                init: init.clone(),
+            }),
+        }
+    }
+    calls
+}
+
+fn store_text(store: &Option<NfsExport>, root: Option<IpAddr>) -> Option<String> {
+    store.as_ref().map(|e| {
+        let server = e.server.as_ref().map_or_else(
+            || root.map(|a| Host::Addr(a).to_string()).unwrap_or_default(),
+            ToString::to_string,
+        );
+        format!("{server}:{}", e.path)
+    })
+}
+
+/// One case through the whole pipeline; `None` when `explain` refuses it.
+fn boot(
+    cmdline: &str,
+    config: &str,
+    packaging: Packaging,
+    env: Recording,
+) -> Option<(BootPlan, Recording, Result<(), BootError>)> {
+    let c: config::Config = toml::from_str(config).unwrap();
+    let root = if packaging == Packaging::Standalone {
+        plan::NEW_ROOT
+    } else {
+        "/root"
+    };
+    let mut p = plan::boot(
+        &crate::cmdline::parse(cmdline),
+        &c,
+        Target { packaging, root },
+    );
+    crate::boot::explain::assume(&mut p, &env.dhcp);
+    if !p.errors.is_empty() {
+        return None;
+    }
+    let mut env = env;
+    let r = run(&p, &p.steps, &mut env, &mut Facts::default());
+    Some((p, env, r))
+}
+
+fn check(cmdline: &str, config: &str, packaging: Packaging, env: Recording) -> bool {
+    let expected_env = Recording {
+        dhcp: env.dhcp.clone(),
+        host_mount: env.host_mount.clone(),
+        ..Recording::default()
+    };
+    let Some((p, env, r)) = boot(cmdline, config, packaging, env) else {
+        return false;
+    };
+    match (&r, packaging) {
+        (Ok(()), Packaging::Dracut | Packaging::InitramfsTools) => {}
+        (
+            Err(BootError::Sys {
+                step: "switch_root",
+                ..
+            }),
+            Packaging::Standalone,
+        ) => {}
+        _ => panic!("{cmdline} ({packaging:?}): explain accepted it, the boot failed: {r:?}"),
+    }
+    assert_eq!(
+        env.calls,
+        expected(&p, &p.steps, &expected_env),
+        "{cmdline} ({packaging:?})"
+    );
+    if !p.local.is_empty() {
+        let mut local = Recording::default();
+        run(&p, &p.local, &mut local, &mut Facts::default()).ok();
+        assert_eq!(
+            local.calls,
+            expected(&p, &p.local, &Recording::default()),
+            "{cmdline}: local"
+        );
+    }
+    true
+}
+
+fn dhcp(root_path: Option<&str>, hostname: Option<&str>) -> Recording {
+    Recording {
+        dhcp: DhcpAnswer {
+            root_path: root_path.map(String::from),
+            next_server: Some("10.0.0.254".parse().unwrap()),
+            server_id: Some("10.0.0.253".parse().unwrap()),
+            hostname: hostname.map(String::from),
+        },
+        host_mount: Some(("10.0.0.1:/srv/root".into(), true)),
+        ..Recording::default()
+    }
+}
+
+const CMDLINES: &[&str] = &[
+    "root=nfs:10.0.0.1:/srv/root initagent.mode=sync initagent.disk=/dev/vda",
+    "root=nfs:10.0.0.1:/srv/root:vers=3 initagent.mode=sync initagent.disk=/dev/vda initagent.nfs=kernel",
+    "root=nfs4:10.0.0.1:/srv/root initagent.mode=sync initagent.disk=/dev/sda rd.break=pre-pivot rd.break=cmdline",
+    "root=nfs://10.0.0.1:2050/srv/root?mountport=635 initagent.mode=sync initagent.disk=/dev/vda",
+    "root=[fd00::1]:/srv/root:vers=3 initagent.mode=nfsroot",
+    "NFSROOT=172.16.2.2:/install/netboot/alt/x86_64/compute STATEMNT=172.16.2.3:/gpfs/state NODE=cn001",
+    "root=nfs:10.0.0.1:/srv/root initagent.mode=statelite STATEMNT=/statelite NODE=cn01",
+    "root=nfs:10.0.0.1:/srv/root initagent.mode=overlay STATEMNT=10.0.0.2:/state MNTOPTS=vers=4.2 NODE=cn01",
+    "root=nfs:10.0.0.1:/srv/root rd.live.overlay.overlayfs=1",
+    "root=nfs:10.0.0.1:/srv/root initagent.mode=update",
+    "root=nfs:10.0.0.1:/srv/root initagent.nodeid=7 initagent.cdsl=1",
+    "BOOTIF=01-52-54-00-12-34-56 root=nfs:10.0.0.1:/srv/%s initagent.mode=statelite",
+    "root=dhcp initagent.mode=sync initagent.disk=/dev/vda",
+    "root=/dev/nfs initagent.mode=nfsroot",
+    "root=/dev/nfs nfsroot=10.0.0.1:/srv/root,vers=3 ip=10.0.0.5:10.0.0.1:10.0.0.254:255.255.255.0:cn05:eth0:off",
+    "initagent.mode=statelite",
+    // Refused by explain: host names where the agent mounts, bad tables.
+    "root=nfs:master.cluster:/srv/root initagent.mode=sync initagent.disk=/dev/vda",
+    "NFSROOT=172.16.2.2:/install STATEMNT=cnfs:/gpfs/state NODE=cn001",
+];
+
+const ROOT_PATHS: &[Option<&str>] = &[
+    None,
+    Some("10.0.0.7:/srv/dhcp"),
+    Some("nfs:10.0.0.7:/srv/dhcp:vers=3"),
+    Some("nfs4:10.0.0.7:/srv/dhcp"),
+    Some("/srv/dhcp"),
+    Some("/srv/dhcp,vers=3,nolock"),
+    Some("master:/srv/dhcp"),
+];
+
+#[test]
+fn every_step_runs_with_the_plan_values_and_nothing_explain_passed_fails() {
+    let mut accepted = 0;
+    let mut refused = 0;
+    for cmdline in CMDLINES {
+        for packaging in [
+            Packaging::Standalone,
+            Packaging::Dracut,
+            Packaging::InitramfsTools,
+        ] {
+            for rp in ROOT_PATHS {
+                for host in [None, Some("cn09")] {
+                    if check(cmdline, CONFIG, packaging, dhcp(*rp, host)) {
+                        accepted += 1;
+                    } else {
+                        refused += 1;
+                    }
+                }
+            }
+        }
+    }
+    // The corpus exercises both sides of the promise.
+    assert!(
+        accepted > 100 && refused > 20,
+        "{accepted} accepted, {refused} refused"
+    );
+}
+
+#[test]
+fn host_names_are_refused_by_explain_in_the_boot_s_words() {
+    for cmdline in [
+        "root=nfs:master.cluster:/srv/root initagent.mode=sync initagent.disk=/dev/vda",
+        "NFSROOT=172.16.2.2:/x STATEMNT=cnfs:/gpfs/state NODE=cn001",
+    ] {
+        let p = plan::boot(
+            &crate::cmdline::parse(cmdline),
+            &config::Config::default(),
+            Target::default(),
+        );
+        assert!(
+            p.errors.iter().any(|e| e.contains("host name")),
+            "{cmdline}: {:?}",
+            p.errors
+        );
+    }
+    // dracut resolves the root's name itself.
+    let p = plan::boot(
+        &crate::cmdline::parse("root=nfs:master.cluster:/srv/root"),
+        &config::Config::default(),
+        Target {
+            packaging: Packaging::Dracut,
+            root: "/sysroot",
+        },
+    );
+    assert_eq!(p.errors, Vec::<String>::new());
+}
+
+#[test]
+fn the_oracle_sees_a_skipped_reordered_or_changed_step() {
+    let (p, env, _) = boot(CMDLINES[0], CONFIG, Packaging::Standalone, dhcp(None, None)).unwrap();
+    let clean = Recording::default();
+    assert_eq!(env.calls, expected(&p, &p.steps, &clean));
+    let mut skipped = p.steps.clone();
+    skipped.remove(3);
+    let mut reordered = p.steps.clone();
+    reordered.swap(4, 5);
+    let mut changed = p.steps.clone();
+    if let Some(Step::Sync { to, .. }) = changed.iter_mut().find(|s| matches!(s, Step::Sync { .. }))
+    {
+        *to = "/elsewhere".into();
+    }
+    for steps in [skipped, reordered, changed] {
+        assert_ne!(env.calls, expected(&p, &steps, &clean));
+    }
+}
+
+fn token() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "root=nfs:10.0.0.1:/srv/root",
+        "root=nfs4:10.0.0.1:/srv/root:vers=4.1",
+        "root=nfs:10.0.0.1:/srv/root:vers=3,port=2049",
+        "root=dhcp",
+        "root=/dev/nfs",
+        "nfsroot=10.0.0.2:/srv/r,vers=3",
+        "NFSROOT=10.0.0.3:/install/img",
+        "STATEMNT=10.0.0.4:/state",
+        "STATEMNT=/state",
+        "STATEMNT=",
+        "MNTOPTS=vers=3",
+        "NODE=cn07",
+        "initagent.mode=sync",
+        "initagent.mode=statelite",
+        "initagent.mode=overlay",
+        "initagent.mode=nfsroot",
+        "initagent.mode=update",
+        "initagent.disk=/dev/vda",
+        "initagent.nfs=user",
+        "initagent.nfs=kernel",
+        "initagent.nodeid=3",
+        "initagent.cdsl=1",
+        "initagent.fallback=shell",
+        "initagent.checksum",
+        "rd.break=pre-mount",
+        "rd.break=mount",
+        "rd.live.overlay.overlayfs=1",
+        "BOOTIF=01-52-54-00-12-34-56",
+        "ip=dhcp",
+        "ip=10.0.0.5::10.0.0.254:255.255.255.0:cn05:eth0:off",
+        "init=/bin/sh",
+        "rw",
+    ])
+    .prop_map(String::from)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+    #[test]
+    fn generated_cases_keep_the_promise(
+        tokens in prop::collection::vec(token(), 1..8),
+        packaging in prop::sample::select(vec![Packaging::Standalone, Packaging::Dracut, Packaging::InitramfsTools]),
+        rp in prop::sample::select(ROOT_PATHS.to_vec()),
+        host in prop::sample::select(vec![None, Some("cn11")]),
+    ) {
+        check(&tokens.join(" "), CONFIG, packaging, dhcp(rp, host));
+    }
+}

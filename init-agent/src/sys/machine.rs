@@ -1,0 +1,286 @@
+//! [`Sys`]: every call the boot executor makes that changes the machine (or
+//! asks the network), behind one trait. [`Real`] makes them; the recording
+//! double in `sys::record` (tests) writes them down, so the executor is
+//! unit-tested by the calls it makes, without root. Each call below is
+//! tested for real as root and in QEMU.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::boot::plan::{DhcpAnswer, NetPlan};
+use crate::config::{self, Disk};
+use crate::modes::disk::Found;
+use crate::modes::statelite::plan::{Action, Inputs};
+use crate::source::mount::NfsMount;
+use crate::source::nfs::Endpoint;
+use crate::sync::{Options, Report, SyncSource};
+
+/// Why a call failed, with what it was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum SysError {
+    #[error(transparent)]
+    Mount(#[from] super::MountError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    #[error(transparent)]
+    Disk(#[from] crate::modes::disk::DiskError),
+    #[error(transparent)]
+    Modules(#[from] crate::modules::ModuleError),
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
+    #[error(transparent)]
+    Statelite(#[from] crate::modes::statelite::StateliteError),
+    #[error(transparent)]
+    Cdsl(#[from] crate::modes::cdsl::CdslError),
+    #[error(transparent)]
+    Hooks(#[from] crate::hooks::HookError),
+    #[error("{0}")]
+    SwitchRoot(String),
+    #[error("no NFS server to try")]
+    NoServer,
+}
+
+fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> SysError {
+    let what = what.to_string();
+    move |source| SysError::Io { what, source }
+}
+
+/// A disk made ready by its layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedDisk {
+    pub device: PathBuf,
+    /// Partitioned and formatted by this boot.
+    pub fresh: bool,
+}
+
+/// The calls the boot makes. `&mut self` so the recording double can log.
+pub trait Sys {
+    /// /proc, /sys, /dev, /run.
+    fn mount_pseudo(&mut self) -> Result<(), SysError>;
+    fn load_modules(&mut self, modules: &[String], skip: &[String]) -> Result<(), SysError>;
+    /// The boot NIC up by DHCP or static `ip=`; what DHCP said.
+    fn bring_up(&mut self, net: &NetPlan, c: &config::Net) -> Result<DhcpAnswer, SysError>;
+    /// What the host initramfs's DHCP said (klibc ipconfig's files).
+    fn host_network(&mut self) -> DhcpAnswer;
+    fn mkdir_p(&mut self, dir: &str) -> Result<(), SysError>;
+    fn mount_nfs(&mut self, m: &NfsMount, at: &str) -> Result<(), SysError>;
+    /// One attempt at the userspace client's MOUNT of `at`.
+    fn probe_nfs(&mut self, at: &Endpoint) -> Result<(), SysError>;
+    /// Whether anything accepts connections on the NFS port.
+    fn serves_nfs(&mut self, addr: IpAddr, port: u16) -> bool;
+    /// The source and read-only flag of the topmost mount on `at`.
+    fn mounted_on(&mut self, at: &str) -> Option<(String, bool)>;
+    fn move_mount(&mut self, from: &str, to: &str) -> Result<(), SysError>;
+    fn remount_rw(&mut self, at: &str) -> Result<(), SysError>;
+    fn unmount(&mut self, at: &str) -> Result<(), SysError>;
+    fn prepare_disk(&mut self, d: &Disk) -> Result<PreparedDisk, SysError>;
+    /// What is on a disk, nothing written.
+    fn inspect_disk(&mut self, d: &Disk) -> Result<(PathBuf, Found), SysError>;
+    /// The layout's `/` partition of `device` mounted on `at`.
+    fn mount_local(&mut self, d: &Disk, device: &Path, at: &str) -> Result<(), SysError>;
+    /// The sync state marker of the tree at `at`.
+    fn local_state(&mut self, at: &str) -> crate::sync::state::State;
+    /// A sync, its report written beside the state marker.
+    fn sync(&mut self, src: &SyncSource, to: &str, opts: &Options) -> Result<Report, SysError>;
+    fn statelite(&mut self, root: &str, inputs: &Inputs) -> Result<Vec<Action>, SysError>;
+    fn overlay(&mut self, lower: &str, scratch: &str, root: &str) -> Result<(), SysError>;
+    fn cdsl(&mut self, root: &str, cfg: &config::Cdsl, nodeid: &str) -> Result<(), SysError>;
+    fn run_hooks(
+        &mut self,
+        root: &str,
+        dir: &str,
+        phase: &str,
+        env: &[(String, String)],
+        skip: &[String],
+        timeout: u32,
+    ) -> Result<(), SysError>;
+    /// `rd.break`: a shell; the boot goes on when it ends.
+    fn shell(&mut self, shell: &str);
+    /// Hooks' background jobs, reparented to PID 1.
+    fn reap_orphans(&mut self);
+    /// Returns only why it could not switch.
+    fn switch_root(&mut self, root: &str, init: &str, args: &[String]) -> SysError;
+}
+
+/// How long a disk named by the configuration may take to appear.
+pub const DISK_WAIT: Duration = Duration::from_secs(10);
+
+/// The machine itself.
+pub struct Real;
+
+impl Sys for Real {
+    fn mount_pseudo(&mut self) -> Result<(), SysError> {
+        for (what, fstype, target, opts) in [
+            ("proc", "proc", "/proc", ""),
+            ("sysfs", "sysfs", "/sys", ""),
+            ("devtmpfs", "devtmpfs", "/dev", "mode=0755"),
+            ("tmpfs", "tmpfs", "/run", "mode=0755"),
+        ] {
+            let _ = std::fs::create_dir_all(target);
+            match super::mount_fs(what, Path::new(target), fstype, false, opts) {
+                Ok(()) => {}
+                // Already there: a retry, or an initramfs tool that mounted it.
+                Err(e) if e.source.raw_os_error() == Some(16) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn load_modules(&mut self, modules: &[String], skip: &[String]) -> Result<(), SysError> {
+        Ok(crate::modules::load_boot(modules, skip)?)
+    }
+
+    fn bring_up(&mut self, net: &NetPlan, c: &config::Net) -> Result<DhcpAnswer, SysError> {
+        let up = crate::net::bring_up(net, c)?;
+        log::info!(
+            "network up: {} {}/{}{}{}",
+            up.link,
+            up.address,
+            up.prefix,
+            up.gateway.map(|g| format!(" via {g}")).unwrap_or_default(),
+            up.lease
+                .as_ref()
+                .and_then(|l| l.root_path.as_ref())
+                .map(|r| format!(", DHCP root-path {r}"))
+                .unwrap_or_default()
+        );
+        Ok(up.lease.map(|l| l.answer()).unwrap_or_default())
+    }
+
+    fn host_network(&mut self) -> DhcpAnswer {
+        crate::boot::hosted::host_dhcp()
+    }
+
+    fn mkdir_p(&mut self, dir: &str) -> Result<(), SysError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))
+    }
+
+    fn mount_nfs(&mut self, m: &NfsMount, at: &str) -> Result<(), SysError> {
+        super::mount_fs(&m.source, Path::new(at), m.fstype, m.read_only, &m.data)?;
+        log::info!(
+            "standard root {} mounted on {at} ({}, {})",
+            m.source,
+            m.fstype,
+            m.data
+        );
+        Ok(())
+    }
+
+    fn probe_nfs(&mut self, at: &Endpoint) -> Result<(), SysError> {
+        crate::source::nfs::Nfs::probe(at).map_err(io(at))
+    }
+
+    fn serves_nfs(&mut self, addr: IpAddr, port: u16) -> bool {
+        std::net::TcpStream::connect_timeout(&(addr, port).into(), Duration::from_secs(3)).is_ok()
+    }
+
+    fn mounted_on(&mut self, at: &str) -> Option<(String, bool)> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        crate::boot::hosted::mounted_on(&info, at)
+    }
+
+    fn move_mount(&mut self, from: &str, to: &str) -> Result<(), SysError> {
+        std::fs::create_dir_all(to).map_err(io(to))?;
+        Ok(super::move_mount(Path::new(from), Path::new(to))?)
+    }
+
+    fn remount_rw(&mut self, at: &str) -> Result<(), SysError> {
+        Ok(super::remount(Path::new(at), false)?)
+    }
+
+    fn unmount(&mut self, at: &str) -> Result<(), SysError> {
+        Ok(super::unmount(Path::new(at), true)?)
+    }
+
+    fn prepare_disk(&mut self, d: &Disk) -> Result<PreparedDisk, SysError> {
+        let p = crate::modes::disk::prepare(d, DISK_WAIT)?;
+        Ok(PreparedDisk {
+            device: p.device,
+            fresh: p.fresh,
+        })
+    }
+
+    fn inspect_disk(&mut self, d: &Disk) -> Result<(PathBuf, Found), SysError> {
+        let (device, _, found) = crate::modes::disk::inspect(d, DISK_WAIT)?;
+        Ok((device, found))
+    }
+
+    fn mount_local(&mut self, d: &Disk, device: &Path, at: &str) -> Result<(), SysError> {
+        Ok(crate::modes::sync::mount_root(d, device, at)?)
+    }
+
+    fn local_state(&mut self, at: &str) -> crate::sync::state::State {
+        crate::modes::sync::state_of(at)
+    }
+
+    fn sync(&mut self, src: &SyncSource, to: &str, opts: &Options) -> Result<Report, SysError> {
+        let report = crate::sync::run(src, Path::new(to), opts)?;
+        if let Err(e) = crate::modes::sync::write_report(&report, to) {
+            // The copy is complete and marked so; only the record of it is missing.
+            log::warn!("writing the sync report: {e}");
+        }
+        Ok(report)
+    }
+
+    fn statelite(&mut self, root: &str, inputs: &Inputs) -> Result<Vec<Action>, SysError> {
+        Ok(crate::modes::statelite::apply(Path::new(root), inputs)?)
+    }
+
+    fn overlay(&mut self, lower: &str, scratch: &str, root: &str) -> Result<(), SysError> {
+        Ok(crate::modes::statelite::overlay::mount(
+            Path::new(lower),
+            Path::new(scratch),
+            Path::new(root),
+        )?)
+    }
+
+    fn cdsl(&mut self, root: &str, cfg: &config::Cdsl, nodeid: &str) -> Result<(), SysError> {
+        let actions = crate::modes::cdsl::plan_boot(cfg, nodeid)?;
+        Ok(crate::modes::cdsl::apply(Path::new(root), cfg, &actions)?)
+    }
+
+    fn run_hooks(
+        &mut self,
+        root: &str,
+        dir: &str,
+        phase: &str,
+        env: &[(String, String)],
+        skip: &[String],
+        timeout: u32,
+    ) -> Result<(), SysError> {
+        crate::hooks::run_phase(
+            Path::new(root),
+            dir,
+            phase,
+            env,
+            skip,
+            Duration::from_secs(timeout.into()),
+        )?;
+        Ok(())
+    }
+
+    fn shell(&mut self, shell: &str) {
+        match std::process::Command::new(shell).status() {
+            Ok(s) => log::info!("shell ended ({s}), boot continues"),
+            Err(e) => log::error!("{shell}: {e}; boot continues"),
+        }
+    }
+
+    fn reap_orphans(&mut self) {
+        let reaped = super::reap_orphans();
+        if reaped > 0 {
+            log::debug!("{reaped} orphaned processes reaped");
+        }
+    }
+
+    fn switch_root(&mut self, root: &str, init: &str, args: &[String]) -> SysError {
+        SysError::SwitchRoot(super::switch_root::switch_root(Path::new(root), init, args))
+    }
+}

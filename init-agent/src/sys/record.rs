@@ -1,0 +1,222 @@
+//! The recording double of [`Sys`]: every call written down with its
+//! values, every call succeeding, the environment's answers (the DHCP
+//! lease, what the host mounted) given by the test.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use super::machine::{PreparedDisk, Sys, SysError};
+use crate::boot::plan::{DhcpAnswer, NetPlan};
+use crate::config::{self, Disk};
+use crate::modes::disk::Found;
+use crate::modes::statelite::plan::{Action, Inputs, Mountable};
+use crate::source::mount::NfsMount;
+use crate::source::nfs::Endpoint;
+use crate::sync::{Options, Report, SyncSource};
+
+/// One call, with the values that matter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    MountPseudo,
+    LoadModules(Vec<String>),
+    BringUp(Option<String>),
+    HostNetwork,
+    Mkdir(String),
+    MountNfs {
+        mount: NfsMount,
+        at: String,
+    },
+    ProbeNfs(String),
+    MountedOn(String),
+    MoveMount {
+        from: String,
+        to: String,
+    },
+    RemountRw(String),
+    Unmount(String),
+    PrepareDisk(String),
+    InspectDisk(String),
+    MountLocal {
+        device: String,
+        at: String,
+    },
+    LocalState(String),
+    Sync {
+        src: String,
+        to: String,
+        exclude: Vec<String>,
+        protect: Vec<String>,
+        checksum: bool,
+    },
+    Statelite {
+        root: String,
+        node: String,
+        entries: usize,
+        store: Option<String>,
+    },
+    Overlay {
+        lower: String,
+        root: String,
+    },
+    Cdsl {
+        root: String,
+        nodeid: String,
+    },
+    Hooks {
+        root: String,
+        phase: String,
+    },
+    Shell(String),
+    SwitchRoot {
+        root: String,
+        init: String,
+    },
+}
+
+/// Answers and the calls so far.
+#[derive(Debug, Default)]
+pub struct Recording {
+    pub calls: Vec<Call>,
+    /// What the network's DHCP server answers.
+    pub dhcp: DhcpAnswer,
+    /// What the host initramfs mounted on the new root (dracut).
+    pub host_mount: Option<(String, bool)>,
+}
+
+impl Sys for Recording {
+    fn mount_pseudo(&mut self) -> Result<(), SysError> {
+        self.calls.push(Call::MountPseudo);
+        Ok(())
+    }
+    fn load_modules(&mut self, modules: &[String], _skip: &[String]) -> Result<(), SysError> {
+        self.calls.push(Call::LoadModules(modules.to_vec()));
+        Ok(())
+    }
+    fn bring_up(&mut self, net: &NetPlan, _c: &config::Net) -> Result<DhcpAnswer, SysError> {
+        self.calls
+            .push(Call::BringUp(net.mac.map(|m| m.to_string())));
+        Ok(self.dhcp.clone())
+    }
+    fn host_network(&mut self) -> DhcpAnswer {
+        self.calls.push(Call::HostNetwork);
+        self.dhcp.clone()
+    }
+    fn mkdir_p(&mut self, dir: &str) -> Result<(), SysError> {
+        self.calls.push(Call::Mkdir(dir.into()));
+        Ok(())
+    }
+    fn mount_nfs(&mut self, m: &NfsMount, at: &str) -> Result<(), SysError> {
+        self.calls.push(Call::MountNfs {
+            mount: m.clone(),
+            at: at.into(),
+        });
+        Ok(())
+    }
+    fn probe_nfs(&mut self, at: &Endpoint) -> Result<(), SysError> {
+        self.calls.push(Call::ProbeNfs(at.to_string()));
+        Ok(())
+    }
+    fn serves_nfs(&mut self, _addr: IpAddr, _port: u16) -> bool {
+        true
+    }
+    fn mounted_on(&mut self, at: &str) -> Option<(String, bool)> {
+        self.calls.push(Call::MountedOn(at.into()));
+        self.host_mount.clone()
+    }
+    fn move_mount(&mut self, from: &str, to: &str) -> Result<(), SysError> {
+        self.calls.push(Call::MoveMount {
+            from: from.into(),
+            to: to.into(),
+        });
+        Ok(())
+    }
+    fn remount_rw(&mut self, at: &str) -> Result<(), SysError> {
+        self.calls.push(Call::RemountRw(at.into()));
+        Ok(())
+    }
+    fn unmount(&mut self, at: &str) -> Result<(), SysError> {
+        self.calls.push(Call::Unmount(at.into()));
+        Ok(())
+    }
+    fn prepare_disk(&mut self, d: &Disk) -> Result<PreparedDisk, SysError> {
+        self.calls.push(Call::PrepareDisk(d.device.clone()));
+        Ok(PreparedDisk {
+            device: PathBuf::from(&d.device),
+            fresh: true,
+        })
+    }
+    fn inspect_disk(&mut self, d: &Disk) -> Result<(PathBuf, Found), SysError> {
+        self.calls.push(Call::InspectDisk(d.device.clone()));
+        Ok((PathBuf::from(&d.device), Found::Ours))
+    }
+    fn mount_local(&mut self, _d: &Disk, device: &Path, at: &str) -> Result<(), SysError> {
+        self.calls.push(Call::MountLocal {
+            device: device.display().to_string(),
+            at: at.into(),
+        });
+        Ok(())
+    }
+    fn local_state(&mut self, at: &str) -> crate::sync::state::State {
+        self.calls.push(Call::LocalState(at.into()));
+        crate::sync::state::State::Complete("g1".into())
+    }
+    fn sync(&mut self, src: &SyncSource, to: &str, opts: &Options) -> Result<Report, SysError> {
+        self.calls.push(Call::Sync {
+            src: src.to_string(),
+            to: to.into(),
+            exclude: opts.exclude.clone(),
+            protect: opts.protect.clone(),
+            checksum: opts.checksum,
+        });
+        Ok(Report::default())
+    }
+    fn statelite(&mut self, root: &str, inputs: &Inputs) -> Result<Vec<Action>, SysError> {
+        self.calls.push(Call::Statelite {
+            root: root.into(),
+            node: inputs.node.into(),
+            entries: inputs.entries.len(),
+            store: inputs.store.map(Mountable::to_string),
+        });
+        Ok(Vec::new())
+    }
+    fn overlay(&mut self, lower: &str, _scratch: &str, root: &str) -> Result<(), SysError> {
+        self.calls.push(Call::Overlay {
+            lower: lower.into(),
+            root: root.into(),
+        });
+        Ok(())
+    }
+    fn cdsl(&mut self, root: &str, _cfg: &config::Cdsl, nodeid: &str) -> Result<(), SysError> {
+        self.calls.push(Call::Cdsl {
+            root: root.into(),
+            nodeid: nodeid.into(),
+        });
+        Ok(())
+    }
+    fn run_hooks(
+        &mut self,
+        root: &str,
+        _dir: &str,
+        phase: &str,
+        _env: &[(String, String)],
+        _skip: &[String],
+        _timeout: u32,
+    ) -> Result<(), SysError> {
+        self.calls.push(Call::Hooks {
+            root: root.into(),
+            phase: phase.into(),
+        });
+        Ok(())
+    }
+    fn shell(&mut self, shell: &str) {
+        self.calls.push(Call::Shell(shell.into()));
+    }
+    fn reap_orphans(&mut self) {}
+    fn switch_root(&mut self, root: &str, init: &str, _args: &[String]) -> SysError {
+        self.calls.push(Call::SwitchRoot {
+            root: root.into(),
+            init: init.into(),
+        });
+        SysError::SwitchRoot("recorded".into())
+    }
+}
