@@ -61,12 +61,9 @@ boot_and_cut() { # name mib
     [ -n "${copied:-}" ] || fail "no sync progress was seen before the cut"
 }
 converged() { # what
-    local m=$T/mnt-$BOOT skip='^(etc|etc/machine-id|etc/hostname|etc/fstab|var/log|var/log/ia-test\.log) '
+    local m=$T/mnt-$BOOT
     vm_mount_partition "$DISK" 1 "$m"
-    python3 "$VM_DIR/../tests-support/treelist.py" "$STD" --exclude-root-name .init-agent \
-        | grep -Ev "$skip" | grep -Ev '^(proc|sys|dev|run)/' >"$T/std.list"
-    python3 "$VM_DIR/../tests-support/treelist.py" "$m" --exclude-root-name .init-agent \
-        --exclude-root-name lost+found | grep -Ev "$skip" | grep -Ev '^(proc|sys|dev|run)/' >"$T/disk.list"
+    tree_lists "$m"
     local ok=1
     diff "$T/std.list" "$T/disk.list" >"$T/diff-$BOOT.txt" || ok=0
     grep -q '^complete ' "$m/.init-agent/state" || ok=0

@@ -68,16 +68,12 @@ boot() { # name [with-nfs]
     TOOK=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)")
     ! grep -aq "Kernel panic" "$T/console-$BOOT.log" || fail "kernel panic"
 }
-# The disk as the standard root, minus what is node-local by design: the
-# identity the hooks make, the local fstab, the node's logs.
+# The disk as the standard root, minus what is node-local by design
+# (tree_lists).
 compare() { # what
     local m=$T/mnt-$BOOT
     vm_mount_partition "$DISK" 1 "$m"
-    local skip='^(etc|etc/machine-id|etc/hostname|etc/fstab|var/log|var/log/ia-test\.log) '
-    python3 "$VM_DIR/../tests-support/treelist.py" "$STD" --exclude-root-name .init-agent \
-        | grep -Ev "$skip" | grep -Ev '^(proc|sys|dev|run)/' >"$T/std.list"
-    python3 "$VM_DIR/../tests-support/treelist.py" "$m" --exclude-root-name .init-agent \
-        --exclude-root-name lost+found | grep -Ev "$skip" | grep -Ev '^(proc|sys|dev|run)/' >"$T/disk.list"
+    tree_lists "$m"
     if ! diff "$T/std.list" "$T/disk.list" >"$T/diff-$BOOT.txt"; then
         vm_unmount "$m"
         fail "$1: the disk differs from the standard root (see $T/diff-$BOOT.txt)"
