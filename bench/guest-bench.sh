@@ -29,6 +29,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/vmtests/lib/setup.sh"
+. "$ROOT/vmtests/lib/check.sh" guest-bench
 REPS=${GUEST_BENCH_REPS:-3}
 LIMIT=${GUEST_BENCH_TIMEOUT:-7200}
 [[ $REPS =~ ^[1-9][0-9]?$ ]] || {
@@ -321,12 +322,6 @@ VM_NFS_V3=1 vm_with_nfs "$STD" bench_node "$T/initrd.gz" "$CMDLINE" "$LIMIT" \
     -drive file="$T/disk.raw",format=raw,if=virtio </dev/null | stdbuf -oL tr -d '\r' | tee "$T/console.log" \
     | grep --line-buffered -a 'BENCH\|NODE-INIT\|synced ' >&2 || true
 echo "guest-bench: QEMU ran $(($(date +%s) - start)) s; console in $T/console.log" >&2
-
-fail() {
-    echo "guest-bench: FAILED: $1 (console in $T/console.log)" >&2
-    tail -25 "$T/console.log" >&2
-    exit 1
-}
 grep -aq 'NODE-INIT pid 1 root ext4' "$T/console.log" || fail "the node did not boot its local copy"
 ! grep -aq 'BENCH-FAILED' "$T/console.log" || fail "$(grep -a 'BENCH-FAILED' "$T/console.log" | head -1)"
 grep -aq 'BENCH-DONE' "$T/console.log" || fail "the guest did not finish (timeout ${LIMIT} s?)"

@@ -11,6 +11,7 @@
 #   the link flapping during DHCP: the lease still comes.
 set -euo pipefail
 . "$(dirname "$0")/lib/setup.sh"
+. "$(dirname "$0")/lib/check.sh" faults
 vm_install
 vm_kernel
 vm_agent
@@ -28,14 +29,6 @@ vm_initrd standalone "$T/initrd.img" "$T/init-agent.toml"
 DISK=$T/disk.raw
 SYNC="root=nfs:10.0.2.2:/export initagent.mode=sync initagent.disk=/dev/vda init=/sbin/ia-test-init NODE=cn01 initagent.timeout=5"
 
-fail() {
-    echo "faults: FAILED: $1 (console in $T/console-$BOOT.log)" >&2
-    tail -25 "$T/console-$BOOT.log" >&2 || true
-    exit 1
-}
-expect() { # pattern what
-    grep -aq -- "$1" "$T/console-$BOOT.log" || fail "$2"
-}
 boot() { # name cmdline [qemu-arg...]
     BOOT=$1
     local cmdline=$2
@@ -68,12 +61,9 @@ boot_and_cut() { # name mib
     [ -n "${copied:-}" ] || fail "no sync progress was seen before the cut"
 }
 converged() { # what
-    local m=$T/mnt-$BOOT skip='^(etc|etc/machine-id|etc/hostname|etc/fstab|var/log|var/log/ia-test\.log) '
+    local m=$T/mnt-$BOOT
     vm_mount_partition "$DISK" 1 "$m"
-    python3 "$VM_DIR/../tests-support/treelist.py" "$STD" --exclude-root-name .init-agent \
-        | grep -Ev "$skip" | grep -Ev '^(proc|sys|dev|run)/' >"$T/std.list"
-    python3 "$VM_DIR/../tests-support/treelist.py" "$m" --exclude-root-name .init-agent \
-        --exclude-root-name lost+found | grep -Ev "$skip" | grep -Ev '^(proc|sys|dev|run)/' >"$T/disk.list"
+    tree_lists "$m"
     local ok=1
     diff "$T/std.list" "$T/disk.list" >"$T/diff-$BOOT.txt" || ok=0
     grep -q '^complete ' "$m/.init-agent/state" || ok=0

@@ -12,6 +12,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib/setup.sh"
 PACKAGING=${1:-standalone}
+. "$(dirname "$0")/lib/check.sh" "modes ($PACKAGING)"
 vm_install
 vm_kernel
 vm_agent
@@ -63,14 +64,6 @@ vm_initrd "$PACKAGING" "$T/initrd.img" "$T/init-agent.toml"
 ROOT_ARGS=$(vm_root_args "$PACKAGING")
 
 export VM_EXTRA_EXPORTS="/state=$T/state"
-fail() {
-    echo "modes ($PACKAGING): FAILED: $1 (console in $T/console-$BOOT.log)" >&2
-    tail -25 "$T/console-$BOOT.log" >&2 || true
-    exit 1
-}
-expect() { # pattern what
-    grep -aq -- "$1" "$T/console-$BOOT.log" || fail "$2"
-}
 boot() { # name cmdline [root-args]
     BOOT=$1
     vm_with_nfs "$STD" vm_qemu "$T/initrd.img" \

@@ -7,6 +7,7 @@
 # -no-reboot turns into an exit). No kernel panic, no hang.
 set -euo pipefail
 . "$(dirname "$0")/lib/setup.sh"
+. "$(dirname "$0")/lib/check.sh" pid1 20
 vm_install
 vm_kernel
 vm_agent
@@ -21,18 +22,11 @@ start=$(date +%s)
 vm_qemu "$T/initrd.gz" "root=nfs:10.0.2.2:/export initagent.fallback=reboot initagent.timeout=3 rd.debug" 90 \
     </dev/null | tr -d '\r' >"$T/console.log" || true
 took=$(($(date +%s) - start))
-check() { # pattern what
-    if ! grep -aq "$1" "$T/console.log"; then
-        echo "pid1: FAILED: $2 (console in $T/console.log)" >&2
-        tail -20 "$T/console.log" >&2
-        exit 1
-    fi
-}
-check "init-agent: mode Nfsroot, fallback Reboot" "the plan was not made from the command line"
-check "init-agent: [0-9]* kernel modules loaded" "modules were not loaded"
-check "init-agent: network up: eth0 10.0.2.15/24 via 10.0.2.2" "DHCP over netlink did not configure eth0"
-check "init-agent: boot stopped: nfs: 10.0.2.2:/export: Connection refused" "a master that is down was not named"
-check "init-agent: rebooting in 1 s" "the configured outcome (reboot) was not taken"
+expect "init-agent: mode Nfsroot, fallback Reboot" "the plan was not made from the command line"
+expect "init-agent: [0-9]* kernel modules loaded" "modules were not loaded"
+expect "init-agent: network up: eth0 10.0.2.15/24 via 10.0.2.2" "DHCP over netlink did not configure eth0"
+expect "init-agent: boot stopped: nfs: 10.0.2.2:/export: Connection refused" "a master that is down was not named"
+expect "init-agent: rebooting in 1 s" "the configured outcome (reboot) was not taken"
 if grep -aq "Kernel panic" "$T/console.log"; then
     echo "pid1: FAILED: kernel panic" >&2
     exit 1
@@ -40,8 +34,8 @@ fi
 # A BOOTIF naming a NIC the node does not have: named, then the outcome.
 vm_qemu "$T/initrd.gz" "root=nfs:10.0.2.2:/export initagent.fallback=reboot BOOTIF=01-aa-bb-cc-dd-ee-ff" 90 \
     </dev/null | tr -d '\r' >"$T/console.log" || true
-check "init-agent: boot stopped: network: no interface has the BOOTIF address aa:bb:cc:dd:ee:ff" "a missing BOOTIF NIC was not named"
-check "init-agent: rebooting in 1 s" "the outcome after a missing NIC was not taken"
+expect "init-agent: boot stopped: network: no interface has the BOOTIF address aa:bb:cc:dd:ee:ff" "a missing BOOTIF NIC was not named"
+expect "init-agent: rebooting in 1 s" "the outcome after a missing NIC was not taken"
 # nfsroot: a real standard root over NFS (ganesha), switch_root into its init.
 E=$T/export
 mkdir -p "$E"/{bin,sbin,dev,proc,sys,run,etc}
@@ -54,6 +48,6 @@ NODEINIT
 chmod +x "$E/sbin/init"
 vm_with_nfs "$E" vm_qemu "$T/initrd.gz" 'root=nfs:10.0.2.2:/export initagent.fallback=reboot' 90 \
     </dev/null | tr -d '\r' >"$T/console.log" || true
-check "init-agent: standard root 10.0.2.2:/export mounted" "the NFS root was not mounted"
-check "NODE-INIT pid 1 root nfs4" "switch_root did not exec the standard root's init as PID 1"
+expect "init-agent: standard root 10.0.2.2:/export mounted" "the NFS root was not mounted"
+expect "NODE-INIT pid 1 root nfs4" "switch_root did not exec the standard root's init as PID 1"
 echo "pid1: plan, modules, DHCP by netlink, NFS root, switch_root; one-line causes and reboot outcomes (first boot ${took} s)"

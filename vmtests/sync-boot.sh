@@ -16,6 +16,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib/setup.sh"
 PACKAGING=${1:-standalone}
+. "$(dirname "$0")/lib/check.sh" "sync-boot ($PACKAGING)"
 BUILD=$PACKAGING CLIENT=kernel
 if [ "$PACKAGING" = userspace-nfs ]; then
     BUILD=standalone CLIENT=user
@@ -45,15 +46,6 @@ else
 fi
 DISK=$T/disk.raw
 qemu-img create -q -f raw "$DISK" 2G
-
-fail() {
-    echo "sync-boot ($PACKAGING): FAILED: $1 (console in $T/console-$BOOT.log)" >&2
-    tail -25 "$T/console-$BOOT.log" >&2 || true
-    exit 1
-}
-check() { # pattern what
-    grep -aq -- "$1" "$T/console-$BOOT.log" || fail "$2"
-}
 ROOT_ARGS=$(vm_root_args "$BUILD")
 UPDATE_ROOT_ARGS=$ROOT_ARGS UPDATE_INITRD=$T/initrd.img
 if [ "$CLIENT" = user ]; then
@@ -76,16 +68,12 @@ boot() { # name [with-nfs]
     TOOK=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)")
     ! grep -aq "Kernel panic" "$T/console-$BOOT.log" || fail "kernel panic"
 }
-# The disk as the standard root, minus what is node-local by design: the
-# identity the hooks make, the local fstab, the node's logs.
+# The disk as the standard root, minus what is node-local by design
+# (tree_lists).
 compare() { # what
     local m=$T/mnt-$BOOT
     vm_mount_partition "$DISK" 1 "$m"
-    local skip='^(etc|etc/machine-id|etc/hostname|etc/fstab|var/log|var/log/ia-test\.log) '
-    python3 "$VM_DIR/../tests-support/treelist.py" "$STD" --exclude-root-name .init-agent \
-        | grep -Ev "$skip" | grep -Ev '^(proc|sys|dev|run)/' >"$T/std.list"
-    python3 "$VM_DIR/../tests-support/treelist.py" "$m" --exclude-root-name .init-agent \
-        --exclude-root-name lost+found | grep -Ev "$skip" | grep -Ev '^(proc|sys|dev|run)/' >"$T/disk.list"
+    tree_lists "$m"
     if ! diff "$T/std.list" "$T/disk.list" >"$T/diff-$BOOT.txt"; then
         vm_unmount "$m"
         fail "$1: the disk differs from the standard root (see $T/diff-$BOOT.txt)"
@@ -100,10 +88,10 @@ print(v)' "$MNT/.init-agent/last-sync.json" "$1"
 
 # 1. First boot: blank disk → GPT with one ext4 `root`, synced, booted.
 boot first with-nfs
-check "disk /dev/vda: blank: partitioning and formatting" "the blank disk was not prepared"
-check "NODE-INIT pid 1 root ext4" "the node did not boot its local copy"
+expect "disk /dev/vda: blank: partitioning and formatting" "the blank disk was not prepared"
+expect "NODE-INIT pid 1 root ext4" "the node did not boot its local copy"
 if [ "$CLIENT" = user ]; then
-    check "mounted from userspace (NFSv3" "the userspace NFS client did not read the standard root"
+    expect "mounted from userspace (NFSv3" "the userspace NFS client did not read the standard root"
     ! grep -aq "standard root .* mounted on" "$T/console-$BOOT.log" || fail "the kernel client mounted the standard root"
 fi
 sfdisk -J "$DISK" | grep -q '"name":"root"' || sfdisk -J "$DISK" | grep -q '"name": "root"' \
@@ -136,7 +124,7 @@ BOOT=update
 vm_with_nfs "$STD" vm_qemu "$UPDATE_INITRD" \
     "$UPDATE_ROOT_ARGS initagent.mode=update init=/sbin/ia-test-init NODE=update01" 400 \
     </dev/null | tr -d '\r' >"$T/console-update.log" || true
-check "UPDATE-NODE wrote made on the update node" "the update node could not write the standard root"
+expect "UPDATE-NODE wrote made on the update node" "the update node could not write the standard root"
 [ "$(cat "$STD/etc/ia-updated" 2>/dev/null)" = "made on the update node" ] || fail "the update node's change is not on the export"
 mkdir -p "$STD/opt/site"
 head -c 1048576 /dev/urandom >"$STD/opt/site/tool.bin"
@@ -145,8 +133,8 @@ victim=$(find "$STD/usr/share/perl5" -type f | sort | sed -n 1p)
 rm "$victim"
 "$AGENT" manifest "$STD" -o "$STD/.init-agent/manifest" 2>>"$T/manifest.log"
 boot second with-nfs
-check "disk /dev/vda: our layout, kept" "the prepared disk was not recognised as ours"
-check "NODE-INIT pid 1 root ext4" "the node did not boot after the second sync"
+expect "disk /dev/vda: our layout, kept" "the prepared disk was not recognised as ours"
+expect "NODE-INIT pid 1 root ext4" "the node did not boot after the second sync"
 compare "second boot"
 [ "$(report manifest)" = used ] || fail "the manifest was not used: $(report manifest)"
 [ "$(report counts.deleted)" -eq 1 ] || fail "deleted $(report counts.deleted), expected 1"
@@ -166,9 +154,9 @@ if [ "$BUILD" != standalone ]; then
 fi
 # 3. The master is down: no NFS server at all. Fallback local boots the copy.
 boot master-down
-check "boot stopped: nfs: .*10.0.2.2" "the unreachable master was not named"
-check "booting the last complete local copy" "the local fallback was not taken"
-check "NODE-INIT pid 1 root ext4" "the last complete local copy did not boot"
+expect "boot stopped: nfs: .*10.0.2.2" "the unreachable master was not named"
+expect "booting the last complete local copy" "the local fallback was not taken"
+expect "NODE-INIT pid 1 root ext4" "the last complete local copy did not boot"
 vm_mount_partition "$DISK" 1 "$T/mnt-down"
 MNT=$T/mnt-down
 [ "$(wc -l <"$MNT/var/log/ia-test.log")" -eq 3 ] || fail "the fallback boot left no trace"
