@@ -56,7 +56,7 @@ pub fn start_logging(p: &Prepared) {
         log::warn!("config: {e} (built-in defaults in force)");
     }
     log::info!(
-        "mode {}, fallback {} ({:?})",
+        "mode {:?}, fallback {:?} ({:?})",
         p.plan.mode,
         p.plan.fallback,
         p.plan.packaging

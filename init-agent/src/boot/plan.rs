@@ -349,7 +349,7 @@ impl Step {
             Step::LoadModules { .. } => "modules",
             Step::Network { .. } | Step::HostNetwork => "network",
             Step::MountSource { .. } | Step::ConnectSource { .. } | Step::AdoptSource { .. } => {
-                "source"
+                "nfs"
             }
             Step::PrepareDisks { .. } => "disks",
             Step::MountLocal { .. } | Step::MountLastComplete { .. } => "local root",

@@ -416,8 +416,10 @@ fn reach(
         }
         let last = last.unwrap_or(SysError::NoServer);
         if Instant::now() + Duration::from_secs(delay) > deadline {
-            log::error!("gave up after {timeout} s");
-            return Err(last);
+            return Err(SysError::Io {
+                what: last.to_string(),
+                source: std::io::Error::other(format!("gave up after {timeout} s")),
+            });
         }
         std::thread::sleep(Duration::from_secs(delay));
         delay = (delay * 2).min(16);

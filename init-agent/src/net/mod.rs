@@ -90,7 +90,7 @@ pub fn bring_up(plan: &NetPlan, c: &config::Net) -> Result<Configured, NetError>
 
 /// Why the network did not come up, naming the interface and the step.
 #[derive(Debug, thiserror::Error)]
-#[error("network: {0}")]
+#[error("{0}")]
 pub struct NetError(pub String);
 
 fn configure(plan: &NetPlan, c: &config::Net) -> Result<Configured, String> {

@@ -163,7 +163,13 @@ impl Sys for Real {
     }
 
     fn mount_nfs(&mut self, m: &NfsMount, at: &str) -> Result<(), SysError> {
-        super::mount_fs(&m.source, Path::new(at), m.fstype, m.read_only, &m.data)?;
+        // Named by the export, as the admin wrote it, not by the mount point.
+        super::mount_fs(&m.source, Path::new(at), m.fstype, m.read_only, &m.data).map_err(|e| {
+            SysError::Io {
+                what: m.source.clone(),
+                source: e.source,
+            }
+        })?;
         log::info!(
             "standard root {} mounted on {at} ({}, {})",
             m.source,
@@ -174,7 +180,7 @@ impl Sys for Real {
     }
 
     fn probe_nfs(&mut self, at: &Endpoint) -> Result<(), SysError> {
-        crate::source::nfs::Nfs::probe(at).map_err(io(at))
+        crate::source::nfs::Nfs::probe(at).map_err(io(format!("{}:{}", at.host, at.path)))
     }
 
     fn serves_nfs(&mut self, addr: IpAddr, port: u16) -> bool {
