@@ -95,19 +95,27 @@ pub struct Ran {
     pub status: String,
 }
 
-/// Runs the `phase` hooks against `root` with `env` (besides PATH, HOME,
-/// LANG and INITAGENT_PHASE); `dir` is the hooks directory (`[hooks] dir`),
-/// looked up both in the running system and in `root`.
-pub fn run_phase(
-    root: &Path,
-    dir: &str,
-    phase: &str,
-    env: &[(String, String)],
-    skip: &[String],
-    timeout: Duration,
-) -> Result<Vec<Ran>, HookError> {
-    run_hooks(root, dir, phase, env, skip, timeout).map_err(|why| HookError {
-        phase: phase.to_string(),
+/// One phase of hooks as the boot plan names it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Phase {
+    /// `post-sync`, `pre-switch`.
+    pub phase: String,
+    /// The new root the hooks run chrooted in.
+    pub root: String,
+    /// The hooks directory (`[hooks] dir`), looked up both in the running
+    /// system and in `root`.
+    pub dir: String,
+    /// Hook names not to run (`[hooks] skip`).
+    pub skip: Vec<String>,
+    /// Seconds each hook may take before it is killed.
+    pub timeout: u32,
+}
+
+/// Runs the hooks of `p` with `env` (besides PATH, HOME, LANG and
+/// INITAGENT_PHASE).
+pub fn run_phase(p: &Phase, env: &[(String, String)]) -> Result<Vec<Ran>, HookError> {
+    run_hooks(p, env).map_err(|why| HookError {
+        phase: p.phase.clone(),
         why,
     })
 }
@@ -120,14 +128,14 @@ pub struct HookError {
     pub why: String,
 }
 
-fn run_hooks(
-    root: &Path,
-    dir: &str,
-    phase: &str,
-    env: &[(String, String)],
-    skip: &[String],
-    timeout: Duration,
-) -> Result<Vec<Ran>, String> {
+fn run_hooks(p: &Phase, env: &[(String, String)]) -> Result<Vec<Ran>, String> {
+    let (root, dir, phase, skip) = (
+        Path::new(&p.root),
+        p.dir.as_str(),
+        p.phase.as_str(),
+        &p.skip,
+    );
+    let timeout = Duration::from_secs(p.timeout.into());
     let rel = format!("{}/{phase}.d", dir.trim_matches('/'));
     let here = Path::new("/").join(&rel);
     let inside = root.join(&rel);
@@ -341,8 +349,14 @@ mod tests {
                     ),
                 ]
             };
-            let t = Duration::from_secs(2);
-            let ran = run_phase(&root, dir, "post-sync", &env("1"), &[], t).unwrap();
+            let mut phase = Phase {
+                phase: "post-sync".into(),
+                root: root.display().to_string(),
+                dir: dir.into(),
+                skip: Vec::new(),
+                timeout: 2,
+            };
+            let ran = run_phase(&phase, &env("1")).unwrap();
             let status: Vec<(&str, bool)> = ran.iter().map(|r| (r.name.as_str(), r.ok)).collect();
             assert_eq!(
                 status,
@@ -367,8 +381,8 @@ mod tests {
             assert_eq!(fstab, want);
             assert!(!root.join("etc/udev/rules.d/70-persistent-net.rules").exists());
             // A later sync: the identity is kept, the fstab edit is the same.
-            let skip = ["60-fails".to_string(), "70-hangs".to_string()];
-            let ran = run_phase(&root, dir, "post-sync", &env("0"), &skip, t).unwrap();
+            phase.skip = vec!["60-fails".to_string(), "70-hangs".to_string()];
+            let ran = run_phase(&phase, &env("0")).unwrap();
             assert!(ran.iter().all(|r| r.ok), "{ran:?}");
             assert_eq!(read("etc/machine-id"), id);
             assert_eq!(read("etc/fstab"), want);

@@ -130,15 +130,7 @@ pub fn render(p: &BootPlan, config_source: &str, resolved: Option<&SourceTarget>
     let version = s
         .version
         .map_or_else(|| "default".to_string(), |v| format!("v{v}"));
-    let servers = if s.servers.is_empty() {
-        "(DHCP root-path / next-server)".to_string()
-    } else {
-        s.servers
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let servers = plan::servers_text(s);
     let statemnt = p.statemnt.as_ref().map_or_else(
         || "-".to_string(),
         |l| {

@@ -20,6 +20,7 @@ use crate::cmdline::{
     BootParams, BreakStage, Fallback, IpConfig, Mode, NetMethod, NfsClient, RootSpec,
 };
 use crate::config::{self, Config, Disk, FsType, LiteTree, Node, Partition, Size, TableType};
+use crate::hooks::Phase;
 use crate::hwaddr::Mac;
 use crate::modes::statelite::plan::{Entry, Kind};
 use crate::source::spec::{self, Host, NfsExport, SpecError};
@@ -326,13 +327,7 @@ pub enum Step {
         link: String,
     },
     /// Run one phase of hook scripts against the new root.
-    Hooks {
-        phase: String,
-        root: String,
-        dir: String,
-        skip: Vec<String>,
-        timeout: u32,
-    },
+    Hooks(Phase),
     SwitchRoot {
         root: String,
         init: String,
@@ -358,13 +353,14 @@ impl Step {
             Step::Statelite { .. } => "statelite",
             Step::Overlay { .. } => "overlay",
             Step::Cdsl { .. } => "cdsl",
-            Step::Hooks { .. } => "hooks",
+            Step::Hooks(_) => "hooks",
             Step::SwitchRoot { .. } => "switch_root",
         }
     }
 }
 
-fn servers_text(s: &SourcePlan) -> String {
+/// The servers to try, as explain and the steps say them.
+pub fn servers_text(s: &SourcePlan) -> String {
     if s.servers.is_empty() {
         "(DHCP root-path / next-server)".to_string()
     } else {
@@ -510,9 +506,7 @@ impl fmt::Display for Step {
                 tree,
                 link,
             } => write!(f, "CDSL: bind {tree}/{nodeid} on {link} in {root}"),
-            Step::Hooks { phase, dir, root, .. } => {
-                write!(f, "run {phase} hooks from {dir} in {root}")
-            }
+            Step::Hooks(h) => write!(f, "run {} hooks from {} in {}", h.phase, h.dir, h.root),
             Step::SwitchRoot { root, init, args } => {
                 write!(f, "switch_root {root}, exec {init}")?;
                 if !args.is_empty() {
@@ -707,12 +701,14 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
         }
     }
 
-    let hooks = |phase: &str| Step::Hooks {
-        phase: phase.into(),
-        root: root.clone(),
-        dir: c.hooks.dir.clone(),
-        skip: c.hooks.skip.clone(),
-        timeout: c.hooks.timeout,
+    let hooks = |phase: &str| {
+        Step::Hooks(Phase {
+            phase: phase.into(),
+            root: root.clone(),
+            dir: c.hooks.dir.clone(),
+            skip: c.hooks.skip.clone(),
+            timeout: c.hooks.timeout,
+        })
     };
     let switch = Step::SwitchRoot {
         root: root.clone(),

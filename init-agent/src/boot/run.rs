@@ -300,17 +300,7 @@ fn execute(
             sys.cdsl(root, &cfg, nodeid).map_err(at)?;
             log::info!("CDSL: {tree}/{nodeid} on {link}");
         }
-        Step::Hooks {
-            phase,
-            root,
-            dir,
-            skip,
-            timeout,
-        } => {
-            let env = hook_env(plan, facts);
-            sys.run_hooks(root, dir, phase, &env, skip, *timeout)
-                .map_err(at)?;
-        }
+        Step::Hooks(phase) => sys.run_hooks(phase, &hook_env(plan, facts)).map_err(at)?,
         Step::SwitchRoot { root, init, args } => {
             sys.reap_orphans();
             return Err(at(sys.switch_root(root, init, args)));

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::boot::plan::{DhcpAnswer, NetPlan};
 use crate::config::{self, Disk};
+use crate::hooks::Phase;
 use crate::modes::disk::Found;
 use crate::modes::statelite::plan::{Action, Inputs};
 use crate::source::mount::NfsMount;
@@ -91,15 +92,7 @@ pub trait Sys {
     fn statelite(&mut self, root: &str, inputs: &Inputs) -> Result<Vec<Action>, SysError>;
     fn overlay(&mut self, lower: &str, scratch: &str, root: &str) -> Result<(), SysError>;
     fn cdsl(&mut self, root: &str, cfg: &config::Cdsl, nodeid: &str) -> Result<(), SysError>;
-    fn run_hooks(
-        &mut self,
-        root: &str,
-        dir: &str,
-        phase: &str,
-        env: &[(String, String)],
-        skip: &[String],
-        timeout: u32,
-    ) -> Result<(), SysError>;
+    fn run_hooks(&mut self, p: &Phase, env: &[(String, String)]) -> Result<(), SysError>;
     /// `rd.break`: a shell; the boot goes on when it ends.
     fn shell(&mut self, shell: &str);
     /// Hooks' background jobs, reparented to PID 1.
@@ -252,23 +245,8 @@ impl Sys for Real {
         Ok(crate::modes::cdsl::apply(Path::new(root), cfg, &actions)?)
     }
 
-    fn run_hooks(
-        &mut self,
-        root: &str,
-        dir: &str,
-        phase: &str,
-        env: &[(String, String)],
-        skip: &[String],
-        timeout: u32,
-    ) -> Result<(), SysError> {
-        crate::hooks::run_phase(
-            Path::new(root),
-            dir,
-            phase,
-            env,
-            skip,
-            Duration::from_secs(timeout.into()),
-        )?;
+    fn run_hooks(&mut self, p: &Phase, env: &[(String, String)]) -> Result<(), SysError> {
+        crate::hooks::run_phase(p, env)?;
         Ok(())
     }
 

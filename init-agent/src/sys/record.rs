@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use super::machine::{PreparedDisk, Sys, SysError};
 use crate::boot::plan::{DhcpAnswer, NetPlan};
 use crate::config::{self, Disk};
+use crate::hooks::Phase;
 use crate::modes::disk::Found;
 use crate::modes::statelite::plan::{Action, Inputs, Mountable};
 use crate::source::mount::NfsMount;
@@ -193,18 +194,10 @@ impl Sys for Recording {
         });
         Ok(())
     }
-    fn run_hooks(
-        &mut self,
-        root: &str,
-        _dir: &str,
-        phase: &str,
-        _env: &[(String, String)],
-        _skip: &[String],
-        _timeout: u32,
-    ) -> Result<(), SysError> {
+    fn run_hooks(&mut self, p: &Phase, _env: &[(String, String)]) -> Result<(), SysError> {
         self.calls.push(Call::Hooks {
-            root: root.into(),
-            phase: phase.into(),
+            root: p.root.clone(),
+            phase: p.phase.clone(),
         });
         Ok(())
     }

@@ -170,9 +170,9 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
                 root: root.clone(),
                 nodeid: nodeid.clone(),
             }),
-            Step::Hooks { root, phase, .. } => calls.push(Call::Hooks {
-                root: root.clone(),
-                phase: phase.clone(),
+            Step::Hooks(h) => calls.push(Call::Hooks {
+                root: h.root.clone(),
+                phase: h.phase.clone(),
             }),
             Step::SwitchRoot { root, init, .. } => calls.push(Call::SwitchRoot {
                 root: root.clone(),
