@@ -8,7 +8,6 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use nfs3_client::nfs3_types::nfs3::{
     self, diropargs3, nfs_fh3, nfsstat3, FSINFO3args, GETATTR3args, LOOKUP3args, Nfs3Option,
@@ -19,7 +18,7 @@ use nfs3_client::nfs3_types::xdr_codec::Opaque;
 use nfs3_client::{ConnectError, MountError, Nfs3ConnectionBuilder};
 
 use super::convert::{connect_error, meta_of, name_arg, result, rpc_error, status_error};
-use super::pool::{Pool, ATTEMPTS};
+use super::pool::{Backoff, Pool, ATTEMPTS};
 use super::transport::{block_on, Connector, Tcp};
 use super::{Endpoint, DEFAULT_INFLIGHT};
 use crate::sync::meta::{Kind, Meta};
@@ -220,8 +219,7 @@ fn mount_longest(
     let mut refused = None;
     let mut path = u.path.as_str();
     loop {
-        let mut pause = Duration::from_millis(250);
-        let mut attempt = 1;
+        let mut backoff = Backoff::new(attempts);
         let r = loop {
             let mut b = Nfs3ConnectionBuilder::new(Connector, u.host.to_string(), path)
                 .credential(credential.clone())
@@ -233,14 +231,9 @@ fn mount_longest(
                 b = b.mount_port(p);
             }
             match block_on(b.mount()) {
-                Err(e) if !e.is_connection_reusable() && attempt < attempts => {
-                    log::warn!(
-                        "nfs {}: mount {path}: {e}; retrying ({attempt}/{attempts})",
-                        u.host
-                    );
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_secs(4));
-                    attempt += 1;
+                Err(e) if !e.is_connection_reusable() && !backoff.exhausted() => {
+                    log::warn!("nfs {}: mount {path}: {e}; retrying ({backoff})", u.host);
+                    backoff.wait();
                 }
                 r => break r,
             }

@@ -22,6 +22,42 @@ pub(super) const ATTEMPTS: u32 = 8;
 
 pub(super) type Client = Nfs3Client<Tcp>;
 
+/// Counts the attempts at something that needs the server, and pauses before
+/// the next: doubling from 0.25 s up to 4 s. Shows as `attempt/attempts`.
+pub(super) struct Backoff {
+    attempt: u32,
+    attempts: u32,
+    pause: Duration,
+}
+
+impl Backoff {
+    pub(super) fn new(attempts: u32) -> Backoff {
+        Backoff {
+            attempt: 1,
+            attempts,
+            pause: Duration::from_millis(250),
+        }
+    }
+
+    /// Whether the attempt just made was the last one allowed.
+    pub(super) fn exhausted(&self) -> bool {
+        self.attempt >= self.attempts
+    }
+
+    /// Sleeps before the next attempt.
+    pub(super) fn wait(&mut self) {
+        std::thread::sleep(self.pause);
+        self.pause = (self.pause * 2).min(Duration::from_secs(4));
+        self.attempt += 1;
+    }
+}
+
+impl std::fmt::Display for Backoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.attempt, self.attempts)
+    }
+}
+
 struct Slots {
     idle: Vec<Client>,
     open: usize,
@@ -128,8 +164,7 @@ impl Pool {
         op: &str,
         f: impl AsyncFn(&mut Client) -> Result<T, RpcError>,
     ) -> io::Result<T> {
-        let mut pause = Duration::from_millis(250);
-        let mut attempt = 1;
+        let mut backoff = Backoff::new(ATTEMPTS);
         loop {
             let outcome = self.checkout().map_err(|e| (e, false)).and_then(|mut c| {
                 self.calls.fetch_add(1, Ordering::Relaxed);
@@ -151,23 +186,33 @@ impl Pool {
             match outcome {
                 Ok(v) => return Ok(v),
                 Err((e, true)) => return Err(e),
-                Err((e, false)) if attempt >= ATTEMPTS => {
+                Err((e, false)) if backoff.exhausted() => {
                     return Err(io::Error::new(
                         e.kind(),
                         format!("{op}: server {}: {e} ({ATTEMPTS} attempts)", self.addr),
                     ));
                 }
                 Err((e, false)) => {
-                    log::warn!(
-                        "nfs {}: {op}: {e}; reconnecting ({attempt}/{ATTEMPTS})",
-                        self.addr
-                    );
+                    log::warn!("nfs {}: {op}: {e}; reconnecting ({backoff})", self.addr);
                     self.reconnects.fetch_add(1, Ordering::Relaxed);
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_secs(4));
-                    attempt += 1;
+                    backoff.wait();
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_gets_one_attempt_and_a_call_more() {
+        let probe = Backoff::new(1);
+        assert!(probe.exhausted());
+        assert_eq!(probe.to_string(), "1/1");
+        let call = Backoff::new(ATTEMPTS);
+        assert!(!call.exhausted());
+        assert_eq!(call.to_string(), format!("1/{ATTEMPTS}"));
     }
 }
