@@ -1,6 +1,6 @@
 //! Where the sync engine reads the standard root from: one small trait, with a
 //! local tree (a kernel mount or any directory) and an NFSv3 server reached from
-//! userspace (`nfs.rs`) behind it. The engine only ever reads the source.
+//! userspace (`nfs`) behind it. The engine only ever reads the source.
 
 use std::ffi::{CStr, CString};
 use std::io;
