@@ -12,9 +12,9 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 use crate::config::Cdsl;
-use crate::modes::statelite::apply::{copy, Root};
-use crate::modes::statelite::plan::link_target;
+use crate::sync::copy_in_root as copy;
 use crate::sys::fsops;
+use crate::sys::root::{link_target, Root};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CdslError {

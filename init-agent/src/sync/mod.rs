@@ -493,3 +493,33 @@ fn progress(c: &Counters, done: &AtomicBool, start: Instant) {
         );
     }
 }
+
+/// A file with its metadata, or a directory tree through the sync engine.
+pub fn copy_in_root(root: &crate::sys::root::Root, from: &str, to: &str) -> io::Result<()> {
+    let parent = to.rsplit_once('/').map_or("/", |(d, _)| d);
+    root.mkdir_p(parent)?;
+    let src = root.reach(from, true)?;
+    let st = rustix::fs::fstat(&src)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
+        root.mkdir_p(to)?;
+        let dst = root.reach(to, true)?;
+        let opts = Options {
+            quiet: true,
+            no_marker: true,
+            ..Default::default()
+        };
+        run(
+            &SyncSource::Dir(crate::sys::root::Root::proc(&src)),
+            &crate::sys::root::Root::proc(&dst),
+            &opts,
+        )
+        .map(drop)
+        .map_err(io::Error::other)
+    } else {
+        let (sdir, name) = root.parent(from)?;
+        let (ddir, _) = root.parent(to)?;
+        // Statelite copies keep the base name (/etc/x to /.statelite/tmpfs/etc/x);
+        // the sync engine's single-entry path keeps owner, mode, xattrs, mtime.
+        copy_one(sdir.as_fd(), ddir.as_fd(), &name).map_err(io::Error::other)
+    }
+}

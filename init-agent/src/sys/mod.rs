@@ -5,6 +5,7 @@ pub mod fsops;
 pub mod machine;
 #[cfg(test)]
 pub mod record;
+pub mod root;
 pub mod switch_root;
 
 pub use machine::{Real, Sys, SysError};

@@ -2,15 +2,15 @@
 //! resolved with RESOLVE_IN_ROOT, so a symlink in the image (or in a litetree,
 //! or in the persistent store) can never lead a copy, link or mount outside it.
 
-use std::ffi::CString;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::AsFd;
+use std::path::Path;
 
-use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
+use rustix::fs::{self as rfs, Mode, OFlags};
 
 use super::plan::{link_target, Action, Mountable, Probe, DEFAULT, LOG, STATELITE, TMPFS};
 use crate::sys;
+pub use crate::sys::root::Root;
 
 #[derive(Debug, thiserror::Error)]
 #[error("statelite: {action}: {cause}")]
@@ -23,87 +23,6 @@ fn fail(action: &Action, cause: impl std::fmt::Display) -> ApplyError {
     ApplyError {
         action: action.to_string(),
         cause: cause.to_string(),
-    }
-}
-
-/// An open root and the means to reach paths inside it.
-pub struct Root {
-    fd: OwnedFd,
-}
-
-const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
-
-impl Root {
-    pub fn open(path: &Path) -> io::Result<Root> {
-        let fd = rfs::open(
-            path,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        Ok(Root { fd })
-    }
-
-    /// O_PATH descriptor of `path` (absolute in the root), symlinks resolved
-    /// inside the root; `follow_last` false keeps a final symlink itself.
-    pub(crate) fn reach(&self, path: &str, follow_last: bool) -> io::Result<OwnedFd> {
-        let mut flags = OFlags::PATH | OFlags::CLOEXEC;
-        if !follow_last {
-            flags |= OFlags::NOFOLLOW;
-        }
-        let rel = path.trim_start_matches('/');
-        let rel = if rel.is_empty() { "." } else { rel };
-        Ok(rfs::openat2(&self.fd, rel, flags, Mode::empty(), IN_ROOT)?)
-    }
-
-    pub(crate) fn open_dir(&self, path: &str) -> io::Result<OwnedFd> {
-        let rel = path.trim_start_matches('/');
-        let rel = if rel.is_empty() { "." } else { rel };
-        Ok(rfs::openat2(
-            &self.fd,
-            rel,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            IN_ROOT,
-        )?)
-    }
-
-    /// The parent directory (resolved in the root) and the last name.
-    pub(crate) fn parent(&self, path: &str) -> io::Result<(OwnedFd, CString)> {
-        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-        Ok((
-            self.open_dir(dir)?,
-            CString::new(name).map_err(io::Error::other)?,
-        ))
-    }
-
-    /// A path the kernel resolves to exactly what `reach` found.
-    pub(crate) fn proc(fd: &OwnedFd) -> PathBuf {
-        PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-    }
-
-    pub(crate) fn mkdir_p(&self, path: &str) -> io::Result<()> {
-        let mut at = String::new();
-        for part in path
-            .trim_start_matches('/')
-            .split('/')
-            .filter(|p| !p.is_empty())
-        {
-            at.push('/');
-            at.push_str(part);
-            let (dir, name) = self.parent(&at)?;
-            match rfs::mkdirat(&dir, &name, Mode::from_raw_mode(0o755)) {
-                Ok(()) => {}
-                Err(rustix::io::Errno::EXIST) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
-    }
-
-    pub(crate) fn kind(&self, path: &str, follow: bool) -> Option<rfs::FileType> {
-        let fd = self.reach(path, follow).ok()?;
-        let st = rfs::fstat(&fd).ok()?;
-        Some(rfs::FileType::from_raw_mode(st.st_mode))
     }
 }
 
@@ -132,9 +51,7 @@ impl Probe for Root {
     }
 
     fn writable(&self) -> bool {
-        rfs::fstatvfs(&self.fd)
-            .map(|s| !s.f_flag.contains(rfs::StatVfsMountFlags::RDONLY))
-            .unwrap_or(false)
+        Root::writable(self)
     }
 }
 
@@ -198,7 +115,7 @@ fn step(root: &Root, action: &Action) -> Result<(), String> {
             if *if_missing && root.kind(to, false).is_some() {
                 return Ok(());
             }
-            copy(root, from, to).map_err(|x| e(&x))
+            crate::sync::copy_in_root(root, from, to).map_err(|x| e(&x))
         }
         Action::Concat { from, to } => concat(root, from, to).map_err(|x| e(&x)),
         Action::Symlink { path, target } => {
@@ -225,36 +142,6 @@ fn step(root: &Root, action: &Action) -> Result<(), String> {
     }
 }
 
-/// A file with its metadata, or a directory tree through the sync engine.
-pub(crate) fn copy(root: &Root, from: &str, to: &str) -> io::Result<()> {
-    let parent = to.rsplit_once('/').map_or("/", |(d, _)| d);
-    root.mkdir_p(parent)?;
-    let src = root.reach(from, true)?;
-    let st = rfs::fstat(&src)?;
-    if rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::Directory {
-        root.mkdir_p(to)?;
-        let dst = root.reach(to, true)?;
-        let opts = crate::sync::Options {
-            quiet: true,
-            no_marker: true,
-            ..Default::default()
-        };
-        crate::sync::run(
-            &crate::sync::SyncSource::Dir(Root::proc(&src)),
-            &Root::proc(&dst),
-            &opts,
-        )
-        .map(drop)
-        .map_err(io::Error::other)
-    } else {
-        let (sdir, name) = root.parent(from)?;
-        let (ddir, _) = root.parent(to)?;
-        // Statelite copies keep the base name (/etc/x to /.statelite/tmpfs/etc/x);
-        // the sync engine's single-entry path keeps owner, mode, xattrs, mtime.
-        crate::sync::copy_one(sdir.as_fd(), ddir.as_fd(), &name).map_err(io::Error::other)
-    }
-}
-
 fn concat(root: &Root, from: &[String], to: &str) -> io::Result<()> {
     let parent = to.rsplit_once('/').map_or("/", |(d, _)| d);
     root.mkdir_p(parent)?;
@@ -268,13 +155,7 @@ fn concat(root: &Root, from: &[String], to: &str) -> io::Result<()> {
     let mut out = std::fs::File::from(out);
     for f in from {
         let rel = f.trim_start_matches('/');
-        let fd = rfs::openat2(
-            &root.fd,
-            rel,
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-            IN_ROOT,
-        )?;
+        let fd = root.open_file(rel)?;
         let mut data = Vec::new();
         std::fs::File::from(fd).read_to_end(&mut data)?;
         out.write_all(&data)?;

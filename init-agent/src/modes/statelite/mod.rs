@@ -82,7 +82,7 @@ pub fn apply_to(root: &Path, req: &Request) -> Result<Vec<Action>, StateliteErro
 
 /// Builds the layout in `root`, then each resolved entry; returns what was done.
 pub fn apply(root: &Path, inputs: &Inputs) -> Result<Vec<Action>, StateliteError> {
-    let root = apply::Root::open(root)
+    let root = crate::sys::root::Root::open(root)
         .map_err(|e| StateliteError::Root(format!("{}: {e}", root.display())))?;
     if apply::layout_mounted(&root) {
         return Err(StateliteError::Root(

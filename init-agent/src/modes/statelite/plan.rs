@@ -8,6 +8,7 @@ use std::fmt;
 use crate::config::{LiteFile, LiteTree};
 use crate::source::mount::{nfs_mount, NfsMount};
 use crate::source::spec;
+pub use crate::sys::root::link_target;
 
 /// The xCAT layout inside the new root.
 pub const STATELITE: &str = "/.statelite";
@@ -467,13 +468,6 @@ pub fn trees(
     } else {
         Err(errors)
     }
-}
-
-/// Relative symlink text from the link at `from` to `to` (both absolute in the
-/// root), as liteimg writes them, so the chain works in any mount namespace.
-pub fn link_target(from: &str, to: &str) -> String {
-    let depth = from.trim_start_matches('/').matches('/').count();
-    format!("{}{}", "../".repeat(depth), to.trim_start_matches('/'))
 }
 
 /// Everything the planner needs beyond the tables.
