@@ -9,23 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-use crate::modules::ModuleDb;
-
-/// Modules a node needs on QEMU and common hardware to reach the NFS root
-/// and its local disk; `[boot] modules` and `--module` add to them.
-pub const DEFAULT_MODULES: &[&str] = &[
-    "virtio_pci",
-    "virtio_net",
-    "virtio_blk",
-    "nfsv4",
-    "nfsv3",
-    "overlay",
-    "ext4",
-    "crc32c_generic",
-];
-
-/// What the kernel NFS client needs (their dependencies follow them).
-pub const NFS_MODULES: &[&str] = &["nfsv4", "nfsv3"];
+use crate::modules::{ModuleDb, DEFAULT_MODULES, NFS_MODULES};
 
 /// Tools taken from this machine when it has them: what sync mode needs to
 /// partition and format (by the layouts' file systems), and busybox for the

@@ -5,6 +5,22 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
+/// Modules a node needs on QEMU and common hardware to reach the NFS root
+/// and its local disk; `[boot] modules` and `--module` add to them.
+pub const DEFAULT_MODULES: &[&str] = &[
+    "virtio_pci",
+    "virtio_net",
+    "virtio_blk",
+    "nfsv4",
+    "nfsv3",
+    "overlay",
+    "ext4",
+    "crc32c_generic",
+];
+
+/// What the kernel NFS client needs (their dependencies follow them).
+pub const NFS_MODULES: &[&str] = &["nfsv4", "nfsv3"];
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ModuleError {
     #[error("modules.dep line {line}: {reason}")]
@@ -139,7 +155,7 @@ pub fn load_boot(extra: &[String], skip: &[String]) -> Result<(), ModuleError> {
         what: format!("modules of {release}"),
         why: e.to_string(),
     })?;
-    let mut wanted: Vec<String> = crate::initramfs::DEFAULT_MODULES
+    let mut wanted: Vec<String> = DEFAULT_MODULES
         .iter()
         .filter(|m| !skip.iter().any(|s| s == *m))
         .map(|s| s.to_string())

@@ -732,7 +732,7 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
         steps.push(Step::LoadModules {
             modules: modules.clone(),
             skip: match source.client {
-                NfsClient::User => crate::initramfs::NFS_MODULES
+                NfsClient::User => crate::modules::NFS_MODULES
                     .iter()
                     .map(|m| m.to_string())
                     .collect(),

@@ -449,7 +449,7 @@ fn reach_one(
         return Err(e);
     }
     log::warn!("{name}: no NFSv3 MOUNT service ({e}): mounting it with the kernel client");
-    let nfs: Vec<String> = crate::initramfs::NFS_MODULES
+    let nfs: Vec<String> = crate::modules::NFS_MODULES
         .iter()
         .map(|m| m.to_string())
         .collect();
