@@ -127,9 +127,11 @@ pub fn render(p: &BootPlan, config_source: &str, resolved: Option<&SourceTarget>
         m => format!("{m:?}").to_lowercase(),
     };
     let s = &p.source;
-    let version = s
-        .version
-        .map_or_else(|| "default".to_string(), |v| format!("v{v}"));
+    let version = match (s.client, s.version) {
+        (cmdline::NfsClient::User, _) => "v3".to_string(),
+        (_, Some(v)) => format!("v{v}"),
+        (_, None) => format!("v{} (default)", crate::source::mount::DEFAULT_VERSION),
+    };
     let servers = plan::servers_text(s);
     let statemnt = p.statemnt.as_ref().map_or_else(
         || "-".to_string(),
