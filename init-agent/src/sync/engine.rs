@@ -67,6 +67,19 @@ impl<D> SrcDir<D> {
     }
 }
 
+/// What a run is asked to do, beside the trees it works on.
+pub struct Settings<'a> {
+    /// The source's facts, read instead of walking the source tree.
+    pub manifest: Option<&'a Manifest>,
+    pub exclude: &'a PatternSet,
+    pub protect: &'a PatternSet,
+    pub counters: &'a Counters,
+    pub checksum: bool,
+    pub dry_run: bool,
+    /// Print one line per change on stdout (dry runs always do).
+    pub itemize: bool,
+}
+
 pub struct Engine<'a, S: Source> {
     src: &'a S,
     src_root: &'a S::Dir,
@@ -184,19 +197,21 @@ fn base_name(rel: &[u8]) -> Result<CString> {
 }
 
 impl<'a, S: Source> Engine<'a, S> {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         src: &'a S,
         src_root: &'a S::Dir,
         dst_root: BorrowedFd<'a>,
-        manifest: Option<&'a Manifest>,
-        exclude: &'a PatternSet,
-        protect: &'a PatternSet,
-        counters: &'a Counters,
-        checksum: bool,
-        dry_run: bool,
-        itemize: bool,
+        settings: Settings<'a>,
     ) -> Self {
+        let Settings {
+            manifest,
+            exclude,
+            protect,
+            counters,
+            checksum,
+            dry_run,
+            itemize,
+        } = settings;
         Engine {
             src,
             src_root,
