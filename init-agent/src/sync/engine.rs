@@ -115,6 +115,21 @@ struct LinkMember {
     idx: Option<usize>,
 }
 
+/// One entry as the steps hand it on, so that each step takes the entry
+/// rather than its parts: its path below the roots (for patterns and
+/// messages), its name in its directory (the same on both sides), where its
+/// source facts come from, and both sides' metadata. The destination
+/// directory travels beside it: a dry run may have none yet.
+struct Entry<'e, D> {
+    rel: &'e [u8],
+    name: &'e CStr,
+    src: SrcAt<'e, D>,
+    s: &'e Meta,
+    /// The destination's metadata as its directory was listed: None where it
+    /// lacks the entry, and for the root, which no listing holds.
+    d: Option<&'e Meta>,
+}
+
 type Result<T> = std::result::Result<T, SyncError>;
 
 fn at<'r>(op: &'static str, rel: &'r [u8]) -> impl FnOnce(io::Error) -> SyncError + 'r {
@@ -275,16 +290,15 @@ impl<'a, S: Source> Engine<'a, S> {
             )));
         }
         let d = lstat_opt(self.dst_root, name, rel)?;
-        self.sync_nondir(
-            SrcAt::Tree(self.src_root),
-            Some(self.dst_root),
-            name,
+        let entry = Entry {
             rel,
-            &s,
-            d.as_ref(),
-            false,
-        )
-        .map(drop)
+            name,
+            src: SrcAt::Tree(self.src_root),
+            s: &s,
+            d: d.as_ref(),
+        };
+        self.sync_nondir(&entry, Some(self.dst_root), false)
+            .map(drop)
     }
 
     /// Whether this run wrote to the destination.
@@ -330,9 +344,15 @@ impl<'a, S: Source> Engine<'a, S> {
         let s = self
             .src_meta(top, c".", idx, b"")?
             .ok_or_else(|| SyncError::Setup("the source root vanished".into()))?;
-        let top = idx.map_or(top, SrcAt::Listed);
-        self.finish_dir(top, dst, c".", b"", &s, false)?;
-        self.sync_links(dst)
+        let root = Entry {
+            rel: b"",
+            name: c".",
+            src: idx.map_or(top, SrcAt::Listed),
+            s: &s,
+            d: None,
+        };
+        self.finish_dir(&root, dst, false)?;
+        self.sync_links()
     }
 
     // The source side: from the manifest where there is one, else the tree.
@@ -387,46 +407,44 @@ impl<'a, S: Source> Engine<'a, S> {
     }
 
     /// None where the source cannot tell (NFSv3 without a manifest).
-    fn src_xattrs(&self, at_: SrcAt<S::Dir>, name: &CStr, rel: &[u8]) -> Result<Option<Xattrs>> {
-        match at_ {
+    fn src_xattrs(&self, e: &Entry<S::Dir>) -> Result<Option<Xattrs>> {
+        match e.src {
             SrcAt::Listed(i) => Ok(Some(self.listed(i)?.xattrs.clone())),
             SrcAt::Tree(dir) => self
                 .src
-                .xattrs(dir, name)
-                .map_err(at("reading xattrs", rel)),
+                .xattrs(dir, e.name)
+                .map_err(at("reading xattrs", e.rel)),
         }
     }
 
-    fn src_readlink(&self, at_: SrcAt<S::Dir>, name: &CStr, rel: &[u8]) -> Result<CString> {
-        match at_ {
+    fn src_readlink(&self, e: &Entry<S::Dir>) -> Result<CString> {
+        match e.src {
             SrcAt::Listed(i) => CString::new(self.listed(i)?.target.clone())
-                .map_err(|e| at("reading manifest", rel)(io::Error::other(e))),
-            SrcAt::Tree(dir) => self.src.readlink(dir, name).map_err(at("readlink", rel)),
+                .map_err(|err| at("reading manifest", e.rel)(io::Error::other(err))),
+            SrcAt::Tree(dir) => self
+                .src
+                .readlink(dir, e.name)
+                .map_err(at("readlink", e.rel)),
         }
     }
 
     /// Opens a source file for its contents. Through the manifest, the file must
-    /// still be what the manifest says, or the manifest is stale.
-    fn src_open_file(
-        &self,
-        at_: SrcAt<S::Dir>,
-        name: &CStr,
-        rel: &[u8],
-        want: &Meta,
-    ) -> Result<S::File> {
-        match at_ {
+    /// still be what the manifest says (`e.s`), or the manifest is stale.
+    fn src_open_file(&self, e: &Entry<S::Dir>) -> Result<S::File> {
+        let rel = e.rel;
+        match e.src {
             SrcAt::Tree(dir) => self
                 .src
-                .open_file(dir, name)
+                .open_file(dir, e.name)
                 .map(|(f, _)| f)
                 .map_err(at("opening", rel)),
             SrcAt::Listed(_) => {
                 let stale = || SyncError::StaleManifest(display_rel(rel));
                 // Gone, or no longer a file (or below one): the manifest is old.
                 // Any other error (the server, the network) is reported as such.
-                let is_stale = |e: &io::Error| {
+                let is_stale = |err: &io::Error| {
                     matches!(
-                        e.kind(),
+                        err.kind(),
                         io::ErrorKind::NotFound
                             | io::ErrorKind::NotADirectory
                             | io::ErrorKind::Other
@@ -436,11 +454,12 @@ impl<'a, S: Source> Engine<'a, S> {
                     .and_then(|(dir, base)| self.src.open_file(&dir, &base));
                 let (f, now) = match opened {
                     Ok(x) => x,
-                    Err(e) if is_stale(&e) => return Err(stale()),
-                    Err(e) => return Err(at("opening", rel)(e)),
+                    Err(err) if is_stale(&err) => return Err(stale()),
+                    Err(err) => return Err(at("opening", rel)(err)),
                 };
                 // Seconds modulo 2^32: NFSv3 carries no more (times before
                 // 1970 arrive as after 2106); size and nanoseconds still count.
+                let want = e.s;
                 if now.size != want.size
                     || now.mtime_sec as u32 != want.mtime_sec as u32
                     || now.mtime_nsec != want.mtime_nsec
@@ -452,11 +471,13 @@ impl<'a, S: Source> Engine<'a, S> {
         }
     }
 
-    fn src_open_dir(&self, at_: SrcAt<S::Dir>, name: &CStr, rel: &[u8]) -> Result<SrcDir<S::Dir>> {
-        match at_ {
+    fn src_open_dir(&self, e: &Entry<S::Dir>) -> Result<SrcDir<S::Dir>> {
+        match e.src {
             SrcAt::Listed(i) => Ok(SrcDir::Listed(i)),
             SrcAt::Tree(dir) => Ok(SrcDir::Tree(
-                self.src.open_dir(dir, name).map_err(at("opening", rel))?,
+                self.src
+                    .open_dir(dir, e.name)
+                    .map_err(at("opening", e.rel))?,
             )),
         }
     }
@@ -522,111 +543,106 @@ impl<'a, S: Source> Engine<'a, S> {
             Counters::add(&self.counters.protected, 1);
             return Ok(());
         }
+        let entry = |s| Entry {
+            rel: &rel,
+            name,
+            src: s_at,
+            s,
+            d: d.as_ref(),
+        };
         let Some(dst) = dst else {
             // Dry run below a directory that does not exist yet.
-            return match s {
-                Some(s) => self.create_missing(s_at, name, &rel, &s),
+            return match &s {
+                Some(s) => self.create_missing(&entry(s)),
                 None => Ok(()),
             };
         };
-        match (s, d) {
+        match (&s, &d) {
             (None, None) => Ok(()),
-            (None, Some(d)) => self.remove(dst, name, &rel, &d).map(drop),
-            (Some(s), d) => {
+            (None, Some(d)) => self.remove(dst, name, &rel, d).map(drop),
+            (Some(s), _) => {
                 if s.kind == Kind::Socket {
                     self.note("socket not copied", &rel);
                     Counters::add(&self.counters.skipped, 1);
                     return Ok(());
                 }
                 if s.is_linked() {
-                    let member = LinkMember {
-                        dev: s.dev,
-                        ino: s.ino,
-                        rel,
-                        idx,
-                    };
-                    self.links
-                        .lock()
-                        .map_err(|_| SyncError::Aborted)?
-                        .push(member);
-                    return Ok(());
+                    return self.defer_link(s, rel, idx);
                 }
                 if s.kind == Kind::Dir {
-                    self.sync_subdir(s_at, dst, name, &rel, &s, d.as_ref())
+                    self.sync_subdir(&entry(s), dst)
                 } else {
-                    self.sync_nondir(s_at, Some(dst), name, &rel, &s, d.as_ref(), false)
-                        .map(drop)
+                    self.sync_nondir(&entry(s), Some(dst), false).map(drop)
                 }
             }
         }
     }
 
+    /// Pass 1 meets a member of a hardlink group (`idx`: its manifest index).
+    fn defer_link(&self, s: &Meta, rel: Vec<u8>, idx: Option<usize>) -> Result<()> {
+        let member = LinkMember {
+            dev: s.dev,
+            ino: s.ino,
+            rel,
+            idx,
+        };
+        self.links
+            .lock()
+            .map_err(|_| SyncError::Aborted)?
+            .push(member);
+        Ok(())
+    }
+
     /// Dry run: everything below a missing directory would be created.
-    fn create_missing(&self, src: SrcAt<S::Dir>, name: &CStr, rel: &[u8], s: &Meta) -> Result<()> {
-        if s.kind == Kind::Socket {
+    fn create_missing(&self, e: &Entry<S::Dir>) -> Result<()> {
+        if e.s.kind == Kind::Socket {
             return Ok(());
         }
-        self.change('+', s.kind, rel);
+        self.change('+', e.s.kind, e.rel);
         Counters::add(&self.counters.created, 1);
-        if s.kind == Kind::Dir {
-            let sub = self.src_open_dir(src, name, rel)?;
-            self.sync_dir(&sub, None, rel)?;
+        if e.s.kind == Kind::Dir {
+            let sub = self.src_open_dir(e)?;
+            self.sync_dir(&sub, None, e.rel)?;
         }
         Ok(())
     }
 
-    fn sync_subdir(
-        &self,
-        src: SrcAt<S::Dir>,
-        dst: BorrowedFd,
-        name: &CStr,
-        rel: &[u8],
-        s: &Meta,
-        d: Option<&Meta>,
-    ) -> Result<()> {
-        let sub = self.src_open_dir(src, name, rel)?;
-        let created = match d {
+    fn sync_subdir(&self, e: &Entry<S::Dir>, dst: BorrowedFd) -> Result<()> {
+        let sub = self.src_open_dir(e)?;
+        let created = match e.d {
             Some(d) if d.kind == Kind::Dir => false,
             other => {
                 if let Some(d) = other {
-                    self.remove(dst, name, rel, d)?;
+                    self.remove(dst, e.name, e.rel, d)?;
                 }
-                self.change('+', Kind::Dir, rel);
+                self.change('+', Kind::Dir, e.rel);
                 Counters::add(&self.counters.created, 1);
                 if self.dry_run {
-                    return self.sync_dir(&sub, None, rel);
+                    return self.sync_dir(&sub, None, e.rel);
                 }
                 self.begin_change()?;
-                fsops::mkdir(dst, name).map_err(at("creating directory", rel))?;
+                fsops::mkdir(dst, e.name).map_err(at("creating directory", e.rel))?;
                 true
             }
         };
-        let dfd = fsops::open_dir(dst, name).map_err(at("opening", rel))?;
-        self.sync_dir(&sub, Some(dfd.as_fd()), rel)?;
-        self.finish_dir(src, dst, name, rel, s, created)
+        let dfd = fsops::open_dir(dst, e.name).map_err(at("opening", e.rel))?;
+        self.sync_dir(&sub, Some(dfd.as_fd()), e.rel)?;
+        self.finish_dir(e, dst, created)
     }
 
     /// A directory's own metadata, once its contents are final (their changes
     /// moved its mtime).
-    fn finish_dir(
-        &self,
-        src: SrcAt<S::Dir>,
-        dst: BorrowedFd,
-        name: &CStr,
-        rel: &[u8],
-        s: &Meta,
-        created: bool,
-    ) -> Result<()> {
-        let now = fsops::lstat(dst, name).map_err(at("lstat", rel))?;
-        let dx = fsops::read_xattrs(dst, name).map_err(at("reading xattrs", rel))?;
-        let (sx, same_xattrs) = self.wanted_xattrs(src, name, rel, &dx)?;
-        if dir_meta_differs(s, &now, same_xattrs) {
+    fn finish_dir(&self, e: &Entry<S::Dir>, dst: BorrowedFd, created: bool) -> Result<()> {
+        let now = fsops::lstat(dst, e.name).map_err(at("lstat", e.rel))?;
+        let dx = fsops::read_xattrs(dst, e.name).map_err(at("reading xattrs", e.rel))?;
+        let (sx, same_xattrs) = self.wanted_xattrs(e, &dx)?;
+        if dir_meta_differs(e.s, &now, same_xattrs) {
             if !created {
-                self.change('.', Kind::Dir, rel);
+                self.change('.', Kind::Dir, e.rel);
                 Counters::add(&self.counters.updated, 1);
             }
             if !self.dry_run {
-                self.apply_meta(dst, name, rel, s, &now, dx, &sx)?;
+                self.apply_meta(e, dst, &now, dx, &sx)?;
             }
         } else if !created {
             Counters::add(&self.counters.unchanged, 1);
@@ -636,18 +652,17 @@ impl<'a, S: Source> Engine<'a, S> {
 
     /// Owner, xattrs (ACLs, capabilities), permissions, mtime, in the order that
     /// keeps each: chown clears setuid bits and capabilities, an ACL write
-    /// changes group permission bits.
-    #[allow(clippy::too_many_arguments)]
+    /// changes group permission bits. `d` is the entry as it stands at the
+    /// destination, `have` its xattrs.
     fn apply_meta(
         &self,
+        e: &Entry<S::Dir>,
         dst: BorrowedFd,
-        name: &CStr,
-        rel: &[u8],
-        s: &Meta,
         d: &Meta,
         mut have: Xattrs,
         want: &Xattrs,
     ) -> Result<()> {
+        let (name, rel, s) = (e.name, e.rel, e.s);
         self.begin_change()?;
         if s.uid != d.uid || s.gid != d.gid {
             fsops::chown(dst, name, s.uid, s.gid).map_err(at("chown", rel))?;
@@ -660,14 +675,8 @@ impl<'a, S: Source> Engine<'a, S> {
 
     /// The xattrs the entry must end up with, and whether `have` already are
     /// them. A source that cannot carry xattrs leaves the destination's alone.
-    fn wanted_xattrs(
-        &self,
-        src: SrcAt<S::Dir>,
-        name: &CStr,
-        rel: &[u8],
-        have: &Xattrs,
-    ) -> Result<(Xattrs, bool)> {
-        Ok(match self.src_xattrs(src, name, rel)? {
+    fn wanted_xattrs(&self, e: &Entry<S::Dir>, have: &Xattrs) -> Result<(Xattrs, bool)> {
+        Ok(match self.src_xattrs(e)? {
             Some(sx) => {
                 let same = sx == *have;
                 (sx, same)
@@ -676,34 +685,32 @@ impl<'a, S: Source> Engine<'a, S> {
         })
     }
 
-    /// Brings one non-directory in line; true when something changed.
-    #[allow(clippy::too_many_arguments)]
+    /// Brings one non-directory in line; true when something changed. `dst`,
+    /// the directory it goes into, is None in a dry run where that directory
+    /// is only planned.
     fn sync_nondir(
         &self,
-        src: SrcAt<S::Dir>,
+        e: &Entry<S::Dir>,
         dst: Option<BorrowedFd>,
-        name: &CStr,
-        rel: &[u8],
-        s: &Meta,
-        d: Option<&Meta>,
         in_group: bool,
     ) -> Result<bool> {
+        let (s, d) = (e.s, e.d);
         let same_kind = d.is_some_and(|d| d.kind == s.kind);
         let same_payload = match (s.kind, dst) {
             (Kind::Symlink, Some(dst)) if same_kind => {
-                self.src_readlink(src, name, rel)?
-                    == fsops::readlink(dst, name).map_err(at("readlink", rel))?
+                self.src_readlink(e)?
+                    == fsops::readlink(dst, e.name).map_err(at("readlink", e.rel))?
             }
             (Kind::Char | Kind::Block, _) => d.is_some_and(|d| d.rdev == s.rdev),
             _ => true,
         };
         let dx = match dst {
             Some(dst) if same_kind => {
-                fsops::read_xattrs(dst, name).map_err(at("reading xattrs", rel))?
+                fsops::read_xattrs(dst, e.name).map_err(at("reading xattrs", e.rel))?
             }
             _ => Xattrs::default(),
         };
-        let (sx, same_xattrs) = self.wanted_xattrs(src, name, rel, &dx)?;
+        let (sx, same_xattrs) = self.wanted_xattrs(e, &dx)?;
         // ext4 and others may commit a rename before the renamed file's data:
         // after a power cut such a file has its final size and mtime, and zeros.
         let suspect = match (self.suspect_since, d) {
@@ -721,7 +728,7 @@ impl<'a, S: Source> Engine<'a, S> {
         let mut decision = decide(s, d, facts);
         if let (Decision::CompareContent, Some(dst)) = (decision, dst) {
             facts.checksum = false;
-            facts.same_payload = self.same_content(src, dst, name, rel, s)?;
+            facts.same_payload = self.same_content(e, dst)?;
             decision = decide(s, d, facts);
         }
         match (decision, dst, d) {
@@ -730,15 +737,15 @@ impl<'a, S: Source> Engine<'a, S> {
                 Ok(false)
             }
             (Decision::FixMeta, Some(dst), Some(d)) => {
-                self.change('.', s.kind, rel);
+                self.change('.', s.kind, e.rel);
                 Counters::add(&self.counters.updated, 1);
                 if !self.dry_run {
-                    self.apply_meta(dst, name, rel, s, d, dx, &sx)?;
+                    self.apply_meta(e, dst, d, dx, &sx)?;
                 }
                 Ok(true)
             }
             (_, dst, d) => {
-                self.change(if d.is_some() { '>' } else { '+' }, s.kind, rel);
+                self.change(if d.is_some() { '>' } else { '+' }, s.kind, e.rel);
                 let counter = if d.is_some() {
                     &self.counters.updated
                 } else {
@@ -746,7 +753,7 @@ impl<'a, S: Source> Engine<'a, S> {
                 };
                 Counters::add(counter, 1);
                 match dst {
-                    Some(dst) if !self.dry_run => self.replace(src, dst, name, rel, s, d, &sx),
+                    Some(dst) if !self.dry_run => self.replace(e, dst, &sx),
                     _ => Ok(true),
                 }
             }
@@ -755,48 +762,32 @@ impl<'a, S: Source> Engine<'a, S> {
 
     /// `--checksum`: the source's bytes, or the manifest's hash of them, against
     /// the destination file.
-    fn same_content(
-        &self,
-        src: SrcAt<S::Dir>,
-        dst: BorrowedFd,
-        name: &CStr,
-        rel: &[u8],
-        s: &Meta,
-    ) -> Result<bool> {
-        let b = fsops::open_file(dst, name).map_err(at("opening", rel))?;
-        if let SrcAt::Listed(i) = src {
-            let local = manifest::hash_fd(&b).map_err(at("reading", rel))?;
+    fn same_content(&self, e: &Entry<S::Dir>, dst: BorrowedFd) -> Result<bool> {
+        let b = fsops::open_file(dst, e.name).map_err(at("opening", e.rel))?;
+        if let SrcAt::Listed(i) = e.src {
+            let local = manifest::hash_fd(&b).map_err(at("reading", e.rel))?;
             return Ok(Some(local) == self.listed(i)?.hash);
         }
-        let a = self.src_open_file(src, name, rel, s)?;
-        with_buf(|buf| source::same_content(self.src, &a, &b, buf)).map_err(at("comparing", rel))
+        let a = self.src_open_file(e)?;
+        with_buf(|buf| source::same_content(self.src, &a, &b, buf)).map_err(at("comparing", e.rel))
     }
 
     /// Writes the new entry under a temporary name with all its metadata, then
     /// renames it over the old one: a crash leaves either the old or the new
     /// entry, plus at most a temporary the next run removes.
-    #[allow(clippy::too_many_arguments)]
-    fn replace(
-        &self,
-        src: SrcAt<S::Dir>,
-        dst: BorrowedFd,
-        name: &CStr,
-        rel: &[u8],
-        s: &Meta,
-        d: Option<&Meta>,
-        sx: &Xattrs,
-    ) -> Result<bool> {
+    fn replace(&self, e: &Entry<S::Dir>, dst: BorrowedFd, sx: &Xattrs) -> Result<bool> {
         self.begin_change()?;
-        if let Some(d) = d.filter(|d| d.kind == Kind::Dir) {
-            if !self.remove(dst, name, rel, d)? {
-                self.note("not replaced: the directory holds protected entries", rel);
+        if let Some(d) = e.d.filter(|d| d.kind == Kind::Dir) {
+            if !self.remove(dst, e.name, e.rel, d)? {
+                self.note("not replaced: the directory holds protected entries", e.rel);
                 return Ok(false);
             }
         }
         let tmp = fsops::temp_name();
-        let r = self.write_temp(src, dst, name, &tmp, rel, s, sx);
-        let r =
-            r.and_then(|()| fsops::rename(dst, &tmp, name).map_err(at("renaming into place", rel)));
+        let r = self.write_temp(e, dst, &tmp, sx);
+        let r = r.and_then(|()| {
+            fsops::rename(dst, &tmp, e.name).map_err(at("renaming into place", e.rel))
+        });
         if r.is_err() {
             // Best effort: a leftover temporary is removed by the next run anyway.
             let _ = fsops::unlink(dst, &tmp, false);
@@ -804,27 +795,24 @@ impl<'a, S: Source> Engine<'a, S> {
         r.map(|()| true)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn write_temp(
         &self,
-        src: SrcAt<S::Dir>,
+        e: &Entry<S::Dir>,
         dst: BorrowedFd,
-        name: &CStr,
         tmp: &CStr,
-        rel: &[u8],
-        s: &Meta,
         sx: &Xattrs,
     ) -> Result<()> {
+        let (s, rel) = (e.s, e.rel);
         match s.kind {
             Kind::File => {
-                let from = self.src_open_file(src, name, rel, s)?;
+                let from = self.src_open_file(e)?;
                 let to = fsops::create_temp_file(dst, tmp).map_err(at("creating", rel))?;
                 let n = with_buf(|buf| self.src.copy_to(&from, s, &to, buf))
                     .map_err(at("copying", rel))?;
                 Counters::add(&self.counters.bytes, n);
             }
             Kind::Symlink => {
-                let target = self.src_readlink(src, name, rel)?;
+                let target = self.src_readlink(e)?;
                 fsops::symlink(&target, dst, tmp).map_err(at("creating symlink", rel))?;
             }
             _ => fsops::mknod(dst, tmp, s).map_err(at("creating node", rel))?,
@@ -877,7 +865,8 @@ impl<'a, S: Source> Engine<'a, S> {
     /// destination. The first name (bytewise) is synced like a file; the others
     /// are linked to it (link to a temporary, rename over). Returns the
     /// directories whose mtime the pass disturbed.
-    fn sync_links(&self, dst: BorrowedFd) -> Result<Vec<Vec<u8>>> {
+    fn sync_links(&self) -> Result<Vec<Vec<u8>>> {
+        let dst = self.dst_root;
         let mut members = std::mem::take(&mut *self.links.lock().map_err(|_| SyncError::Aborted)?);
         members.sort_unstable_by(|a, b| (a.dev, a.ino, &a.rel).cmp(&(b.dev, b.ino, &b.rel)));
         let mut touched = Vec::new();
@@ -915,15 +904,22 @@ impl<'a, S: Source> Engine<'a, S> {
                     Counters::add(&self.counters.protected, 1);
                     continue;
                 }
+                let e = Entry {
+                    rel,
+                    name: &name,
+                    src: s_at,
+                    s: &s,
+                    d: d.as_ref(),
+                };
+                let dfd = dp.as_ref().map(|f| f.as_fd());
                 let Some(lrel) = leader else {
-                    let dfd = dp.as_ref().map(|f| f.as_fd());
-                    if self.sync_nondir(s_at, dfd, &name, rel, &s, d.as_ref(), true)? {
+                    if self.sync_nondir(&e, dfd, true)? {
                         touched.push(parent_of(rel));
                     }
                     leader = Some(rel);
                     continue;
                 };
-                if self.link_member(dst, lrel, dp.as_ref(), &name, rel, d.as_ref(), &s)? {
+                if self.link_member(&e, dfd, lrel)? {
                     touched.push(parent_of(rel));
                 }
             }
@@ -933,25 +929,22 @@ impl<'a, S: Source> Engine<'a, S> {
         Ok(touched)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Links `e` to the group's `leader`, in `dp`, its directory at the
+    /// destination (None in a dry run where that is only planned).
     fn link_member(
         &self,
-        dst: BorrowedFd,
+        e: &Entry<S::Dir>,
+        dp: Option<BorrowedFd>,
         leader: &[u8],
-        dp: Option<&OwnedFd>,
-        name: &CStr,
-        rel: &[u8],
-        d: Option<&Meta>,
-        s: &Meta,
     ) -> Result<bool> {
-        let lead = open_parent(dst, leader).and_then(|(lp, lname)| {
+        let lead = open_parent(self.dst_root, leader).and_then(|(lp, lname)| {
             let m = fsops::lstat(lp.as_fd(), &lname)?;
             Ok((lp, lname, m))
         });
         let (Some(dp), Ok((lp, lname, lm))) = (dp, lead) else {
             if self.dry_run {
                 // The leader or this directory is only planned, not there yet.
-                self.change('+', s.kind, rel);
+                self.change('+', e.s.kind, e.rel);
                 Counters::add(&self.counters.created, 1);
                 return Ok(true);
             }
@@ -960,12 +953,12 @@ impl<'a, S: Source> Engine<'a, S> {
                 display_rel(leader)
             )));
         };
-        if d.is_some_and(|d| d.dev == lm.dev && d.ino == lm.ino) {
+        if e.d.is_some_and(|d| d.dev == lm.dev && d.ino == lm.ino) {
             Counters::add(&self.counters.unchanged, 1);
             return Ok(false);
         }
-        self.change(if d.is_some() { '>' } else { '+' }, s.kind, rel);
-        let counter = if d.is_some() {
+        self.change(if e.d.is_some() { '>' } else { '+' }, e.s.kind, e.rel);
+        let counter = if e.d.is_some() {
             &self.counters.updated
         } else {
             &self.counters.created
@@ -974,18 +967,18 @@ impl<'a, S: Source> Engine<'a, S> {
         if self.dry_run {
             return Ok(true);
         }
-        if let Some(d) = d.filter(|d| d.kind == Kind::Dir) {
-            if !self.remove(dp.as_fd(), name, rel, d)? {
-                self.note("not linked: the directory holds protected entries", rel);
+        if let Some(d) = e.d.filter(|d| d.kind == Kind::Dir) {
+            if !self.remove(dp, e.name, e.rel, d)? {
+                self.note("not linked: the directory holds protected entries", e.rel);
                 return Ok(false);
             }
         }
         self.begin_change()?;
         let tmp = fsops::temp_name();
-        fsops::link(lp.as_fd(), &lname, dp.as_fd(), &tmp).map_err(at("linking", rel))?;
-        if let Err(e) = fsops::rename(dp.as_fd(), &tmp, name) {
-            let _ = fsops::unlink(dp.as_fd(), &tmp, false);
-            return Err(at("renaming into place", rel)(e));
+        fsops::link(lp.as_fd(), &lname, dp, &tmp).map_err(at("linking", e.rel))?;
+        if let Err(err) = fsops::rename(dp, &tmp, e.name) {
+            let _ = fsops::unlink(dp, &tmp, false);
+            return Err(at("renaming into place", e.rel)(err));
         }
         Ok(true)
     }
