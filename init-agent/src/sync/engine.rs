@@ -130,6 +130,40 @@ struct Entry<'e, D> {
     d: Option<&'e Meta>,
 }
 
+/// What a change does to a destination entry: the letter an itemized line
+/// starts with, and the counter it adds to.
+#[derive(Clone, Copy)]
+enum Change {
+    /// The destination lacked the entry.
+    Create,
+    /// The destination's entry is written anew.
+    Replace,
+    /// Only the entry's metadata is set.
+    Meta,
+    /// The destination's entry is deleted.
+    Delete,
+}
+
+impl Change {
+    /// Writing an entry whole: a creation, or a replacement where it `exists`.
+    fn write(exists: bool) -> Change {
+        if exists {
+            Change::Replace
+        } else {
+            Change::Create
+        }
+    }
+
+    fn letter(self) -> char {
+        match self {
+            Change::Create => '+',
+            Change::Replace => '>',
+            Change::Meta => '.',
+            Change::Delete => '-',
+        }
+    }
+}
+
 type Result<T> = std::result::Result<T, SyncError>;
 
 fn at<'r>(op: &'static str, rel: &'r [u8]) -> impl FnOnce(io::Error) -> SyncError + 'r {
@@ -209,6 +243,24 @@ pub fn open_parent(root: BorrowedFd, rel: &[u8]) -> io::Result<(OwnedFd, CString
 fn base_name(rel: &[u8]) -> Result<CString> {
     let last = rel.rsplit(|&b| b == b'/').next().unwrap_or_default();
     CString::new(last).map_err(|e| at("naming", rel)(io::Error::other(e)))
+}
+
+/// Puts what `write` makes under a temporary name in `dst` in the place of
+/// `e` with one rename: a crash leaves either the old or the new entry, plus
+/// at most a temporary the next run removes.
+fn swap_in<D>(
+    e: &Entry<D>,
+    dst: BorrowedFd,
+    write: impl FnOnce(&CStr) -> Result<()>,
+) -> Result<()> {
+    let tmp = fsops::temp_name();
+    let r = write(&tmp)
+        .and_then(|()| fsops::rename(dst, &tmp, e.name).map_err(at("renaming into place", e.rel)));
+    if r.is_err() {
+        // Best effort: a leftover temporary is removed by the next run anyway.
+        let _ = fsops::unlink(dst, &tmp, false);
+    }
+    r
 }
 
 impl<'a, S: Source> Engine<'a, S> {
@@ -306,11 +358,18 @@ impl<'a, S: Source> Engine<'a, S> {
         self.marked.get().is_some()
     }
 
-    fn change(&self, op: char, kind: Kind, rel: &[u8]) {
+    /// Itemizes and counts one change.
+    fn change(&self, change: Change, kind: Kind, rel: &[u8]) {
         if self.itemize {
             let _guard = self.print.lock();
-            println!("{op}{} {}", kind.letter(), display_rel(rel));
+            println!("{}{} {}", change.letter(), kind.letter(), display_rel(rel));
         }
+        let counter = match change {
+            Change::Create => &self.counters.created,
+            Change::Replace | Change::Meta => &self.counters.updated,
+            Change::Delete => &self.counters.deleted,
+        };
+        Counters::add(counter, 1);
     }
 
     fn note(&self, what: &str, rel: &[u8]) {
@@ -598,8 +657,7 @@ impl<'a, S: Source> Engine<'a, S> {
         if e.s.kind == Kind::Socket {
             return Ok(());
         }
-        self.change('+', e.s.kind, e.rel);
-        Counters::add(&self.counters.created, 1);
+        self.change(Change::Create, e.s.kind, e.rel);
         if e.s.kind == Kind::Dir {
             let sub = self.src_open_dir(e)?;
             self.sync_dir(&sub, None, e.rel)?;
@@ -615,8 +673,7 @@ impl<'a, S: Source> Engine<'a, S> {
                 if let Some(d) = other {
                     self.remove(dst, e.name, e.rel, d)?;
                 }
-                self.change('+', Kind::Dir, e.rel);
-                Counters::add(&self.counters.created, 1);
+                self.change(Change::Create, Kind::Dir, e.rel);
                 if self.dry_run {
                     return self.sync_dir(&sub, None, e.rel);
                 }
@@ -638,8 +695,7 @@ impl<'a, S: Source> Engine<'a, S> {
         let (sx, same_xattrs) = self.wanted_xattrs(e, &dx)?;
         if dir_meta_differs(e.s, &now, same_xattrs) {
             if !created {
-                self.change('.', Kind::Dir, e.rel);
-                Counters::add(&self.counters.updated, 1);
+                self.change(Change::Meta, Kind::Dir, e.rel);
             }
             if !self.dry_run {
                 self.apply_meta(e, dst, &now, dx, &sx)?;
@@ -737,21 +793,14 @@ impl<'a, S: Source> Engine<'a, S> {
                 Ok(false)
             }
             (Decision::FixMeta, Some(dst), Some(d)) => {
-                self.change('.', s.kind, e.rel);
-                Counters::add(&self.counters.updated, 1);
+                self.change(Change::Meta, s.kind, e.rel);
                 if !self.dry_run {
                     self.apply_meta(e, dst, d, dx, &sx)?;
                 }
                 Ok(true)
             }
             (_, dst, d) => {
-                self.change(if d.is_some() { '>' } else { '+' }, s.kind, e.rel);
-                let counter = if d.is_some() {
-                    &self.counters.updated
-                } else {
-                    &self.counters.created
-                };
-                Counters::add(counter, 1);
+                self.change(Change::write(d.is_some()), s.kind, e.rel);
                 match dst {
                     Some(dst) if !self.dry_run => self.replace(e, dst, &sx),
                     _ => Ok(true),
@@ -772,27 +821,27 @@ impl<'a, S: Source> Engine<'a, S> {
         with_buf(|buf| source::same_content(self.src, &a, &b, buf)).map_err(at("comparing", e.rel))
     }
 
-    /// Writes the new entry under a temporary name with all its metadata, then
-    /// renames it over the old one: a crash leaves either the old or the new
-    /// entry, plus at most a temporary the next run removes.
+    /// Writes the new entry with all its metadata in the place of the old one.
     fn replace(&self, e: &Entry<S::Dir>, dst: BorrowedFd, sx: &Xattrs) -> Result<bool> {
         self.begin_change()?;
+        if !self.make_room(e, dst, "not replaced")? {
+            return Ok(false);
+        }
+        swap_in(e, dst, |tmp| self.write_temp(e, dst, tmp, sx))?;
+        Ok(true)
+    }
+
+    /// A directory where a non-directory is to go is deleted first. False, and
+    /// a note that the entry is `not_done`, when it holds protected entries.
+    fn make_room(&self, e: &Entry<S::Dir>, dst: BorrowedFd, not_done: &str) -> Result<bool> {
         if let Some(d) = e.d.filter(|d| d.kind == Kind::Dir) {
             if !self.remove(dst, e.name, e.rel, d)? {
-                self.note("not replaced: the directory holds protected entries", e.rel);
+                let what = format!("{not_done}: the directory holds protected entries");
+                self.note(&what, e.rel);
                 return Ok(false);
             }
         }
-        let tmp = fsops::temp_name();
-        let r = self.write_temp(e, dst, &tmp, sx);
-        let r = r.and_then(|()| {
-            fsops::rename(dst, &tmp, e.name).map_err(at("renaming into place", e.rel))
-        });
-        if r.is_err() {
-            // Best effort: a leftover temporary is removed by the next run anyway.
-            let _ = fsops::unlink(dst, &tmp, false);
-        }
-        r.map(|()| true)
+        Ok(true)
     }
 
     fn write_temp(
@@ -852,8 +901,7 @@ impl<'a, S: Source> Engine<'a, S> {
                 return Ok(false);
             }
         }
-        self.change('-', d.kind, rel);
-        Counters::add(&self.counters.deleted, 1);
+        self.change(Change::Delete, d.kind, rel);
         if !self.dry_run {
             self.begin_change()?;
             fsops::unlink(dst, name, d.kind == Kind::Dir).map_err(at("deleting", rel))?;
@@ -944,8 +992,7 @@ impl<'a, S: Source> Engine<'a, S> {
         let (Some(dp), Ok((lp, lname, lm))) = (dp, lead) else {
             if self.dry_run {
                 // The leader or this directory is only planned, not there yet.
-                self.change('+', e.s.kind, e.rel);
-                Counters::add(&self.counters.created, 1);
+                self.change(Change::Create, e.s.kind, e.rel);
                 return Ok(true);
             }
             return Err(SyncError::Setup(format!(
@@ -957,29 +1004,17 @@ impl<'a, S: Source> Engine<'a, S> {
             Counters::add(&self.counters.unchanged, 1);
             return Ok(false);
         }
-        self.change(if e.d.is_some() { '>' } else { '+' }, e.s.kind, e.rel);
-        let counter = if e.d.is_some() {
-            &self.counters.updated
-        } else {
-            &self.counters.created
-        };
-        Counters::add(counter, 1);
+        self.change(Change::write(e.d.is_some()), e.s.kind, e.rel);
         if self.dry_run {
             return Ok(true);
         }
-        if let Some(d) = e.d.filter(|d| d.kind == Kind::Dir) {
-            if !self.remove(dp, e.name, e.rel, d)? {
-                self.note("not linked: the directory holds protected entries", e.rel);
-                return Ok(false);
-            }
+        if !self.make_room(e, dp, "not linked")? {
+            return Ok(false);
         }
         self.begin_change()?;
-        let tmp = fsops::temp_name();
-        fsops::link(lp.as_fd(), &lname, dp, &tmp).map_err(at("linking", e.rel))?;
-        if let Err(err) = fsops::rename(dp, &tmp, e.name) {
-            let _ = fsops::unlink(dp, &tmp, false);
-            return Err(at("renaming into place", e.rel)(err));
-        }
+        swap_in(e, dp, |tmp| {
+            fsops::link(lp.as_fd(), &lname, dp, tmp).map_err(at("linking", e.rel))
+        })?;
         Ok(true)
     }
 
