@@ -308,13 +308,15 @@ fn run_from<S: Source>(
             src,
             sroot,
             droot.as_fd(),
-            manifest,
-            &exclude,
-            &protect,
-            &counters,
-            opts.checksum,
-            opts.dry_run,
-            opts.itemize,
+            engine::Settings {
+                manifest,
+                exclude: &exclude,
+                protect: &protect,
+                counters: &counters,
+                checksum: opts.checksum,
+                dry_run: opts.dry_run,
+                itemize: opts.itemize,
+            },
         );
         if opts.no_marker {
             engine = engine.without_marker();
@@ -456,11 +458,18 @@ pub fn copy_one(
         path: display_rel(name.to_bytes()),
         source,
     })?;
-    Engine::new(
-        &Local, &src, dst, None, &exclude, &protect, &counters, false, false, false,
-    )
-    .without_marker()
-    .copy_entry(name)
+    let settings = engine::Settings {
+        manifest: None,
+        exclude: &exclude,
+        protect: &protect,
+        counters: &counters,
+        checksum: false,
+        dry_run: false,
+        itemize: false,
+    };
+    Engine::new(&Local, &src, dst, settings)
+        .without_marker()
+        .copy_entry(name)
 }
 
 /// Every open directory level holds two descriptors per worker.
