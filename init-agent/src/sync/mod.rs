@@ -5,8 +5,11 @@
 //! destination.
 //!
 //! Layout: `pattern` (exclude/protect globs), `meta` (what an entry is, the pure
-//! change test), `fsops` (descriptor-relative syscalls), `engine` (the walk),
-//! `state` (the generation marker), this file (options, run, report).
+//! change test), `engine/` (walk, source side, compare, apply, hardlinks and
+//! directory mtimes), `manifest`, `state` (the generation marker), this file
+//! (options, run, report, the in-root copy statelite and CDSL use). The
+//! descriptor-relative syscalls are `sys::fsops`; what the engine reads
+//! through is `source::tree` (a directory, or the userspace NFS client).
 
 pub mod command;
 pub mod engine;
