@@ -1,0 +1,327 @@
+//! (command line, configuration, packaging) → [`BootPlan`]: what the agent
+//! will do, in order, as typed steps that carry every value their executor
+//! needs. `init-agent explain` prints these steps and `boot::run` executes
+//! exactly these steps; facts only the boot can learn (the DHCP answer, the
+//! server that answered, the client that reached it) are typed results the
+//! executor hands to later steps, resolved by the same functions `explain`
+//! uses for an assumed answer ([`resolve_source`]).
+//!
+//! Pure: the same inputs give the same plan. Every precedence rule between
+//! the kernel command line, the node's `[[node]]` entry and the site
+//! configuration lives here.
+
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::cmdline::{BootParams, BreakStage, Fallback, IpConfig, Mode, NetMethod, NfsClient};
+use crate::config::{Config, Disk, Node};
+use crate::hwaddr::Mac;
+use crate::source::spec::NfsExport;
+
+/// Where the agent assembles the root it will switch to.
+pub const NEW_ROOT: &str = "/sysroot";
+/// Where the standard root is mounted when it is not itself the new root.
+pub const SOURCE_MOUNT: &str = "/run/init-agent/source";
+/// Where the overlay mode keeps its tmpfs (upper and work directories).
+pub const OVERLAY_SCRATCH: &str = "/run/init-agent/overlay";
+/// The one words for a statelite / overlay boot without a node name.
+pub const NEEDS_NODE: &str =
+    "statelite needs the node's name: NODE=, [[node]] name, ip= host name or DHCP's";
+/// The init run when neither `init=` nor the configuration names one.
+pub const DEFAULT_INIT: &str = "/sbin/init";
+
+/// How the agent got into the initramfs, which decides who does what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Packaging {
+    /// Our own image: the agent is PID 1 and does everything.
+    Standalone,
+    /// dracut brought up the network and mounted the standard root on the new
+    /// root; it keeps rd.break and switch_root.
+    Dracut,
+    /// initramfs-tools brought up the network (klibc ipconfig); the agent
+    /// mounts the standard root; run-init switches.
+    InitramfsTools,
+}
+
+impl FromStr for Packaging {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "standalone" => Ok(Packaging::Standalone),
+            "dracut" => Ok(Packaging::Dracut),
+            "initramfs-tools" => Ok(Packaging::InitramfsTools),
+            _ => Err(format!(
+                "unknown packaging `{s}` (standalone, dracut, initramfs-tools)"
+            )),
+        }
+    }
+}
+
+/// Everything the agent will do for one boot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BootPlan {
+    pub packaging: Packaging,
+    pub mode: Mode,
+    /// Where the new root is assembled: [`NEW_ROOT`] as PID 1, the host
+    /// initramfs's root mount point under dracut or initramfs-tools.
+    pub root: String,
+    pub net: NetPlan,
+    pub source: SourcePlan,
+    /// Persistent store for statelite/overlay; no server means the standard root's.
+    pub statemnt: Option<NfsExport>,
+    /// Node name: `NODE=`, the `[[node]]` entry, or `ip=`'s host name.
+    pub node: Option<String>,
+    pub nodeid: Option<String>,
+    /// Statelite image name.
+    pub image: Option<String>,
+    /// Disks prepared in sync mode, the root disk first.
+    pub disks: Vec<Disk>,
+    pub fallback: Fallback,
+    /// Seconds of retrying before the fallback.
+    pub timeout: u32,
+    pub reboot_delay: u32,
+    pub retry_max_delay: u32,
+    pub init: String,
+    pub init_args: Vec<String>,
+    /// `rd.shell`: a shell is allowed on failure.
+    pub shell: bool,
+    /// The emergency shell's path.
+    pub shell_path: String,
+    /// `rd.debug`: verbose logging.
+    pub debug: bool,
+    pub breaks: Vec<BreakStage>,
+    pub modules: Vec<String>,
+    pub steps: Vec<Step>,
+    /// The `local` fallback's steps (sync mode): boot the last complete copy.
+    pub local: Vec<Step>,
+    /// Inputs the plan leaves aside, said so.
+    pub notes: Vec<String>,
+    /// Everything wrong with the inputs; the boot takes the fallback if not empty.
+    pub errors: Vec<String>,
+}
+
+/// How the boot interface comes up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NetPlan {
+    /// The interface to use, lower-case; `None` = first with carrier.
+    pub mac: Option<Mac>,
+    pub method: NetMethod,
+    pub device: Option<String>,
+    pub address: Option<Ipv4Addr>,
+    pub prefix: Option<u8>,
+    pub gateway: Option<Ipv4Addr>,
+    pub hostname: Option<String>,
+    pub dns: Vec<Ipv4Addr>,
+    pub mtu: Option<u32>,
+}
+
+/// Where the plan is carried out.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub packaging: Packaging,
+    /// The new root: [`NEW_ROOT`], or the host initramfs's.
+    pub root: &'a str,
+}
+
+impl Default for Target<'_> {
+    fn default() -> Self {
+        Target {
+            packaging: Packaging::Standalone,
+            root: NEW_ROOT,
+        }
+    }
+}
+
+/// Computes the plan. Never fails: problems are collected in `errors`.
+pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
+    let mut errors: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
+    let mut notes = Vec::new();
+    let entry: Option<&Node> = p.bootif.as_ref().and_then(|m| c.node_by_mac(m));
+    let root = t.root.to_string();
+
+    let asked_mode = p.agent.mode.or(entry.and_then(|n| n.mode)).or(c.boot.mode);
+    let live_overlay = p.live_overlay == Some(true);
+    let mode = match asked_mode {
+        Some(m) => {
+            if live_overlay && m != Mode::Overlay {
+                notes.push(format!(
+                    "rd.live.overlay.overlayfs ignored: mode {m} was asked for (overlay mode gives a writable overlay)"
+                ));
+            }
+            m
+        }
+        // dracut's writable overlay on a read-only root is our overlay mode.
+        None if live_overlay => Mode::Overlay,
+        None if p.statemnt.is_some() => Mode::Statelite,
+        None => Mode::Nfsroot,
+    };
+
+    let net = net_plan(p, entry, &mut errors);
+    let node = p
+        .node
+        .clone()
+        .or_else(|| entry.and_then(|n| n.name.clone()))
+        .or_else(|| net.hostname.clone());
+    let source = source_plan(p, c, mode, t, &net, node.as_deref(), &mut errors);
+
+    let nodeid = p
+        .agent
+        .nodeid
+        .clone()
+        .or_else(|| entry.and_then(|n| n.nodeid.clone()));
+    let image = p
+        .agent
+        .image
+        .clone()
+        .or_else(|| entry.and_then(|n| n.image.clone()))
+        .or_else(|| c.statelite.image.clone());
+
+    let statemnt = statemnt_plan(p, c, entry, node.as_deref(), image.as_deref(), &mut errors);
+    let wants_store = matches!(mode, Mode::Statelite | Mode::Overlay);
+    if wants_store
+        && node.is_none()
+        && net.method != NetMethod::Dhcp
+        && t.packaging == Packaging::Standalone
+    {
+        // The persistent directory is <statemnt>/<node>; it may still come from DHCP.
+        errors.push(NEEDS_NODE.into());
+    }
+
+    let disks = if mode == Mode::Sync {
+        sync_disks(p, c, entry, &mut errors)
+    } else {
+        Vec::new()
+    };
+
+    let cdsl_wanted = p.agent.cdsl.unwrap_or(c.cdsl.enabled);
+    let cdsl = match (&nodeid, cdsl_wanted) {
+        (Some(id), true) => Some(id.clone()),
+        (None, true) if p.agent.cdsl == Some(true) => {
+            errors.push(
+                "initagent.cdsl=1 needs a node id: initagent.nodeid= or [[node]] nodeid".into(),
+            );
+            None
+        }
+        _ => None,
+    };
+
+    let fallback = p
+        .agent
+        .fallback
+        .or(c.boot.fallback)
+        .unwrap_or(if p.shell == Some(true) {
+            Fallback::Shell
+        } else if mode == Mode::Sync {
+            Fallback::Local
+        } else {
+            Fallback::Retry
+        });
+    let init = p
+        .init
+        .clone()
+        .or_else(|| c.boot.init.clone())
+        .unwrap_or_else(|| DEFAULT_INIT.into());
+    let timeout = p.agent.timeout.unwrap_or(c.boot.timeout);
+
+    let mut modules = c.boot.modules.clone();
+    let nfs_modules: &[&str] = match (source.client, source.version) {
+        (NfsClient::User, _) => &[],
+        (_, Some(3)) => &["nfsv3"],
+        (_, Some(_)) => &["nfsv4"],
+        (_, None) => &["nfsv4", "nfsv3"],
+    };
+    let mode_modules: &[&str] = match mode {
+        Mode::Overlay => &["overlay"],
+        Mode::Sync => &["ext4"],
+        _ => &[],
+    };
+    for m in nfs_modules.iter().chain(mode_modules) {
+        if !modules.iter().any(|x| x == m) {
+            modules.push(m.to_string());
+        }
+    }
+
+    let mut plan = BootPlan {
+        packaging: t.packaging,
+        mode,
+        root,
+        net,
+        source,
+        statemnt,
+        node,
+        nodeid,
+        image,
+        disks,
+        fallback,
+        timeout,
+        reboot_delay: c.boot.reboot_delay,
+        retry_max_delay: c.boot.retry_max_delay,
+        init,
+        init_args: p.init_args.clone(),
+        shell: p.shell == Some(true),
+        shell_path: c.boot.shell.clone(),
+        debug: p.debug,
+        breaks: p.breaks.clone(),
+        modules,
+        steps: Vec::new(),
+        local: Vec::new(),
+        notes,
+        errors,
+    };
+    let checksum = p.agent.checksum.unwrap_or(c.sync.checksum);
+    let (steps, local, errors) = order::steps(&plan, c, checksum, cdsl.as_deref());
+    plan.steps = steps;
+    plan.local = local;
+    plan.errors.extend(errors);
+    plan
+}
+
+fn net_plan(p: &BootParams, entry: Option<&Node>, errors: &mut Vec<String>) -> NetPlan {
+    let ip =
+        p.ip.clone()
+            .unwrap_or_else(|| IpConfig::method_only(NetMethod::Dhcp));
+    if ip.method == NetMethod::None {
+        errors.push("ip=off/none: the standard root is on NFS, the node needs a network".into());
+    }
+    // BOOTIF picks the interface; else the MAC ifname= binds to ip='s device.
+    let named = |dev: &str| p.ifnames.iter().find(|i| i.name == dev).map(|i| i.mac);
+    let mac = p.bootif.or_else(|| ip.device.as_deref().and_then(named));
+    let device = ip.device.clone().or_else(|| {
+        p.bootif
+            .and_then(|m| p.ifnames.iter().find(|i| i.mac == m))
+            .map(|i| i.name.clone())
+    });
+    let mut dns = ip.dns.clone();
+    dns.extend(p.nameservers.iter().filter(|a| !ip.dns.contains(a)));
+    NetPlan {
+        mac,
+        method: ip.method,
+        device,
+        address: ip.address,
+        prefix: ip.prefix,
+        gateway: ip.gateway,
+        hostname: ip
+            .hostname
+            .or_else(|| p.node.clone())
+            .or_else(|| entry.and_then(|n| n.name.clone())),
+        dns,
+        mtu: ip.mtu,
+    }
+}
+
+mod disks;
+mod order;
+mod source;
+mod step;
+
+use disks::sync_disks;
+pub use disks::{SYNC_EXCLUDE, SYNC_PROTECT};
+pub use source::{resolve_source, DhcpAnswer, SourceError, SourcePlan, SourceTarget};
+use source::{source_plan, statemnt_plan};
+pub use step::{servers_text, Step};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,193 @@
+//! The order of the steps, by packaging and mode: who does what when the
+//! agent is PID 1, or runs inside dracut or initramfs-tools.
+
+use super::disks::{SYNC_EXCLUDE, SYNC_PROTECT};
+use super::{BootPlan, Packaging, Step, OVERLAY_SCRATCH};
+use crate::cmdline::{BreakStage, Mode, NfsClient};
+use crate::config::{Config, LiteTree};
+use crate::hooks::Phase;
+use crate::modes::statelite::plan::Kind;
+
+/// The boot's steps and the `local` fallback's, from the plan's values;
+/// with the table errors found on the way.
+pub(super) fn steps(
+    plan: &BootPlan,
+    c: &Config,
+    checksum: bool,
+    cdsl: Option<&str>,
+) -> (Vec<Step>, Vec<Step>, Vec<String>) {
+    let mut errors = Vec::new();
+    let hooks = |phase: &str| {
+        Step::Hooks(Phase {
+            phase: phase.into(),
+            root: plan.root.clone(),
+            dir: c.hooks.dir.clone(),
+            skip: c.hooks.skip.clone(),
+            timeout: c.hooks.timeout,
+        })
+    };
+    let switch = Step::SwitchRoot {
+        root: plan.root.clone(),
+        init: plan.init.clone(),
+        args: plan.init_args.clone(),
+    };
+    let standalone = plan.packaging == Packaging::Standalone;
+    let mut steps = Vec::new();
+    // rd.break and the shell are the host initramfs's under dracut and initramfs-tools.
+    let brk = |steps: &mut Vec<Step>, stage| {
+        if standalone && plan.breaks.contains(&stage) {
+            steps.push(Step::Break {
+                stage,
+                shell: c.boot.shell.clone(),
+            });
+        }
+    };
+    if standalone {
+        steps.push(Step::Early);
+        brk(&mut steps, BreakStage::Cmdline);
+        steps.push(Step::LoadModules {
+            modules: plan.modules.clone(),
+            skip: match plan.source.client {
+                NfsClient::User => crate::modules::NFS_MODULES
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect(),
+                NfsClient::Kernel => Vec::new(),
+            },
+        });
+        brk(&mut steps, BreakStage::Net);
+        steps.push(Step::Network {
+            net: plan.net.clone(),
+            config: c.net.clone(),
+        });
+    } else {
+        steps.push(Step::HostNetwork);
+    }
+    brk(&mut steps, BreakStage::PreMount);
+    steps.push(match (plan.packaging, plan.source.client) {
+        (Packaging::Dracut, _) => Step::AdoptSource {
+            root: plan.root.clone(),
+            aside: (plan.source.mountpoint != plan.root).then(|| plan.source.mountpoint.clone()),
+            read_write: plan.mode == Mode::Update,
+        },
+        (_, NfsClient::Kernel) => Step::MountSource {
+            source: plan.source.clone(),
+            timeout: plan.timeout,
+        },
+        (_, NfsClient::User) => Step::ConnectSource {
+            source: plan.source.clone(),
+            timeout: plan.timeout,
+        },
+    });
+    brk(&mut steps, BreakStage::Mount);
+    let mut local = Vec::new();
+    match plan.mode {
+        Mode::Sync => {
+            if let Some(root_disk) = plan.disks.first() {
+                steps.push(Step::PrepareDisks {
+                    disks: plan.disks.clone(),
+                });
+                steps.push(Step::MountLocal {
+                    disk: root_disk.clone(),
+                    at: plan.root.clone(),
+                });
+                let mut exclude: Vec<String> = SYNC_EXCLUDE.iter().map(|s| s.to_string()).collect();
+                exclude.extend(c.sync.exclude.iter().cloned());
+                let mut protect: Vec<String> = SYNC_PROTECT.iter().map(|s| s.to_string()).collect();
+                for extra in &c.sync.protect {
+                    if !protect.contains(extra) {
+                        protect.push(extra.clone());
+                    }
+                }
+                steps.push(Step::Sync {
+                    to: plan.root.clone(),
+                    exclude,
+                    protect,
+                    checksum,
+                    jobs: c.sync.jobs,
+                    inflight: c.sync.inflight,
+                });
+                if plan.source.client == NfsClient::Kernel || plan.source.kernel_fallback {
+                    steps.push(Step::ReleaseSource {
+                        at: plan.source.mountpoint.clone(),
+                    });
+                }
+                steps.push(hooks("post-sync"));
+                local = vec![
+                    Step::MountLastComplete {
+                        disk: root_disk.clone(),
+                        at: plan.root.clone(),
+                    },
+                    hooks("pre-switch"),
+                ];
+                if standalone {
+                    local.push(switch.clone());
+                }
+            }
+        }
+        Mode::Statelite | Mode::Overlay => {
+            let img = plan.image.clone().unwrap_or_default();
+            let entries = match crate::modes::statelite::plan::entries(&c.statelite.litefile, &img)
+            {
+                Ok(e) => e,
+                Err(table_errors) => {
+                    errors.extend(table_errors.iter().map(|e| e.to_string()));
+                    Vec::new()
+                }
+            };
+            let litetree: Vec<LiteTree> = c
+                .statelite
+                .litetree
+                .iter()
+                .filter(|r| crate::modes::statelite::plan::applies(&r.image, &img))
+                .cloned()
+                .collect();
+            // The trees the boot will mount, checked now with what is known.
+            let probe_node = plan.node.clone().unwrap_or_else(|| "node".into());
+            if let Err(table_errors) =
+                crate::modes::statelite::node_trees(&litetree, &img, &probe_node)
+            {
+                errors.extend(table_errors.iter().map(|e| e.to_string()));
+            }
+            if plan.mode == Mode::Statelite {
+                steps.push(Step::Statelite {
+                    root: plan.root.clone(),
+                    image: img,
+                    node: plan.node.clone(),
+                    entries,
+                    litetree,
+                    store: plan.statemnt.clone(),
+                });
+            } else {
+                steps.push(Step::Overlay {
+                    lower: plan.source.mountpoint.clone(),
+                    scratch: OVERLAY_SCRATCH.into(),
+                    root: plan.root.clone(),
+                    image: img,
+                    node: plan.node.clone(),
+                    entries: entries
+                        .into_iter()
+                        .filter(|e| matches!(e.kind, Kind::Persistent | Kind::LinkPersistent))
+                        .collect(),
+                    store: plan.statemnt.clone(),
+                });
+            }
+        }
+        Mode::Nfsroot | Mode::Update => {}
+    }
+    if let Some(id) = cdsl {
+        steps.push(Step::Cdsl {
+            root: plan.root.clone(),
+            nodeid: id.to_string(),
+            tree: c.cdsl.tree.clone(),
+            link: c.cdsl.link.clone(),
+        });
+    }
+    steps.push(hooks("pre-switch"));
+    brk(&mut steps, BreakStage::PrePivot);
+    if standalone {
+        steps.push(switch);
+    }
+
+    (steps, local, errors)
+}

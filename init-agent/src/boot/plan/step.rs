@@ -1,0 +1,316 @@
+//! The steps of a plan: typed values that carry everything their executor
+//! needs, and print as `explain` shows them.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::disks::root_partition_name;
+use super::{NetPlan, SourcePlan};
+use crate::cmdline::BreakStage;
+use crate::config::{self, Disk, LiteTree};
+use crate::hooks::Phase;
+use crate::modes::statelite::plan::Entry;
+use crate::source::spec::{Host, NfsExport};
+
+/// One step of the boot, in order, with everything its executor needs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Mount /proc, /sys, /dev, /run; log to the console and /dev/kmsg.
+    Early,
+    /// Stop in a shell (`rd.break`); leaving it continues the boot.
+    Break {
+        stage: BreakStage,
+        shell: String,
+    },
+    /// The userspace NFS client needs no NFS modules: `skip` names them.
+    LoadModules {
+        modules: Vec<String>,
+        skip: Vec<String>,
+    },
+    Network {
+        net: NetPlan,
+        config: config::Net,
+    },
+    /// dracut / initramfs-tools brought the network up: read what DHCP said.
+    HostNetwork,
+    /// Mount the standard root with the kernel client, servers in order.
+    MountSource {
+        source: SourcePlan,
+        timeout: u32,
+    },
+    /// Sync mode with the userspace client: reach the server, mount nothing.
+    ConnectSource {
+        source: SourcePlan,
+        timeout: u32,
+    },
+    /// dracut mounted the standard root on `root`: move it to `aside` where
+    /// the mode needs the new root (sync, overlay), or make it writable.
+    AdoptSource {
+        root: String,
+        aside: Option<String>,
+        read_write: bool,
+    },
+    /// Sync mode: partition and format where needed (first boot).
+    PrepareDisks {
+        disks: Vec<Disk>,
+    },
+    /// Sync mode: mount the root disk's `/` partition on `at`.
+    MountLocal {
+        disk: Disk,
+        at: String,
+    },
+    /// Sync mode: make `to` an exact copy of the standard root.
+    Sync {
+        to: String,
+        exclude: Vec<String>,
+        protect: Vec<String>,
+        checksum: bool,
+        jobs: u32,
+        inflight: u32,
+    },
+    /// The node runs from its disk: the kernel mount of the standard root goes.
+    ReleaseSource {
+        at: String,
+    },
+    /// `local` fallback: mount the last complete copy, refusing anything else.
+    MountLastComplete {
+        disk: Disk,
+        at: String,
+    },
+    /// Statelite: litefile/litetree/persistent bind mounts on the read-only root.
+    Statelite {
+        root: String,
+        image: String,
+        /// `None`: DHCP's host name, known once the network is up.
+        node: Option<String>,
+        entries: Vec<Entry>,
+        litetree: Vec<LiteTree>,
+        store: Option<NfsExport>,
+    },
+    /// Overlay: overlayfs of the read-only root and a tmpfs upper, the
+    /// persistent entries bound from the store.
+    Overlay {
+        lower: String,
+        scratch: String,
+        root: String,
+        image: String,
+        node: Option<String>,
+        entries: Vec<Entry>,
+        store: Option<NfsExport>,
+    },
+    /// CDSL: bind `<tree>/<nodeid>` on `<link>` in `root`.
+    Cdsl {
+        root: String,
+        nodeid: String,
+        tree: String,
+        link: String,
+    },
+    /// Run one phase of hook scripts against the new root.
+    Hooks(Phase),
+    SwitchRoot {
+        root: String,
+        init: String,
+        args: Vec<String>,
+    },
+}
+
+impl Step {
+    /// The step's name, as `rd.break=` and failure lines say it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::Early => "early",
+            Step::Break { .. } => "break",
+            Step::LoadModules { .. } => "modules",
+            Step::Network { .. } | Step::HostNetwork => "network",
+            Step::MountSource { .. } | Step::ConnectSource { .. } | Step::AdoptSource { .. } => {
+                "nfs"
+            }
+            Step::PrepareDisks { .. } => "disks",
+            Step::MountLocal { .. } | Step::MountLastComplete { .. } => "local root",
+            Step::Sync { .. } => "sync",
+            Step::ReleaseSource { .. } => "release source",
+            Step::Statelite { .. } => "statelite",
+            Step::Overlay { .. } => "overlay",
+            Step::Cdsl { .. } => "cdsl",
+            Step::Hooks(_) => "hooks",
+            Step::SwitchRoot { .. } => "switch_root",
+        }
+    }
+}
+
+/// The servers to try, as explain and the steps say them.
+pub fn servers_text(s: &SourcePlan) -> String {
+    if s.servers.is_empty() {
+        "(DHCP root-path / next-server)".to_string()
+    } else {
+        s.servers
+            .iter()
+            .map(Host::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn root_path_text(s: &SourcePlan) -> String {
+    s.path
+        .clone()
+        .unwrap_or_else(|| "(DHCP root-path)".to_string())
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Early => write!(
+                f,
+                "mount /proc /sys /dev /run; log to console and /dev/kmsg"
+            ),
+            Step::Break { stage, shell } => write!(f, "rd.break: emergency shell {shell} ({stage})"),
+            Step::LoadModules { modules, .. } => {
+                write!(f, "load kernel modules: {}", list_or_none(modules))
+            }
+            Step::Network { net, .. } => write!(
+                f,
+                "bring up the network: {} on {}",
+                format!("{:?}", net.method).to_lowercase(),
+                net.mac.map_or_else(
+                    || net.device.clone().unwrap_or("the first interface with carrier".into()),
+                    |m| m.to_string()
+                )
+            ),
+            Step::HostNetwork => write!(
+                f,
+                "read the network the host initramfs configured (DHCP root-path, host name)"
+            ),
+            Step::MountSource { source, .. } => write!(
+                f,
+                "mount the standard root {}:{} on {} [{}]",
+                servers_text(source),
+                root_path_text(source),
+                source.mountpoint,
+                source.options.join(",")
+            ),
+            Step::ConnectSource { source, .. } => write!(
+                f,
+                "reach the standard root {}:{} with the userspace NFSv3 client (nothing mounted){}",
+                servers_text(source),
+                root_path_text(source),
+                if source.kernel_fallback {
+                    format!(
+                        "; a server without NFSv3 MOUNT is mounted by the kernel client on {}",
+                        source.mountpoint
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+            Step::AdoptSource {
+                root,
+                aside,
+                read_write,
+            } => match (aside, read_write) {
+                (Some(a), _) => write!(f, "move the standard root the host mounted on {root} to {a}"),
+                (None, true) => write!(f, "remount the standard root on {root} read-write"),
+                (None, false) => write!(f, "use the standard root the host mounted on {root}"),
+            },
+            Step::PrepareDisks { disks } => write!(
+                f,
+                "partition and format where not ours yet: {}",
+                disks
+                    .iter()
+                    .map(|d| d.device.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            Step::MountLocal { disk, at } => write!(
+                f,
+                "mount local root: partition `{}` of {} on {at}",
+                root_partition_name(disk),
+                disk.device
+            ),
+            Step::Sync {
+                to,
+                exclude,
+                protect,
+                checksum,
+                ..
+            } => write!(
+                f,
+                "sync the standard root -> {to}/ (exact copy{}; exclude {}; protect {})",
+                if *checksum { ", compare contents" } else { "" },
+                list_or_none(exclude),
+                list_or_none(protect)
+            ),
+            Step::ReleaseSource { at } => {
+                write!(f, "unmount the standard root from {at} if the kernel client mounted it")
+            }
+            Step::MountLastComplete { disk, at } => write!(
+                f,
+                "mount the last complete local copy (partition `{}` of {}) on {at}, if the disk is ours and complete",
+                root_partition_name(disk),
+                disk.device
+            ),
+            Step::Statelite {
+                image,
+                node,
+                entries,
+                litetree,
+                store,
+                ..
+            } => write!(
+                f,
+                "statelite for image {} node {}: {} litetree rows, store {}, {} entries: {}",
+                if image.is_empty() { "(any)" } else { image },
+                node.as_deref().unwrap_or("(DHCP host name)"),
+                litetree.len(),
+                store_text(store),
+                entries.len(),
+                list_or_none(&entries.iter().map(Entry::describe).collect::<Vec<_>>())
+            ),
+            Step::Overlay {
+                lower,
+                scratch,
+                root,
+                entries,
+                store,
+                ..
+            } => write!(
+                f,
+                "overlayfs on {root}: lower {lower}, upper {scratch}/upper (tmpfs); persistent from {}: {}",
+                store_text(store),
+                list_or_none(&entries.iter().map(Entry::describe).collect::<Vec<_>>())
+            ),
+            Step::Cdsl {
+                root,
+                nodeid,
+                tree,
+                link,
+            } => write!(f, "CDSL: bind {tree}/{nodeid} on {link} in {root}"),
+            Step::Hooks(h) => write!(f, "run {} hooks from {} in {}", h.phase, h.dir, h.root),
+            Step::SwitchRoot { root, init, args } => {
+                write!(f, "switch_root {root}, exec {init}")?;
+                if !args.is_empty() {
+                    write!(f, " {}", args.join(" "))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn store_text(store: &Option<NfsExport>) -> String {
+    match store {
+        Some(e) if e.server.is_none() => format!("(the standard root's server):{}", e.path),
+        Some(e) => e.to_string(),
+        None => "none".into(),
+    }
+}
+
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(" ")
+    }
+}
