@@ -559,7 +559,7 @@ mod props {
             let line: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let p = parse(&line.join(" "));
             for e in &p.errors {
-                prop_assert!(!e.reason.is_empty());
+                prop_assert!(!e.reason.to_string().is_empty());
             }
         }
 
