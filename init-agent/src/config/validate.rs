@@ -5,6 +5,7 @@ use std::fmt::Display;
 
 use super::{Config, FsType, Size, LITEFILE_OPTIONS};
 use crate::cmdline::{parse_abs_path, parse_name};
+use crate::modes::statelite::plan::Reason;
 use crate::source::spec::{self, NfsExport, SpecError};
 
 /// A location the agent mounts itself: parsed by the one parser, and its
@@ -255,14 +256,18 @@ fn check_litefile_tree(ck: &mut Checker, s: &super::Statelite) {
         let Err(errors) = crate::modes::statelite::plan::entries(&s.litefile, image) else {
             continue;
         };
-        for e in errors.into_iter().filter(|e| e.reason.contains("parent")) {
+        for e in errors {
+            let Reason::Parent(rule) = e.reason else {
+                continue;
+            };
             let row = s
                 .litefile
                 .iter()
                 .position(|r| r.file.trim_end_matches('/') == e.path.trim_end_matches('/'));
             if let Some(i) = row {
-                if reported.insert((i, e.reason.clone())) {
-                    ck.fail(&[K("statelite"), K("litefile"), I(i), K("file")], e.reason);
+                let message = rule.to_string();
+                if reported.insert((i, message.clone())) {
+                    ck.fail(&[K("statelite"), K("litefile"), I(i), K("file")], message);
                 }
             }
         }
@@ -302,7 +307,7 @@ fn check_statelite(ck: &mut Checker, c: &Config) {
             );
         } else if let Err(e) = crate::modes::statelite::plan::Kind::parse(&row.options) {
             // Known to xCAT, not done by the boot: refused here in its words.
-            ck.fail(&at("options"), e);
+            ck.fail(&at("options"), e.to_string());
         }
         if row.file.ends_with('/') && row.options.split(',').any(|o| o == "con") {
             ck.fail(
