@@ -198,3 +198,32 @@ pub fn bring_up(plan: &NetPlan, c: &config::Net) -> Result<Configured, NetError>
         lease,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The boot prints these after `network: `; the VM tests look for them.
+    #[test]
+    fn errors_name_the_interface_and_the_step() {
+        let mac = "aa:bb:cc:dd:ee:ff".parse().unwrap();
+        assert_eq!(
+            NetError::NoBootif(mac).to_string(),
+            "no interface has the BOOTIF address aa:bb:cc:dd:ee:ff"
+        );
+        let e = NetError::Netlink {
+            link: "eth0".into(),
+            step: LinkStep::Address(Ipv4Addr::new(10, 0, 2, 15), 24),
+            error: io::Error::from_raw_os_error(17),
+        };
+        assert_eq!(
+            e.to_string(),
+            "eth0: address 10.0.2.15/24: File exists (os error 17)"
+        );
+        let e = NetError::NoLease {
+            link: "eth0".into(),
+            last: dhcp::DhcpError::Timeout("offer"),
+        };
+        assert_eq!(e.to_string(), "eth0: no DHCP offer within the timeout");
+    }
+}
