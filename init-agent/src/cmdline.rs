@@ -14,8 +14,8 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::hwaddr::Mac;
-use crate::source::spec::{self, NfsExport};
+use crate::hwaddr::{Mac, MacError};
+use crate::source::spec::{self, NfsExport, SpecError};
 
 /// Everything the agent takes from the kernel command line.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -125,15 +125,24 @@ pub enum Fallback {
     Retry,
 }
 
+/// A word that is none of a keyword enum's; argh prints it for a flag
+/// (`mkinitramfs --nfs`) as the kernel command line parser does for a key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{word}` (one of: {})", .choices.join(", "))]
+pub struct UnknownWord {
+    what: &'static str,
+    word: String,
+    choices: &'static [&'static str],
+}
+
 macro_rules! keyword_enum {
     ($ty:ident, $what:literal, { $($word:literal => $val:path),+ $(,)? }) => {
         impl FromStr for $ty {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
+            type Err = UnknownWord;
+            fn from_str(s: &str) -> Result<Self, UnknownWord> {
                 match s {
                     $($word => Ok($val),)+
-                    _ => Err(format!(concat!("unknown ", $what, " `{}` (one of: {})"),
-                                     s, [$($word),+].join(", "))),
+                    _ => Err(UnknownWord { what: $what, word: s.into(), choices: &[$($word),+] }),
                 }
             }
         }
@@ -269,7 +278,71 @@ pub enum RootSpec {
 pub struct CmdlineError {
     /// The whole `key=value` token as it appeared.
     pub token: String,
-    pub reason: String,
+    pub reason: InvalidValue,
+}
+
+/// What is wrong with a known key's value, each kind in its own words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidValue {
+    #[error("needs a value (`key=value`)")]
+    Missing,
+    #[error("IPv6 addresses are not supported")]
+    Ipv6,
+    #[error(
+        "not a method (dhcp, on, any, off, none) nor \
+         <client>:<server>:<gw>:<netmask>:<host>:<dev>:<autoconf>"
+    )]
+    IpForm,
+    #[error("unknown autoconf `{0}`")]
+    UnknownAutoconf(String),
+    #[error("autoconf `{0}` is not supported (use dhcp or a static address)")]
+    UnsupportedAutoconf(String),
+    #[error("autoconf off without a client address")]
+    OffWithoutAddress,
+    #[error("too many fields before the MAC address")]
+    FieldsBeforeMac,
+    #[error("too many fields (at most 10)")]
+    TooManyFields,
+    #[error("`{0}` is not an IPv4 address")]
+    Ipv4(String),
+    #[error("`{0}` is not a prefix length (0-32)")]
+    Prefix(String),
+    #[error("netmask `{0}` is not contiguous")]
+    Netmask(String),
+    #[error("`{0}` is not an MTU (68-65535)")]
+    Mtu(String),
+    #[error("`{0}` is not a valid name (letters, digits, `-`, `_`, `.`)")]
+    Name(String),
+    #[error("`{0}` is not an absolute path")]
+    AbsPath(String),
+    #[error("`{0}` is not a number of seconds")]
+    Seconds(String),
+    #[error("`{0}` is not a boolean (1/0, yes/no)")]
+    Flag(String),
+    #[error("expected ifname=<name>:<mac>")]
+    IfnameForm,
+    #[error("`{0}` is not an interface name")]
+    Ifname(String),
+    #[error("expected <host>:<port>")]
+    HostPortForm,
+    #[error("`{0}` is not a port")]
+    Port(String),
+    #[error("empty root")]
+    EmptyRoot,
+    #[error(transparent)]
+    Keyword(#[from] UnknownWord),
+    #[error(transparent)]
+    Mac(#[from] MacError),
+    /// An NFS location, host or options, in the one location parser's words.
+    #[error(transparent)]
+    Location(#[from] SpecError),
+}
+
+/// Its message, as every error reads in JSON output.
+impl Serialize for InvalidValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 impl fmt::Display for CmdlineError {
@@ -297,27 +370,30 @@ pub fn parse(cmdline: &str) -> BootParams {
     for arg in &args {
         let key = arg.key.as_str();
         let val = arg.value.as_deref();
-        let fail = |reason: String| CmdlineError {
+        let fail = |reason: InvalidValue| CmdlineError {
             token: arg.token.clone(),
             reason,
         };
         // Single-valued keys: Ok(()) clears an earlier error of the same key.
-        let outcome: Result<(), String> = match (key, val) {
+        let outcome: Result<(), InvalidValue> = match (key, val) {
             ("ip", Some(v)) => parse_ip(v).map(|c| p.ip = Some(c)),
-            ("BOOTIF", Some(v)) => v.parse().map(|m| p.bootif = Some(m)),
+            ("BOOTIF", Some(v)) => v
+                .parse()
+                .map_err(InvalidValue::from)
+                .map(|m| p.bootif = Some(m)),
             ("root", Some(v)) => parse_root(v).map(|r| p.root = Some(r)),
             ("nfsroot", Some(v)) => spec::parse_location(v)
                 .map(|s| p.nfsroot = Some(s))
-                .map_err(|e| e.0),
+                .map_err(InvalidValue::from),
             ("NFSROOT", Some(v)) => spec::parse_server_location(v)
                 .map(|s| p.xcat_nfsroot = Some(s))
-                .map_err(|e| e.0),
+                .map_err(InvalidValue::from),
             ("STATEMNT", v) => spec::parse_store(v.unwrap_or(""))
                 .map(|s| p.statemnt = Some(s))
-                .map_err(|e| e.0),
+                .map_err(InvalidValue::from),
             ("MNTOPTS", v) => spec::parse_options(v.unwrap_or(""))
                 .map(|o| p.mntopts = Some(o))
-                .map_err(|e| e.0),
+                .map_err(InvalidValue::from),
             ("rd.live.overlay.overlayfs", v) => parse_flag(v).map(|b| p.live_overlay = Some(b)),
             ("NODE", Some(v)) => parse_name(v).map(|n| p.node = Some(n)),
             ("XCAT", Some(v)) => parse_host_port(v).map(|h| p.xcat = Some(h)),
@@ -332,16 +408,25 @@ pub fn parse(cmdline: &str) -> BootParams {
                 p.rw = Some(true);
                 Ok(())
             }
-            ("initagent.mode", Some(v)) => v.parse().map(|m| p.agent.mode = Some(m)),
+            ("initagent.mode", Some(v)) => v
+                .parse()
+                .map_err(InvalidValue::from)
+                .map(|m| p.agent.mode = Some(m)),
             ("initagent.disk", Some(v)) => parse_abs_path(v).map(|d| p.agent.disk = Some(d)),
             ("initagent.config", Some(v)) => parse_abs_path(v).map(|c| p.agent.config = Some(c)),
-            ("initagent.fallback", Some(v)) => v.parse().map(|f| p.agent.fallback = Some(f)),
+            ("initagent.fallback", Some(v)) => v
+                .parse()
+                .map_err(InvalidValue::from)
+                .map(|f| p.agent.fallback = Some(f)),
             ("initagent.timeout", Some(v)) => parse_seconds(v).map(|t| p.agent.timeout = Some(t)),
             ("initagent.nodeid", Some(v)) => parse_name(v).map(|n| p.agent.nodeid = Some(n)),
             ("initagent.image", Some(v)) => parse_name(v).map(|n| p.agent.image = Some(n)),
             ("initagent.checksum", v) => parse_flag(v).map(|b| p.agent.checksum = Some(b)),
             ("initagent.cdsl", v) => parse_flag(v).map(|b| p.agent.cdsl = Some(b)),
-            ("initagent.nfs", Some(v)) => v.parse().map(|n| p.agent.nfs = Some(n)),
+            ("initagent.nfs", Some(v)) => v
+                .parse()
+                .map_err(InvalidValue::from)
+                .map(|n| p.agent.nfs = Some(n)),
             // Multi-valued keys: every occurrence counts, errors accumulate.
             ("console", Some(v)) => {
                 p.consoles.push(v.to_string());
@@ -372,7 +457,7 @@ pub fn parse(cmdline: &str) -> BootParams {
                             p.breaks.sort();
                         }
                     }
-                    Err(e) => multi_errors.push(fail(e)),
+                    Err(e) => multi_errors.push(fail(e.into())),
                 }
                 continue;
             }
@@ -383,7 +468,7 @@ pub fn parse(cmdline: &str) -> BootParams {
                 | "initagent.config" | "initagent.fallback" | "initagent.timeout"
                 | "initagent.nodeid" | "initagent.image" | "initagent.nfs",
                 None,
-            ) => Err("needs a value (`key=value`)".to_string()),
+            ) => Err(InvalidValue::Missing),
             _ => continue,
         };
         match outcome {
@@ -455,13 +540,13 @@ fn strip_quotes(s: &str) -> &str {
 }
 
 /// `ip=`: kernel and dracut forms.
-fn parse_ip(v: &str) -> Result<IpConfig, String> {
+fn parse_ip(v: &str) -> Result<IpConfig, InvalidValue> {
     if let Some(m) = parse_autoconf(v) {
         return m.map(IpConfig::method_only);
     }
     let mut fields = split_outside_brackets(v, ':');
     if fields.iter().any(|f| f.starts_with('[')) {
-        return Err("IPv6 addresses are not supported".into());
+        return Err(InvalidValue::Ipv6);
     }
     // dracut may end the value with a MAC, whose colons the split above cut apart.
     let mac = take_trailing_mac(&mut fields)?;
@@ -476,9 +561,7 @@ fn parse_ip(v: &str) -> Result<IpConfig, String> {
         }
     }
     if fields.len() < 2 {
-        return Err("not a method (dhcp, on, any, off, none) nor \
-                    <client>:<server>:<gw>:<netmask>:<host>:<dev>:<autoconf>"
-            .into());
+        return Err(InvalidValue::IpForm);
     }
     let field = |i: usize| fields.get(i).copied().and_then(non_empty);
     let (address, addr_prefix) = match field(0) {
@@ -491,14 +574,14 @@ fn parse_ip(v: &str) -> Result<IpConfig, String> {
     // Kernel: an empty <autoconf> means "any". With a client address the kernel
     // configures statically unless autoconf names a protocol (dracut does DHCP then).
     let autoconf = match field(6) {
-        Some(a) => Some(parse_autoconf(a).ok_or_else(|| format!("unknown autoconf `{a}`"))??),
+        Some(a) => Some(parse_autoconf(a).ok_or_else(|| InvalidValue::UnknownAutoconf(a.into()))??),
         None => None,
     };
     let method = match (autoconf, address) {
         (Some(NetMethod::Dhcp), _) => NetMethod::Dhcp,
         (None, None) => NetMethod::Dhcp,
         (_, Some(_)) => NetMethod::Static,
-        (_, None) => return Err("autoconf off without a client address".into()),
+        (_, None) => return Err(InvalidValue::OffWithoutAddress),
     };
     let mut c = IpConfig {
         method,
@@ -507,7 +590,7 @@ fn parse_ip(v: &str) -> Result<IpConfig, String> {
         prefix: addr_prefix.or(parse_opt(field(3), parse_netmask)?),
         gateway: parse_opt(field(2), parse_ipv4)?,
         server: parse_opt(field(1), parse_ipv4)?,
-        hostname: parse_opt(field(4), |h| spec::parse_hostname(h).map_err(|e| e.0))?,
+        hostname: parse_opt(field(4), spec::parse_hostname)?,
         dns: Vec::new(),
         mtu: None,
         mac,
@@ -524,8 +607,8 @@ fn parse_ip(v: &str) -> Result<IpConfig, String> {
         [mtu] if c.mac.is_some() || (is_mtu(mtu) && !mtu.is_empty()) => {
             c.mtu = parse_opt(non_empty(mtu), parse_mtu)?;
         }
-        _ if c.mac.is_some() => return Err("too many fields before the MAC address".into()),
-        [_, _, _, _, ..] => return Err("too many fields (at most 10)".into()),
+        _ if c.mac.is_some() => return Err(InvalidValue::FieldsBeforeMac),
+        [_, _, _, _, ..] => return Err(InvalidValue::TooManyFields),
         dns => {
             // dns0, dns1, then ntp0, which is checked but has no use here.
             for (i, f) in dns.iter().enumerate() {
@@ -543,7 +626,7 @@ fn parse_ip(v: &str) -> Result<IpConfig, String> {
 
 /// Removes a trailing MAC address from split `ip=` fields: either one field in the
 /// `-` spelling or the last six two-digit fields of the `:` spelling.
-fn take_trailing_mac(fields: &mut Vec<&str>) -> Result<Option<Mac>, String> {
+fn take_trailing_mac(fields: &mut Vec<&str>) -> Result<Option<Mac>, MacError> {
     if fields.len() >= 8 {
         let start = fields.len() - 6;
         if fields[start..]
@@ -565,13 +648,13 @@ fn take_trailing_mac(fields: &mut Vec<&str>) -> Result<Option<Mac>, String> {
 
 /// A whole-value autoconf keyword: `Some(Ok)` for a supported one, `Some(Err)` for a
 /// recognised but unsupported one, `None` when `s` is no autoconf keyword at all.
-fn parse_autoconf(s: &str) -> Option<Result<NetMethod, String>> {
+fn parse_autoconf(s: &str) -> Option<Result<NetMethod, InvalidValue>> {
     Some(match s {
         "dhcp" | "on" | "any" | "both" | "bootp" | "single-dhcp" => Ok(NetMethod::Dhcp),
         "off" | "none" => Ok(NetMethod::None),
-        "dhcp6" | "auto6" | "either6" | "link6" | "ibft" | "rarp" => Err(format!(
-            "autoconf `{s}` is not supported (use dhcp or a static address)"
-        )),
+        "dhcp6" | "auto6" | "either6" | "link6" | "ibft" | "rarp" => {
+            Err(InvalidValue::UnsupportedAutoconf(s.into()))
+        }
         _ => return None,
     })
 }
@@ -600,33 +683,29 @@ fn non_empty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
-fn parse_opt<T>(
-    s: Option<&str>,
-    f: impl FnOnce(&str) -> Result<T, String>,
-) -> Result<Option<T>, String> {
+fn parse_opt<T, E>(s: Option<&str>, f: impl FnOnce(&str) -> Result<T, E>) -> Result<Option<T>, E> {
     s.map(f).transpose()
 }
 
-fn parse_ipv4(s: &str) -> Result<Ipv4Addr, String> {
-    s.parse()
-        .map_err(|_| format!("`{s}` is not an IPv4 address"))
+fn parse_ipv4(s: &str) -> Result<Ipv4Addr, InvalidValue> {
+    s.parse().map_err(|_| InvalidValue::Ipv4(s.into()))
 }
 
-fn parse_prefix(s: &str) -> Result<u8, String> {
+fn parse_prefix(s: &str) -> Result<u8, InvalidValue> {
     match s.parse::<u8>() {
         Ok(p) if p <= 32 => Ok(p),
-        _ => Err(format!("`{s}` is not a prefix length (0-32)")),
+        _ => Err(InvalidValue::Prefix(s.into())),
     }
 }
 
 /// A dotted netmask (must be contiguous) or, as dracut allows, a prefix length.
-fn parse_netmask(s: &str) -> Result<u8, String> {
+fn parse_netmask(s: &str) -> Result<u8, InvalidValue> {
     if !s.contains('.') {
         return parse_prefix(s);
     }
     let bits = u32::from(parse_ipv4(s)?);
     if bits.leading_ones() + bits.trailing_zeros() != 32 {
-        return Err(format!("netmask `{s}` is not contiguous"));
+        return Err(InvalidValue::Netmask(s.into()));
     }
     // leading_ones() of a u32 is at most 32, which fits in u8.
     Ok(bits.leading_ones() as u8)
@@ -641,16 +720,16 @@ fn classful_prefix(a: Ipv4Addr) -> u8 {
     }
 }
 
-fn parse_mtu(s: &str) -> Result<u32, String> {
+fn parse_mtu(s: &str) -> Result<u32, InvalidValue> {
     match s.parse::<u32>() {
         Ok(m) if (68..=65535).contains(&m) => Ok(m),
-        _ => Err(format!("`{s}` is not an MTU (68-65535)")),
+        _ => Err(InvalidValue::Mtu(s.into())),
     }
 }
 
 /// RFC 1123 host names (labels of letters, digits and hyphens).
 /// Node names and ids end up as path components: no `/`, no `..`, nothing odd.
-pub(crate) fn parse_name(s: &str) -> Result<String, String> {
+pub(crate) fn parse_name(s: &str) -> Result<String, InvalidValue> {
     let ok = !s.is_empty()
         && s.len() <= 255
         && s != "."
@@ -660,44 +739,42 @@ pub(crate) fn parse_name(s: &str) -> Result<String, String> {
     if ok {
         Ok(s.to_string())
     } else {
-        Err(format!(
-            "`{s}` is not a valid name (letters, digits, `-`, `_`, `.`)"
-        ))
+        Err(InvalidValue::Name(s.into()))
     }
 }
 
-pub(crate) fn parse_abs_path(s: &str) -> Result<String, String> {
+pub(crate) fn parse_abs_path(s: &str) -> Result<String, InvalidValue> {
     let clean = !s.split('/').any(|c| c == "..")
         && !s.contains(|c: char| c.is_whitespace() || c.is_control());
     if s.starts_with('/') && clean {
         Ok(s.to_string())
     } else {
-        Err(format!("`{s}` is not an absolute path"))
+        Err(InvalidValue::AbsPath(s.into()))
     }
 }
 
-fn parse_seconds(s: &str) -> Result<u32, String> {
+fn parse_seconds(s: &str) -> Result<u32, InvalidValue> {
     s.parse::<u32>()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))
+        .map_err(|_| InvalidValue::Seconds(s.into()))
 }
 
 /// A boolean key: bare means on; `=1|yes|on|true` and `=0|no|off|false`.
-fn parse_flag(v: Option<&str>) -> Result<bool, String> {
+fn parse_flag(v: Option<&str>) -> Result<bool, InvalidValue> {
     match v {
         None | Some("1" | "yes" | "on" | "true" | "y") => Ok(true),
         Some("0" | "no" | "off" | "false" | "n") => Ok(false),
-        Some(o) => Err(format!("`{o}` is not a boolean (1/0, yes/no)")),
+        Some(o) => Err(InvalidValue::Flag(o.into())),
     }
 }
 
-fn parse_break(v: &str) -> Result<BreakStage, String> {
+fn parse_break(v: &str) -> Result<BreakStage, UnknownWord> {
     BreakStage::from_dracut(v).map_or_else(|| v.parse(), Ok)
 }
 
-fn parse_ifname(v: &str) -> Result<IfName, String> {
-    let (name, mac) = v.split_once(':').ok_or("expected ifname=<name>:<mac>")?;
+fn parse_ifname(v: &str) -> Result<IfName, InvalidValue> {
+    let (name, mac) = v.split_once(':').ok_or(InvalidValue::IfnameForm)?;
     if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
-        return Err(format!("`{name}` is not an interface name"));
+        return Err(InvalidValue::Ifname(name.into()));
     }
     Ok(IfName {
         name: name.to_string(),
@@ -705,24 +782,24 @@ fn parse_ifname(v: &str) -> Result<IfName, String> {
     })
 }
 
-fn parse_host_port(v: &str) -> Result<HostPort, String> {
-    let (host, port) = v.rsplit_once(':').ok_or("expected <host>:<port>")?;
+fn parse_host_port(v: &str) -> Result<HostPort, InvalidValue> {
+    let (host, port) = v.rsplit_once(':').ok_or(InvalidValue::HostPortForm)?;
     let port = port
         .parse::<u16>()
         .ok()
         .filter(|p| *p != 0)
-        .ok_or_else(|| format!("`{port}` is not a port"))?;
+        .ok_or_else(|| InvalidValue::Port(port.into()))?;
     Ok(HostPort {
-        host: spec::parse_host(host).map_err(|e| e.0)?.to_string(),
+        host: spec::parse_host(host)?.to_string(),
         port,
     })
 }
 
 /// `root=`: dracut's grammar (dracut modules.d/95nfs/nfs-lib.sh `nfsroot_to_var`),
 /// read by the one NFS location parser.
-fn parse_root(v: &str) -> Result<RootSpec, String> {
+fn parse_root(v: &str) -> Result<RootSpec, InvalidValue> {
     if v.is_empty() {
-        return Err("empty root".into());
+        return Err(InvalidValue::EmptyRoot);
     }
     if v == "/dev/nfs" {
         return Ok(RootSpec::KernelNfs);
@@ -740,7 +817,7 @@ fn parse_root(v: &str) -> Result<RootSpec, String> {
             value: v.to_string(),
         });
     }
-    spec::parse_location(v).map(RootSpec::Nfs).map_err(|e| e.0)
+    Ok(RootSpec::Nfs(spec::parse_location(v)?))
 }
 
 #[cfg(test)]

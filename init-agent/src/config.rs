@@ -184,10 +184,15 @@ pub enum Size {
     Rest,
 }
 
-impl FromStr for Size {
-    type Err = String;
+/// A partition size that does not parse; serde puts it beside its line and column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a size (e.g. 512M, 20G, 1T, rest)")]
+pub struct NotASize(String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for Size {
+    type Err = NotASize;
+
+    fn from_str(s: &str) -> Result<Self, NotASize> {
         if s == "rest" {
             return Ok(Size::Rest);
         }
@@ -197,14 +202,14 @@ impl FromStr for Size {
             "M" | "MiB" => 20,
             "G" | "GiB" => 30,
             "T" | "TiB" => 40,
-            _ => return Err(format!("`{s}` is not a size (e.g. 512M, 20G, 1T, rest)")),
+            _ => return Err(NotASize(s.into())),
         };
         num.parse::<u64>()
             .ok()
             .filter(|n| *n > 0)
             .and_then(|n| n.checked_mul(1u64 << shift))
             .map(Size::Bytes)
-            .ok_or_else(|| format!("`{s}` is not a size (e.g. 512M, 20G, 1T, rest)"))
+            .ok_or_else(|| NotASize(s.into()))
     }
 }
 

@@ -10,7 +10,7 @@
 //! a node with one wrong file is better than a node that does not boot.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -111,24 +111,31 @@ pub struct Phase {
     pub timeout: u32,
 }
 
-/// Runs the hooks of `p` with `env` (besides PATH, HOME, LANG and
-/// INITAGENT_PHASE).
-pub fn run_phase(p: &Phase, env: &[(String, String)]) -> Result<Vec<Ran>, HookError> {
-    run_hooks(p, env).map_err(|why| HookError {
-        phase: p.phase.clone(),
-        why,
-    })
-}
-
-/// A hook phase that failed, and why (the hook and its status, or the setup).
+/// A hook phase that could not run: the setup around its hooks failed (a
+/// failing hook only logs).
 #[derive(Debug, thiserror::Error)]
 #[error("{phase} hooks: {why}")]
 pub struct HookError {
     pub phase: String,
-    pub why: String,
+    pub why: SetupError,
 }
 
-fn run_hooks(p: &Phase, env: &[(String, String)]) -> Result<Vec<Ran>, String> {
+/// What of the [`Scaffold`] could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Mount(#[from] crate::sys::MountError),
+    #[error("{} has no /run for the hooks", .0.display())]
+    NoRun(PathBuf),
+    #[error("{}: {error}", .dir.display())]
+    HooksDir { dir: PathBuf, error: io::Error },
+    #[error("copying hook {name}: {error}")]
+    Copy { name: String, error: io::Error },
+}
+
+/// Runs the hooks of `p` with `env` (besides PATH, HOME, LANG and
+/// INITAGENT_PHASE).
+pub fn run_phase(p: &Phase, env: &[(String, String)]) -> Result<Vec<Ran>, HookError> {
     let (root, dir, phase, skip) = (
         Path::new(&p.root),
         p.dir.as_str(),
@@ -143,7 +150,10 @@ fn run_hooks(p: &Phase, env: &[(String, String)]) -> Result<Vec<Ran>, String> {
     if hooks.is_empty() {
         return Ok(Vec::new());
     }
-    let _mounts = Scaffold::build(root, &here, &hooks)?;
+    let _mounts = Scaffold::build(root, &here, &hooks).map_err(|why| HookError {
+        phase: phase.into(),
+        why,
+    })?;
     let mut ran = Vec::new();
     for (name, origin) in hooks {
         let path_inside = match origin {
@@ -229,30 +239,36 @@ struct Scaffold {
 }
 
 impl Scaffold {
-    fn build(root: &Path, here: &Path, hooks: &[(String, Origin)]) -> Result<Scaffold, String> {
+    fn build(root: &Path, here: &Path, hooks: &[(String, Origin)]) -> Result<Scaffold, SetupError> {
         let mut s = Scaffold {
             mounted: Vec::new(),
         };
         for m in ["dev", "proc", "sys"] {
             let target = root.join(m);
             if target.is_dir() && Path::new("/").join(m).join(".").exists() {
-                crate::sys::bind(&Path::new("/").join(m), &target, false)
-                    .map_err(|e| e.to_string())?;
+                crate::sys::bind(&Path::new("/").join(m), &target, false)?;
                 s.mounted.push(target);
             }
         }
         let run = root.join("run");
         if !run.is_dir() {
-            return Err(format!("{} has no /run for the hooks", root.display()));
+            return Err(SetupError::NoRun(root.into()));
         }
-        crate::sys::mount_tmpfs(&run, "mode=0755").map_err(|e| e.to_string())?;
+        crate::sys::mount_tmpfs(&run, "mode=0755")?;
         s.mounted.push(run.clone());
         let to = run.join("init-agent/hooks");
-        std::fs::create_dir_all(&to).map_err(|e| format!("{}: {e}", to.display()))?;
+        std::fs::create_dir_all(&to).map_err(|error| SetupError::HooksDir {
+            dir: to.clone(),
+            error,
+        })?;
         for (name, origin) in hooks {
             if *origin == Origin::Initramfs {
-                std::fs::copy(here.join(name), to.join(name))
-                    .map_err(|e| format!("copying hook {name}: {e}"))?;
+                std::fs::copy(here.join(name), to.join(name)).map_err(|error| {
+                    SetupError::Copy {
+                        name: name.clone(),
+                        error,
+                    }
+                })?;
             }
         }
         Ok(s)

@@ -13,8 +13,23 @@ pub struct Mac(pub [u8; 6]);
 /// in front of the address in `BOOTIF=01-aa-bb-cc-dd-ee-ff`.
 const HWTYPE_ETHERNET: u8 = 1;
 
+/// Why a text is not a NIC's MAC address; every message names the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MacError {
+    #[error("`{0}` is not a MAC address")]
+    Form(String),
+    #[error("`{text}` is not a MAC address (octet `{octet}`)")]
+    Octet { text: String, octet: String },
+    #[error("`{text}`: hardware type {hwtype:#04x} is not Ethernet (01)")]
+    HardwareType { text: String, hwtype: u8 },
+    #[error("`{text}` is not a MAC address (expected 6 octets, found {found})")]
+    Count { text: String, found: usize },
+    #[error("`{0}` is a multicast address, not a NIC's")]
+    Multicast(String),
+}
+
 impl FromStr for Mac {
-    type Err = String;
+    type Err = MacError;
 
     /// Accepts `aa:bb:cc:dd:ee:ff`, `aa-bb-cc-dd-ee-ff`, `aabbccddeeff` and the
     /// same with a leading `01` hardware-type octet, in any case.
@@ -28,36 +43,39 @@ impl FromStr for Mac {
                 .map(|i| s.get(i..i + 2).unwrap_or(""))
                 .collect()
         } else {
-            return Err(format!("`{s}` is not a MAC address"));
+            return Err(MacError::Form(s.into()));
         };
         let mut octets = Vec::with_capacity(groups.len());
         for g in &groups {
-            if g.len() != 2 {
-                return Err(format!("`{s}` is not a MAC address (octet `{g}`)"));
-            }
-            let v = u8::from_str_radix(g, 16)
-                .map_err(|_| format!("`{s}` is not a MAC address (octet `{g}`)"))?;
+            let v = Some(g)
+                .filter(|g| g.len() == 2)
+                .and_then(|g| u8::from_str_radix(g, 16).ok())
+                .ok_or_else(|| MacError::Octet {
+                    text: s.into(),
+                    octet: g.to_string(),
+                })?;
             octets.push(v);
         }
         let addr = match octets.as_slice() {
             [HWTYPE_ETHERNET, rest @ ..] if rest.len() == 6 => rest,
             [t, rest @ ..] if rest.len() == 6 => {
-                return Err(format!(
-                    "`{s}`: hardware type {t:#04x} is not Ethernet (01)"
-                ))
+                return Err(MacError::HardwareType {
+                    text: s.into(),
+                    hwtype: *t,
+                })
             }
             all if all.len() == 6 => all,
             _ => {
-                return Err(format!(
-                    "`{s}` is not a MAC address (expected 6 octets, found {})",
-                    octets.len()
-                ))
+                return Err(MacError::Count {
+                    text: s.into(),
+                    found: octets.len(),
+                })
             }
         };
         if addr[0] & 1 == 1 {
             // The group bit: no NIC has such an address, but `01-…` with one
             // octet missing looks like one.
-            return Err(format!("`{s}` is a multicast address, not a NIC's"));
+            return Err(MacError::Multicast(s.into()));
         }
         let mut mac = [0u8; 6];
         mac.copy_from_slice(addr);
@@ -121,5 +139,23 @@ mod tests {
         ] {
             assert!(s.parse::<Mac>().is_err(), "{s}");
         }
+        let why = |s: &str| s.parse::<Mac>().unwrap_err().to_string();
+        assert_eq!(why("nonsense"), "`nonsense` is not a MAC address");
+        assert_eq!(
+            why("52:54:00:ab:cd:eg"),
+            "`52:54:00:ab:cd:eg` is not a MAC address (octet `eg`)"
+        );
+        assert_eq!(
+            why("20-52-54-00-ab-cd-ef"),
+            "`20-52-54-00-ab-cd-ef`: hardware type 0x20 is not Ethernet (01)"
+        );
+        assert_eq!(
+            why("52:54:00:ab:cd"),
+            "`52:54:00:ab:cd` is not a MAC address (expected 6 octets, found 5)"
+        );
+        assert_eq!(
+            why("01-52-54-00-ab-cd"),
+            "`01-52-54-00-ab-cd` is a multicast address, not a NIC's"
+        );
     }
 }

@@ -240,10 +240,10 @@ fn execute(
             litetree,
             store,
         } => {
-            let node = node_name(node, facts).map_err(refused)?;
+            let node = node_name(name, node, facts)?;
             let trees = crate::modes::statelite::node_trees(litetree, image, &node)
                 .map_err(|e| refused(list(&e)))?;
-            let store = store_mount(store, facts).map_err(refused)?;
+            let store = store_mount(name, store, facts)?;
             let actions = sys
                 .statelite(
                     root,
@@ -271,8 +271,8 @@ fn execute(
         } => {
             sys.overlay(lower, scratch, root).map_err(at)?;
             if !entries.is_empty() || store.is_some() {
-                let node = node_name(node, facts).map_err(refused)?;
-                let store = store_mount(store, facts).map_err(refused)?;
+                let node = node_name(name, node, facts)?;
+                let store = store_mount(name, store, facts)?;
                 sys.statelite(
                     root,
                     &Inputs {
@@ -316,26 +316,36 @@ fn list(e: &[impl ToString]) -> String {
         .join("; ")
 }
 
-/// The node's name: the plan's, else DHCP's.
-fn node_name(planned: &Option<String>, facts: &Facts) -> Result<String, String> {
+/// The node's name: the plan's, else DHCP's; `step` needs it.
+fn node_name(
+    step: &'static str,
+    planned: &Option<String>,
+    facts: &Facts,
+) -> Result<String, BootError> {
     planned
         .clone()
         .or_else(|| facts.dhcp.hostname.clone())
-        .ok_or_else(|| plan::NEEDS_NODE.to_string())
+        .ok_or_else(|| BootError::Refused {
+            step,
+            why: plan::NEEDS_NODE.into(),
+        })
 }
 
 /// The persistent store's mount: its own server, else the standard root's.
-fn store_mount(store: &Option<NfsExport>, facts: &Facts) -> Result<Option<Mountable>, String> {
+fn store_mount(
+    step: &'static str,
+    store: &Option<NfsExport>,
+    facts: &Facts,
+) -> Result<Option<Mountable>, BootError> {
     let Some(export) = store else {
         return Ok(None);
     };
+    let refused = |why: String| BootError::Refused { step, why };
     let addr = match &export.server {
-        Some(h) => h.addr().map_err(|e| e.0)?,
-        None => facts
-            .source
-            .as_ref()
-            .and_then(|r| r.addr)
-            .ok_or("STATEMNT names no server and the standard root's is not known")?,
+        Some(h) => h.addr().map_err(|e| refused(e.to_string()))?,
+        None => facts.source.as_ref().and_then(|r| r.addr).ok_or_else(|| {
+            refused("STATEMNT names no server and the standard root's is not known".into())
+        })?,
     };
     let mut rw = export.clone();
     rw.options.retain(|o| o != "ro");

@@ -172,6 +172,34 @@ fn ip_errors_name_the_token() {
     }
 }
 
+/// The reasons' words: explain, check-config and the boot's console show
+/// them, and the VM tests look for some.
+#[test]
+fn reasons_keep_their_words() {
+    for (token, want) in [
+        ("ip", "needs a value (`key=value`)"),
+        ("ip=foo", "not a method (dhcp, on, any, off, none) nor <client>:<server>:<gw>:<netmask>:<host>:<dev>:<autoconf>"),
+        ("ip=dhcp6", "autoconf `dhcp6` is not supported (use dhcp or a static address)"),
+        ("ip=::::::off", "autoconf off without a client address"),
+        ("ip=10.0.0.2::::h:eth0:none:1.1.1.1:2.2.2.2:3.3.3.3:4.4.4.4", "too many fields (at most 10)"),
+        ("ip=10.0.0.2:::255.0.255.0:::none", "netmask `255.0.255.0` is not contiguous"),
+        ("ip=eth0:dhcp:10", "`10` is not an MTU (68-65535)"),
+        ("NODE=a/b", "`a/b` is not a valid name (letters, digits, `-`, `_`, `.`)"),
+        ("init=sbin/init", "`sbin/init` is not an absolute path"),
+        ("rd.shell=maybe", "`maybe` is not a boolean (1/0, yes/no)"),
+        ("XCAT=10.0.0.1:0", "`0` is not a port"),
+        ("root=", "empty root"),
+        ("root=nfs://", "nfs:// URL without a server"),
+        ("initagent.mode=fast", "unknown mode `fast` (one of: sync, statelite, overlay, nfsroot, update)"),
+        ("rd.break=x", "unknown rd.break stage `x` (one of: cmdline, net, pre-mount, mount, pre-pivot)"),
+        ("BOOTIF=nonsense", "`nonsense` is not a MAC address"),
+    ] {
+        let errors = parse(token).errors;
+        assert_eq!(errors.len(), 1, "{token}");
+        assert_eq!(errors[0].to_string(), format!("`{token}`: {want}"));
+    }
+}
+
 #[test]
 fn bootif_every_form() {
     for v in [
@@ -559,7 +587,7 @@ mod props {
             let line: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let p = parse(&line.join(" "));
             for e in &p.errors {
-                prop_assert!(!e.reason.is_empty());
+                prop_assert!(!e.reason.to_string().is_empty());
             }
         }
 

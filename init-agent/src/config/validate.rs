@@ -1,22 +1,20 @@
 //! Checks that types alone cannot express: paths, uniqueness, layouts, tables.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Display;
 
 use super::{Config, FsType, Size, LITEFILE_OPTIONS};
 use crate::cmdline::{parse_abs_path, parse_name};
+use crate::modes::statelite::plan::Reason;
 use crate::source::spec::{self, NfsExport, SpecError};
 
 /// A location the agent mounts itself: parsed by the one parser, and its
 /// server an address (the words the boot would fail with).
-fn mountable(e: &NfsExport) -> Result<(), String> {
+fn mountable(e: &NfsExport) -> Result<(), SpecError> {
     match &e.server {
-        Some(h) => h.addr().map(drop).map_err(|e| e.0),
+        Some(h) => h.addr().map(drop),
         None => Ok(()),
     }
-}
-
-fn reason<T>(r: Result<T, SpecError>) -> Result<(), String> {
-    r.map(drop).map_err(|e| e.0)
 }
 
 /// One step into the document: a table key or an array index.
@@ -39,17 +37,19 @@ struct Checker {
 }
 
 impl Checker {
-    fn check(&mut self, path: &[Seg], result: Result<(), String>) {
-        if let Err(message) = result {
+    /// The typed errors of every parser become the messages `check-config`
+    /// prints beside their line and column.
+    fn check<T, E: Display>(&mut self, path: &[Seg], result: Result<T, E>) {
+        if let Err(e) = result {
             self.problems.push(Problem {
                 path: path.to_vec(),
-                message,
+                message: e.to_string(),
             });
         }
     }
 
     fn fail(&mut self, path: &[Seg], message: String) {
-        self.check(path, Err(message));
+        self.check(path, Err::<(), _>(message));
     }
 }
 
@@ -60,14 +60,13 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     let mut ck = Checker {
         problems: Vec::new(),
     };
-    let abs = |s: &str| parse_abs_path(s).map(drop);
 
     if let Some(init) = &c.boot.init {
-        ck.check(&[K("boot"), K("init")], abs(init));
+        ck.check(&[K("boot"), K("init")], parse_abs_path(init));
     }
-    ck.check(&[K("boot"), K("shell")], abs(&c.boot.shell));
+    ck.check(&[K("boot"), K("shell")], parse_abs_path(&c.boot.shell));
     for (i, m) in c.boot.modules.iter().enumerate() {
-        ck.check(&[K("boot"), K("modules"), I(i)], parse_name(m).map(drop));
+        ck.check(&[K("boot"), K("modules"), I(i)], parse_name(m));
     }
     if c.boot.retry_max_delay == 0 {
         ck.fail(
@@ -88,21 +87,20 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     for (i, s) in c.source.servers.iter().enumerate() {
         ck.check(
             &[K("source"), K("servers"), I(i)],
-            spec::parse_host(s)
-                .and_then(|h| h.addr())
-                .map(drop)
-                .map_err(|e| e.0),
+            spec::parse_host(s).and_then(|h| h.addr()),
         );
     }
     if let Some(p) = &c.source.path {
-        ck.check(&[K("source"), K("path")], abs(p));
+        ck.check(&[K("source"), K("path")], parse_abs_path(p));
     }
     check_nfs_options(&mut ck, &[K("source"), K("options")], &c.source.options);
 
     for (key, list) in [("exclude", &c.sync.exclude), ("protect", &c.sync.protect)] {
         for (i, pat) in list.iter().enumerate() {
-            let r = crate::sync::pattern::validate(pat).map_err(|e| e.to_string());
-            ck.check(&[K("sync"), K(key), I(i)], r);
+            ck.check(
+                &[K("sync"), K(key), I(i)],
+                crate::sync::pattern::validate(pat),
+            );
         }
     }
 
@@ -114,16 +112,16 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         ("shared", &c.cdsl.shared),
         ("link", &c.cdsl.link),
     ] {
-        ck.check(&[K("cdsl"), K(key)], abs(p));
+        ck.check(&[K("cdsl"), K(key)], parse_abs_path(p));
     }
     ck.check(
         &[K("cdsl"), K("default_dir")],
-        parse_name(&c.cdsl.default_dir).map(drop),
+        parse_name(&c.cdsl.default_dir),
     );
 
     check_nodes(&mut ck, c);
 
-    ck.check(&[K("hooks"), K("dir")], abs(&c.hooks.dir));
+    ck.check(&[K("hooks"), K("dir")], parse_abs_path(&c.hooks.dir));
     if c.hooks.timeout == 0 {
         ck.fail(
             &[K("hooks"), K("timeout")],
@@ -137,9 +135,9 @@ fn check_nfs_options(ck: &mut Checker, path: &[Seg], opts: &[String]) {
     for (i, o) in opts.iter().enumerate() {
         let mut p = path.to_vec();
         p.push(I(i));
-        ck.check(&p, reason(spec::parse_options(o)));
+        ck.check(&p, spec::parse_options(o));
     }
-    ck.check(path, reason(spec::version_from_options(opts)));
+    ck.check(path, spec::version_from_options(opts));
 }
 
 /// Label limits of the file systems we create (ext4 16 bytes, XFS 12, FAT 11).
@@ -164,7 +162,7 @@ fn check_disks(ck: &mut Checker, c: &Config) {
                 format!("`{}` is not a device under /dev/", disk.device),
             );
         } else {
-            ck.check(&at("device"), parse_abs_path(&disk.device).map(drop));
+            ck.check(&at("device"), parse_abs_path(&disk.device));
         }
         if !devices.insert(disk.device.as_str()) {
             ck.fail(
@@ -218,7 +216,7 @@ fn check_disks(ck: &mut Checker, c: &Config) {
                     );
                 }
                 (Some(m), _) => {
-                    ck.check(&at("mount"), parse_abs_path(m).map(drop));
+                    ck.check(&at("mount"), parse_abs_path(m));
                     if let Some((d0, p0)) = mounts.insert(m, (d, p)) {
                         ck.fail(
                             &at("mount"),
@@ -258,35 +256,46 @@ fn check_litefile_tree(ck: &mut Checker, s: &super::Statelite) {
         let Err(errors) = crate::modes::statelite::plan::entries(&s.litefile, image) else {
             continue;
         };
-        for e in errors.into_iter().filter(|e| e.reason.contains("parent")) {
+        for e in errors {
+            let Reason::Parent(rule) = e.reason else {
+                continue;
+            };
             let row = s
                 .litefile
                 .iter()
                 .position(|r| r.file.trim_end_matches('/') == e.path.trim_end_matches('/'));
             if let Some(i) = row {
-                if reported.insert((i, e.reason.clone())) {
-                    ck.fail(&[K("statelite"), K("litefile"), I(i), K("file")], e.reason);
+                let message = rule.to_string();
+                if reported.insert((i, message.clone())) {
+                    ck.fail(&[K("statelite"), K("litefile"), I(i), K("file")], message);
                 }
             }
         }
     }
 }
 
+/// A STATEMNT value: a mountable location; the key left out means no store.
+fn check_statemnt(ck: &mut Checker, path: &[Seg], v: &str) {
+    match spec::parse_store(v) {
+        Ok(Some(e)) => ck.check(path, mountable(&e)),
+        Ok(None) => ck.fail(
+            path,
+            "empty; leave the key out for no persistent store".into(),
+        ),
+        Err(e) => ck.fail(path, e.to_string()),
+    }
+}
+
 fn check_statelite(ck: &mut Checker, c: &Config) {
     let s = &c.statelite;
-    let statemnt = |v: &str| match spec::parse_store(v) {
-        Ok(Some(e)) => mountable(&e),
-        Ok(None) => Err("empty; leave the key out for no persistent store".to_string()),
-        Err(e) => Err(e.0),
-    };
     if let Some(v) = &s.statemnt {
-        ck.check(&[K("statelite"), K("statemnt")], statemnt(v));
+        check_statemnt(ck, &[K("statelite"), K("statemnt")], v);
     }
     check_nfs_options(ck, &[K("statelite"), K("mntopts")], &s.mntopts);
     let mut seen = BTreeSet::new();
     for (i, row) in s.litefile.iter().enumerate() {
         let at = |k: &'static str| vec![K("statelite"), K("litefile"), I(i), K(k)];
-        ck.check(&at("file"), parse_abs_path(&row.file).map(drop));
+        ck.check(&at("file"), parse_abs_path(&row.file));
         if !LITEFILE_OPTIONS.contains(&row.options.as_str()) {
             ck.fail(
                 &at("options"),
@@ -298,7 +307,7 @@ fn check_statelite(ck: &mut Checker, c: &Config) {
             );
         } else if let Err(e) = crate::modes::statelite::plan::Kind::parse(&row.options) {
             // Known to xCAT, not done by the boot: refused here in its words.
-            ck.fail(&at("options"), e);
+            ck.fail(&at("options"), e.to_string());
         }
         if row.file.ends_with('/') && row.options.split(',').any(|o| o == "con") {
             ck.fail(
@@ -325,27 +334,27 @@ fn check_statelite(ck: &mut Checker, c: &Config) {
             ck.fail(&at("directory"), "empty directory".into());
         } else if !row.directory.contains('$') {
             // With variables it is checked per node, once they are known.
-            let d = spec::parse_location(&row.directory).map_err(|e| e.0);
-            ck.check(&at("directory"), d.and_then(|e| mountable(&e)));
+            let d = spec::parse_location(&row.directory).and_then(|e| mountable(&e));
+            ck.check(&at("directory"), d);
         }
         if !row.priority.is_finite() {
             ck.fail(&at("priority"), "not a number".into());
         }
         if let Some(o) = &row.mntopts {
-            ck.check(&at("mntopts"), reason(spec::parse_options(o)));
+            ck.check(&at("mntopts"), spec::parse_options(o));
         }
     }
     let mut nodes = BTreeSet::new();
     for (i, row) in s.node.iter().enumerate() {
         let at = |k: &'static str| vec![K("statelite"), K("node"), I(i), K(k)];
-        ck.check(&at("node"), parse_name(&row.node).map(drop));
+        ck.check(&at("node"), parse_name(&row.node));
         // xCAT: a node (or group) may appear only once in the statelite table.
         if !nodes.insert(row.node.as_str()) {
             ck.fail(&at("node"), format!("`{}` has two rows", row.node));
         }
-        ck.check(&at("statemnt"), statemnt(&row.statemnt));
+        check_statemnt(ck, &at("statemnt"), &row.statemnt);
         if let Some(o) = &row.mntopts {
-            ck.check(&at("mntopts"), reason(spec::parse_options(o)));
+            ck.check(&at("mntopts"), spec::parse_options(o));
         }
     }
 }
@@ -368,13 +377,13 @@ fn check_nodes(ck: &mut Checker, c: &Config) {
             }
         }
         if let Some(name) = &n.name {
-            ck.check(&at("name"), parse_name(name).map(drop));
+            ck.check(&at("name"), parse_name(name));
             if !names.insert(name.as_str()) {
                 ck.fail(&at("name"), format!("node name `{name}` is used twice"));
             }
         }
         if let Some(id) = &n.nodeid {
-            ck.check(&at("nodeid"), parse_name(id).map(drop));
+            ck.check(&at("nodeid"), parse_name(id));
             if !ids.insert(id.as_str()) {
                 ck.fail(&at("nodeid"), format!("node id `{id}` is used twice"));
             }
@@ -382,13 +391,13 @@ fn check_nodes(ck: &mut Checker, c: &Config) {
         for (g, group) in n.groups.iter().enumerate() {
             let mut path = at("groups");
             path.push(I(g));
-            ck.check(&path, parse_name(group).map(drop));
+            ck.check(&path, parse_name(group));
         }
         if let Some(d) = &n.disk {
-            ck.check(&at("disk"), parse_abs_path(d).map(drop));
+            ck.check(&at("disk"), parse_abs_path(d));
         }
         if let Some(img) = &n.image {
-            ck.check(&at("image"), parse_name(img).map(drop));
+            ck.check(&at("image"), parse_name(img));
         }
     }
 }

@@ -9,6 +9,7 @@
 //! become final. A power cut in between leaves a disk that the next boot
 //! recognises as its own unfinished work and prepares again from scratch.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -28,13 +29,41 @@ const OVERHEAD: u64 = 2 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum DiskError {
     #[error("disk {device}: {why}")]
-    Refused { device: String, why: String },
+    Refused { device: String, why: Refusal },
     #[error("disk {device}: {op}: {why}")]
     Tool {
         device: String,
         op: String,
         why: String,
     },
+}
+
+/// Why a disk is not used, or not yet: what follows `disk <device>: `.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("refused: it holds {0}; set wipe = true for exactly this [[disk]] to repartition it")]
+    Foreign(String),
+    #[error("the layout needs {} MiB, the disk has {} MiB", .needs >> 20, .has >> 20)]
+    TooSmall { needs: u64, has: u64 },
+    #[error("{} did not appear within {} s", .path.display(), .timeout.as_secs())]
+    Missing { path: PathBuf, timeout: Duration },
+    /// The size in sysfs unreadable, or not a number.
+    #[error("{path}: {error}")]
+    Size { path: String, error: io::Error },
+    #[error("opening: {0}")]
+    Open(io::Error),
+    #[error("reading at {at}: {error}")]
+    Read { at: u64, error: io::Error },
+    #[error("a disk GUID: {0}")]
+    Guid(io::Error),
+    #[error("no partition has mount = \"/\"")]
+    NoRoot,
+    #[error("{}: not mountable", .0.display())]
+    NotMountable(PathBuf),
+    #[error("{at}: {error}")]
+    MountPoint { at: String, error: io::Error },
+    #[error("{0}")]
+    Mount(crate::sys::MountError),
 }
 
 /// What is on a disk, as far as writing it goes.
@@ -127,7 +156,7 @@ fn names_match(layout: &Disk, t: &Table) -> bool {
 
 /// What may be done to a disk: `Ok(Some(why))` = (re)partition and format,
 /// `Ok(None)` = use as it is, `Err` = refused, untouched.
-pub fn decide(layout: &Disk, found: &Found) -> Result<Option<String>, String> {
+pub fn decide(layout: &Disk, found: &Found) -> Result<Option<String>, Refusal> {
     match found {
         Found::Blank => Ok(Some("blank".into())),
         Found::Preparing => Ok(Some(
@@ -135,15 +164,13 @@ pub fn decide(layout: &Disk, found: &Found) -> Result<Option<String>, String> {
         )),
         Found::Ours => Ok(None),
         Found::Foreign(why) if layout.wipe => Ok(Some(format!("wipe = true and it holds {why}"))),
-        Found::Foreign(why) => Err(format!(
-            "refused: it holds {why}; set wipe = true for exactly this [[disk]] to repartition it"
-        )),
+        Found::Foreign(why) => Err(Refusal::Foreign(why.clone())),
     }
 }
 
 /// Refuses a layout that does not fit: every fixed size plus sfdisk's
 /// alignment and table space, and at least 16 MiB for a `rest` partition.
-pub fn check_fits(layout: &Disk, disk_bytes: u64) -> Result<(), String> {
+pub fn check_fits(layout: &Disk, disk_bytes: u64) -> Result<(), Refusal> {
     let fixed: u64 = layout
         .partition
         .iter()
@@ -153,11 +180,10 @@ pub fn check_fits(layout: &Disk, disk_bytes: u64) -> Result<(), String> {
         })
         .fold(OVERHEAD, u64::saturating_add);
     if fixed > disk_bytes {
-        return Err(format!(
-            "the layout needs {} MiB, the disk has {} MiB",
-            fixed >> 20,
-            disk_bytes >> 20
-        ));
+        return Err(Refusal::TooSmall {
+            needs: fixed,
+            has: disk_bytes,
+        });
     }
     Ok(())
 }
@@ -261,18 +287,17 @@ pub struct Prepared {
 
 /// Waits for a device node: virtio and SCSI disks appear some time after
 /// their driver loads, partitions after the table is re-read.
-pub fn wait_for(path: &Path, timeout: Duration) -> Result<PathBuf, String> {
+pub fn wait_for(path: &Path, timeout: Duration) -> Result<PathBuf, Refusal> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(p) = path.canonicalize() {
             return Ok(p);
         }
         if Instant::now() >= deadline {
-            return Err(format!(
-                "{} did not appear within {} s",
-                path.display(),
-                timeout.as_secs()
-            ));
+            return Err(Refusal::Missing {
+                path: path.to_path_buf(),
+                timeout,
+            });
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -297,27 +322,30 @@ fn tool(device: &Path, op: &str, cmd: &mut Command) -> Result<Vec<u8>, DiskError
 }
 
 /// Size in bytes from sysfs (`/sys/class/block/<name>/size` counts 512-byte sectors).
-fn size_of(device: &Path) -> Result<u64, String> {
+fn size_of(device: &Path) -> Result<u64, Refusal> {
     let name = device.file_name().unwrap_or_default().to_string_lossy();
     let path = format!("/sys/class/block/{name}/size");
     std::fs::read_to_string(&path)
-        .map_err(|e| format!("{path}: {e}"))?
-        .trim()
-        .parse::<u64>()
+        .and_then(|s| {
+            // A number that does not parse is bad data in the file, worded as the parser says.
+            s.trim()
+                .parse::<u64>()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        })
         .map(|s| s * 512)
-        .map_err(|e| format!("{path}: {e}"))
+        .map_err(|error| Refusal::Size { path, error })
 }
 
 /// Whether the first and the last MiB of the device are all zeros.
-fn ends_zero(device: &Path, size: u64) -> Result<bool, String> {
+fn ends_zero(device: &Path, size: u64) -> Result<bool, Refusal> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(device).map_err(|e| format!("opening: {e}"))?;
+    let mut f = std::fs::File::open(device).map_err(Refusal::Open)?;
     let span = (1u64 << 20).min(size);
     let mut buf = vec![0u8; span as usize];
     for at in [0, size - span] {
         f.seek(SeekFrom::Start(at))
             .and_then(|_| f.read_exact(&mut buf))
-            .map_err(|e| format!("reading at {at}: {e}"))?;
+            .map_err(|error| Refusal::Read { at, error })?;
         if buf.iter().any(|&b| b != 0) {
             return Ok(false);
         }
@@ -352,7 +380,7 @@ fn read_table(device: &Path) -> Result<Option<Table>, DiskError> {
 /// Looks at a disk without writing it: its canonical device, its size and
 /// what is on it.
 pub fn inspect(layout: &Disk, wait: Duration) -> Result<(PathBuf, u64, Found), DiskError> {
-    let refused = |why: String| DiskError::Refused {
+    let refused = |why: Refusal| DiskError::Refused {
         device: layout.device.clone(),
         why,
     };
@@ -370,7 +398,7 @@ pub fn inspect(layout: &Disk, wait: Duration) -> Result<(PathBuf, u64, Found), D
 /// Makes a disk ready by its layout: checks, then (only where [`decide`]
 /// allows) partitions and formats it.
 pub fn prepare(layout: &Disk, wait: Duration) -> Result<Prepared, DiskError> {
-    let refused = |why: String| DiskError::Refused {
+    let refused = |why: Refusal| DiskError::Refused {
         device: layout.device.clone(),
         why,
     };
@@ -439,7 +467,7 @@ pub fn prepare(layout: &Disk, wait: Duration) -> Result<Prepared, DiskError> {
     let final_id = match layout.table {
         TableType::Gpt => std::fs::read_to_string("/proc/sys/kernel/random/uuid")
             .map(|u| u.trim().to_uppercase())
-            .map_err(|e| refused(format!("a disk GUID: {e}")))?,
+            .map_err(|e| refused(Refusal::Guid(e)))?,
         TableType::Dos => DOS_READY.to_string(),
     };
     tool(

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::Disk;
-use crate::modes::disk::{self, DiskError};
+use crate::modes::disk::{self, DiskError, Refusal};
 use crate::sync::state::State;
 use crate::sync::{Report, STATE_DIR};
 use crate::sys::machine::DISK_WAIT;
@@ -14,7 +14,7 @@ pub const REPORT: &str = "last-sync.json";
 
 /// The layout's `/` partition of `device` mounted on `at`.
 pub fn mount_root(d: &Disk, device: &Path, at: &str) -> Result<(), DiskError> {
-    let refused = |why: String| DiskError::Refused {
+    let refused = |why: Refusal| DiskError::Refused {
         device: d.device.clone(),
         why,
     };
@@ -23,13 +23,18 @@ pub fn mount_root(d: &Disk, device: &Path, at: &str) -> Result<(), DiskError> {
         .iter()
         .enumerate()
         .find(|(_, p)| p.mount.as_deref() == Some("/"))
-        .ok_or_else(|| refused("no partition has mount = \"/\"".into()))?;
+        .ok_or_else(|| refused(Refusal::NoRoot))?;
     let dev = disk::wait_for(&disk::partition_path(device, i + 1), DISK_WAIT).map_err(refused)?;
-    let fstype = disk::mount_type(p.fs)
-        .ok_or_else(|| refused(format!("{}: not mountable", dev.display())))?;
-    std::fs::create_dir_all(at).map_err(|e| refused(format!("{at}: {e}")))?;
+    let fstype =
+        disk::mount_type(p.fs).ok_or_else(|| refused(Refusal::NotMountable(dev.clone())))?;
+    std::fs::create_dir_all(at).map_err(|error| {
+        refused(Refusal::MountPoint {
+            at: at.into(),
+            error,
+        })
+    })?;
     crate::sys::mount_fs(&dev.to_string_lossy(), Path::new(at), fstype, false, "")
-        .map_err(|e| refused(e.to_string()))?;
+        .map_err(|e| refused(Refusal::Mount(e)))?;
     log::info!("local root {} ({fstype}) mounted on {at}", dev.display());
     Ok(())
 }

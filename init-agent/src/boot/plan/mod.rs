@@ -46,16 +46,19 @@ pub enum Packaging {
     InitramfsTools,
 }
 
+/// A `--packaging` value that names none.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown packaging `{0}` (standalone, dracut, initramfs-tools)")]
+pub struct UnknownPackaging(String);
+
 impl FromStr for Packaging {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownPackaging;
+    fn from_str(s: &str) -> Result<Self, UnknownPackaging> {
         match s {
             "standalone" => Ok(Packaging::Standalone),
             "dracut" => Ok(Packaging::Dracut),
             "initramfs-tools" => Ok(Packaging::InitramfsTools),
-            _ => Err(format!(
-                "unknown packaging `{s}` (standalone, dracut, initramfs-tools)"
-            )),
+            _ => Err(UnknownPackaging(s.into())),
         }
     }
 }

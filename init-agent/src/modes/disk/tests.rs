@@ -79,7 +79,10 @@ fn blank_preparing_ours_and_foreign_are_told_apart() {
 fn only_wipe_true_lets_a_foreign_disk_be_written() {
     let foreign = Found::Foreign("2 partition(s)".into());
     let e = decide(&layout(TableType::Gpt, false), &foreign).unwrap_err();
-    assert!(e.contains("wipe = true"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "refused: it holds 2 partition(s); set wipe = true for exactly this [[disk]] to repartition it"
+    );
     assert!(decide(&layout(TableType::Gpt, true), &foreign)
         .unwrap()
         .is_some());
@@ -90,9 +93,24 @@ fn only_wipe_true_lets_a_foreign_disk_be_written() {
         .unwrap()
         .is_some());
     // Ours is used, never repartitioned, wipe or not.
-    assert_eq!(
+    assert!(matches!(
         decide(&layout(TableType::Gpt, true), &Found::Ours),
         Ok(None)
+    ));
+}
+
+#[test]
+fn a_device_that_never_appears_is_named_with_the_wait() {
+    let e = wait_for(Path::new("/dev/ia-no-such-disk"), Duration::ZERO).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "/dev/ia-no-such-disk did not appear within 0 s"
+    );
+    let e = size_of(Path::new("/dev/ia-no-such-disk")).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("/sys/class/block/ia-no-such-disk/size: No such file"),
+        "{e}"
     );
 }
 
@@ -101,7 +119,10 @@ fn a_layout_larger_than_the_disk_is_refused() {
     let l = layout(TableType::Gpt, false);
     assert!(check_fits(&l, 1 << 30).is_ok());
     let e = check_fits(&l, 256 << 20).unwrap_err();
-    assert!(e.contains("needs 530 MiB, the disk has 256 MiB"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "the layout needs 530 MiB, the disk has 256 MiB"
+    );
 }
 
 #[test]

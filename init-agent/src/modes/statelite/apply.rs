@@ -16,14 +16,19 @@ pub use crate::sys::root::Root;
 #[error("statelite: {action}: {cause}")]
 pub struct ApplyError {
     pub action: String,
-    pub cause: String,
+    pub cause: StepError,
 }
 
-fn fail(action: &Action, cause: impl std::fmt::Display) -> ApplyError {
-    ApplyError {
-        action: action.to_string(),
-        cause: cause.to_string(),
-    }
+/// Why one action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Mount(#[from] sys::MountError),
+    /// A bind's source or target not reached in the root.
+    #[error("{end}: {error}")]
+    BindEnd { end: &'static str, error: io::Error },
 }
 
 impl Probe for Root {
@@ -62,7 +67,10 @@ pub fn run(root: &Root, actions: &[Action]) -> Result<(), ApplyError> {
         if let Action::Warn(w) = action {
             eprintln!("init-agent statelite: warning: {w}");
         }
-        step(root, action).map_err(|e| fail(action, e))?;
+        step(root, action).map_err(|cause| ApplyError {
+            action: action.to_string(),
+            cause,
+        })?;
         append_log(root, action);
     }
     Ok(())
@@ -84,28 +92,26 @@ fn append_log(root: &Root, action: &Action) {
     let _ = std::fs::File::from(fd).write_all(format!("{action}\n").as_bytes());
 }
 
-fn step(root: &Root, action: &Action) -> Result<(), String> {
-    let e = |x: &dyn std::fmt::Display| x.to_string();
+fn step(root: &Root, action: &Action) -> Result<(), StepError> {
     match action {
         Action::MountTmpfs(target) => {
-            root.mkdir_p(target).map_err(|x| e(&x))?;
-            let fd = root.reach(target, true).map_err(|x| e(&x))?;
-            sys::mount_tmpfs(&Root::proc(&fd), "mode=0755").map_err(|x| e(&x))
+            root.mkdir_p(target)?;
+            let fd = root.reach(target, true)?;
+            sys::mount_tmpfs(&Root::proc(&fd), "mode=0755")?;
         }
-        Action::Mkdir(p) => root.mkdir_p(p).map_err(|x| e(&x)),
+        Action::Mkdir(p) => root.mkdir_p(p)?,
         Action::MountSource {
             source,
             target,
             read_only,
         } => {
-            let fd = root.reach(target, true).map_err(|x| e(&x))?;
+            let fd = root.reach(target, true)?;
             let at = Root::proc(&fd);
             match source {
                 // A local directory (tests, --state DIR): outside the root by design.
                 Mountable::Dir(dir) => sys::bind(Path::new(dir), &at, *read_only),
                 Mountable::Nfs(m) => sys::mount_fs(&m.source, &at, m.fstype, *read_only, &m.data),
-            }
-            .map_err(|x| e(&x))
+            }?;
         }
         Action::Copy {
             from,
@@ -115,14 +121,14 @@ fn step(root: &Root, action: &Action) -> Result<(), String> {
             if *if_missing && root.kind(to, false).is_some() {
                 return Ok(());
             }
-            crate::sync::copy_in_root(root, from, to).map_err(|x| e(&x))
+            crate::sync::copy_in_root(root, from, to)?;
         }
-        Action::Concat { from, to } => concat(root, from, to).map_err(|x| e(&x)),
+        Action::Concat { from, to } => concat(root, from, to)?,
         Action::Symlink { path, target } => {
             let parent = path.rsplit_once('/').map_or("/", |(d, _)| d);
-            root.mkdir_p(parent).map_err(|x| e(&x))?;
-            let (dir, name) = root.parent(path).map_err(|x| e(&x))?;
-            rfs::symlinkat(target.as_str(), &dir, &name).map_err(|x| e(&x))
+            root.mkdir_p(parent)?;
+            let (dir, name) = root.parent(path)?;
+            rfs::symlinkat(target.as_str(), &dir, &name).map_err(io::Error::from)?;
         }
         Action::Bind {
             source,
@@ -131,15 +137,22 @@ fn step(root: &Root, action: &Action) -> Result<(), String> {
         } => {
             let s = root
                 .reach(source, true)
-                .map_err(|x| e(&format!("source: {x}")))?;
+                .map_err(|error| StepError::BindEnd {
+                    end: "source",
+                    error,
+                })?;
             let t = root
                 .reach(target, true)
-                .map_err(|x| e(&format!("target: {x}")))?;
-            sys::bind(&Root::proc(&s), &Root::proc(&t), *read_only).map_err(|x| e(&x))
+                .map_err(|error| StepError::BindEnd {
+                    end: "target",
+                    error,
+                })?;
+            sys::bind(&Root::proc(&s), &Root::proc(&t), *read_only)?;
         }
-        Action::PrepareLink { path } => prepare_link(root, path).map_err(|x| e(&x)),
-        Action::Warn(_) => Ok(()),
+        Action::PrepareLink { path } => prepare_link(root, path)?,
+        Action::Warn(_) => {}
     }
+    Ok(())
 }
 
 fn concat(root: &Root, from: &[String], to: &str) -> io::Result<()> {

@@ -7,7 +7,7 @@ use std::fmt;
 
 use crate::config::{LiteFile, LiteTree};
 use crate::source::mount::{nfs_mount, NfsMount};
-use crate::source::spec;
+use crate::source::spec::{self, SpecError};
 pub use crate::sys::root::link_target;
 
 /// The xCAT layout inside the new root.
@@ -36,7 +36,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn parse(option: &str) -> Result<Kind, String> {
+    pub fn parse(option: &str) -> Result<Kind, Reason> {
         Ok(match option.trim() {
             "tmpfs" | "rw" | "tempfs" => Kind::Tmpfs,
             "persistent" => Kind::Persistent,
@@ -47,10 +47,8 @@ impl Kind {
             "link,persistent" => Kind::LinkPersistent,
             "link,con" => Kind::LinkCon,
             "link,ro" => Kind::LinkRo,
-            "localdisk" => {
-                return Err("localdisk is not supported: use sync mode for local disks".into())
-            }
-            other => return Err(format!("unknown option {other:?}")),
+            "localdisk" => return Err(Reason::Localdisk),
+            other => return Err(Reason::UnknownOption(other.into())),
         })
     }
 
@@ -138,14 +136,11 @@ impl fmt::Display for Mountable {
 impl Mountable {
     /// A location as the tables and `--state` write it: `server:/path`
     /// (the server an address) or a directory; `options` are NFS options.
-    pub fn parse(location: &str, options: &[String]) -> Result<Mountable, String> {
-        let mut export = spec::parse_location(location).map_err(|e| e.0)?;
+    pub fn parse(location: &str, options: &[String]) -> Result<Mountable, SpecError> {
+        let mut export = spec::parse_location(location)?;
         export.options.extend(options.iter().cloned());
         match &export.server {
-            Some(h) => Ok(Mountable::Nfs(nfs_mount(
-                &export,
-                h.addr().map_err(|e| e.0)?,
-            ))),
+            Some(h) => Ok(Mountable::Nfs(nfs_mount(&export, h.addr()?))),
             None => Ok(Mountable::Dir(export.path)),
         }
     }
@@ -262,10 +257,56 @@ pub trait Probe {
 #[error("litefile {path}: {reason}")]
 pub struct TableError {
     pub path: String,
-    pub reason: String,
+    pub reason: Reason,
 }
 
-fn refuse(path: &str, reason: impl Into<String>) -> TableError {
+/// Why a litefile or litetree row, or the node, is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Reason {
+    #[error("not an absolute path")]
+    NotAbsolute,
+    #[error("the root itself cannot be statelite")]
+    Root,
+    #[error("path with an empty, '.' or '..' component")]
+    Component,
+    #[error("control character in path")]
+    ControlCharacter,
+    #[error("inside the statelite layout itself")]
+    InLayout,
+    #[error("listed twice with different options")]
+    ListedTwice,
+    #[error("con applies to files, not directories")]
+    ConDirectory,
+    #[error("localdisk is not supported: use sync mode for local disks")]
+    Localdisk,
+    #[error("unknown option {0:?}")]
+    UnknownOption(String),
+    #[error(transparent)]
+    Parent(#[from] ParentRule),
+    #[error("unclosed ${{ in {0:?}")]
+    Unclosed(String),
+    #[error("unknown variable ${name} in {text:?}")]
+    UnknownVariable { name: String, text: String },
+    #[error(transparent)]
+    Location(#[from] SpecError),
+    #[error("node name must be a plain name (no '/')")]
+    NodeName,
+}
+
+/// liteimg's parent/child matrix, broken: each names the parent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParentRule {
+    #[error("its parent {0} is ro/con and may not have children")]
+    RoCon(String),
+    #[error("under the link parent {0} children must be link, link,persistent or link,con")]
+    Link(String),
+    #[error("under the non-link parent {0} children may not be link*")]
+    NonLink(String),
+    #[error("under the persistent parent {0} children must be persistent")]
+    Persistent(String),
+}
+
+fn refuse(path: &str, reason: impl Into<Reason>) -> TableError {
     TableError {
         path: path.to_string(),
         reason: reason.into(),
@@ -277,21 +318,21 @@ pub fn normalise(file: &str) -> Result<(String, bool), TableError> {
     let dir = file.ends_with('/') && file.len() > 1;
     let path = file.trim_end_matches('/');
     if !file.starts_with('/') {
-        return Err(refuse(file, "not an absolute path"));
+        return Err(refuse(file, Reason::NotAbsolute));
     }
     if path.is_empty() {
-        return Err(refuse(file, "the root itself cannot be statelite"));
+        return Err(refuse(file, Reason::Root));
     }
     for c in path[1..].split('/') {
         if c.is_empty() || c == "." || c == ".." {
-            return Err(refuse(file, "path with an empty, '.' or '..' component"));
+            return Err(refuse(file, Reason::Component));
         }
     }
     if path.contains('\0') || path.contains('\n') {
-        return Err(refuse(file, "control character in path"));
+        return Err(refuse(file, Reason::ControlCharacter));
     }
     if path == STATELITE || path.starts_with(&format!("{STATELITE}/")) || path == DEFAULT {
-        return Err(refuse(file, "inside the statelite layout itself"));
+        return Err(refuse(file, Reason::InLayout));
     }
     Ok((path.to_string(), dir))
 }
@@ -329,7 +370,7 @@ pub fn entries(rows: &[LiteFile], image: &str) -> Result<Vec<Entry>, Vec<TableEr
             };
             if let Some(prev) = seen.insert(path.clone(), (dir, kind)) {
                 if prev != (dir, kind) {
-                    errors.push(refuse(&row.file, "listed twice with different options"));
+                    errors.push(refuse(&row.file, Reason::ListedTwice));
                 }
             }
             chosen.insert(path, (dir, kind, specific));
@@ -356,10 +397,7 @@ pub fn entries(rows: &[LiteFile], image: &str) -> Result<Vec<Entry>, Vec<TableEr
             }
         }
         if out[i].dir && out[i].kind.is_con() {
-            errors.push(refuse(
-                &out[i].path,
-                "con applies to files, not directories",
-            ));
+            errors.push(refuse(&out[i].path, Reason::ConDirectory));
         }
     }
     if errors.is_empty() {
@@ -370,48 +408,35 @@ pub fn entries(rows: &[LiteFile], image: &str) -> Result<Vec<Entry>, Vec<TableEr
 }
 
 /// liteimg's parent/child matrix.
-fn child_allowed(parent: &Entry, child: &Entry) -> Result<(), String> {
+fn child_allowed(parent: &Entry, child: &Entry) -> Result<(), ParentRule> {
     let p = parent.kind;
     let c = child.kind;
+    let path = parent.path.clone();
     if p.is_ro() || p.is_con() {
-        return Err(format!(
-            "its parent {} is ro/con and may not have children",
-            parent.path
-        ));
+        return Err(ParentRule::RoCon(path));
     }
     if p.is_link() && (!c.is_link() || c == Kind::LinkRo) {
-        return Err(format!(
-            "under the link parent {} children must be link, link,persistent or link,con",
-            parent.path
-        ));
+        return Err(ParentRule::Link(path));
     }
     if !p.is_link() && c.is_link() {
-        return Err(format!(
-            "under the non-link parent {} children may not be link*",
-            parent.path
-        ));
+        return Err(ParentRule::NonLink(path));
     }
     if p.is_persistent() && !c.is_persistent() {
-        return Err(format!(
-            "under the persistent parent {} children must be persistent",
-            parent.path
-        ));
+        return Err(ParentRule::Persistent(path));
     }
     Ok(())
 }
 
 /// Expands `$node`, `$image` and any `$name`/`${name}` the boot plan knows; an
 /// unknown variable is an error, never silently empty.
-pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> Result<String, Reason> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
         let after = &rest[i + 1..];
         let (name, tail) = if let Some(b) = after.strip_prefix('{') {
-            let end = b
-                .find('}')
-                .ok_or_else(|| format!("unclosed ${{ in {text:?}"))?;
+            let end = b.find('}').ok_or_else(|| Reason::Unclosed(text.into()))?;
             (&b[..end], &b[end + 1..])
         } else {
             let end = after
@@ -419,9 +444,10 @@ pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> Result<String, Str
                 .unwrap_or(after.len());
             (&after[..end], &after[end..])
         };
-        let value = vars
-            .get(name)
-            .ok_or_else(|| format!("unknown variable ${name} in {text:?}"))?;
+        let value = vars.get(name).ok_or_else(|| Reason::UnknownVariable {
+            name: name.into(),
+            text: text.into(),
+        })?;
         out.push_str(value);
         rest = tail;
     }
@@ -442,25 +468,21 @@ pub fn trees(
     for r in rows {
         let options = match r.mntopts.as_deref().map(spec::parse_options) {
             Some(Err(e)) => {
-                errors.push(TableError {
-                    path: r.directory.clone(),
-                    reason: e.0,
-                });
+                errors.push(refuse(&r.directory, e));
                 continue;
             }
             Some(Ok(o)) => o,
             None => Vec::new(),
         };
         let ro = [vec!["ro".to_string()], options].concat();
-        match expand(&r.directory, vars).and_then(|d| Mountable::parse(&d, &ro)) {
+        match expand(&r.directory, vars)
+            .and_then(|d| Mountable::parse(&d, &ro).map_err(Reason::from))
+        {
             Ok(source) => out.push(Tree {
                 priority: r.priority,
                 source,
             }),
-            Err(reason) => errors.push(TableError {
-                path: r.directory.clone(),
-                reason,
-            }),
+            Err(reason) => errors.push(refuse(&r.directory, reason)),
         }
     }
     if errors.is_empty() {
@@ -482,7 +504,7 @@ pub struct Inputs<'a> {
 /// Stage 2, [`plan_entries`], looks into what these mounts show.
 pub fn plan_layout(inp: &Inputs) -> Result<Vec<Action>, TableError> {
     if inp.node.is_empty() || inp.node.contains('/') || inp.node == "." || inp.node == ".." {
-        return Err(refuse(inp.node, "node name must be a plain name (no '/')"));
+        return Err(refuse(inp.node, Reason::NodeName));
     }
     let mut a = vec![
         Action::MountTmpfs(STATELITE.into()),
