@@ -71,7 +71,9 @@ pub struct Engine<'a, S: Source> {
     dst_root: BorrowedFd<'a>,
     /// Set by the first change: the marker then says in-progress. A sync that
     /// changes nothing writes nothing.
-    marked: OnceLock<std::result::Result<(), String>>,
+    /// Every writer thread sees the one outcome; `Arc` because io::Error
+    /// cannot be cloned.
+    marked: OnceLock<std::result::Result<(), std::sync::Arc<io::Error>>>,
     /// Statelite copies and other single-entry uses keep no marker.
     marker: bool,
     manifest: Option<&'a Manifest>,
@@ -248,7 +250,7 @@ impl<'a, S: Source> Engine<'a, S> {
                     Some(None) => None,
                     None => Some(now),
                 };
-                state::write(self.dst_root, &State::InProgress(since)).map_err(|e| e.to_string())
+                state::write(self.dst_root, &State::InProgress(since)).map_err(std::sync::Arc::new)
             })
             .clone()
             .map_err(|e| SyncError::Setup(format!("writing the state marker: {e}")))
