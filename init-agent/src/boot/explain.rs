@@ -7,10 +7,13 @@ use std::fmt::Write as _;
 
 use anyhow::Context;
 
-use super::plan::{self, BootPlan, DhcpAnswer, SourceTarget, Step, Target, NEW_ROOT};
+use super::plan::{self, BootPlan, DhcpAnswer, SourceTarget, Target, NEW_ROOT};
+use super::run::{self, Facts};
 use crate::cli::{CheckConfig, Explain};
 use crate::cmdline;
 use crate::config::{self, LoadError};
+use crate::source::spec::Host;
+use crate::sys::record::Recording;
 
 /// `--dhcp KEY=VALUE` flags → the answer they describe.
 pub fn parse_dhcp(flags: &[String]) -> anyhow::Result<Option<DhcpAnswer>> {
@@ -42,39 +45,41 @@ pub fn parse_dhcp(flags: &[String]) -> anyhow::Result<Option<DhcpAnswer>> {
     Ok(Some(a))
 }
 
-/// What the assumed DHCP answer makes of the plan's DHCP-dependent values;
-/// problems join the plan's errors, in the words the boot would use.
+/// What the assumed DHCP answer makes of the plan: the boot's own executor
+/// runs the plan's steps against the recording `Sys` with that answer (a dry
+/// run: nothing is called on the machine), so any value the boot would
+/// refuse is refused here, in its words. Returns the standard root the
+/// answer gives, for display.
 pub fn assume(p: &mut BootPlan, dhcp: &DhcpAnswer) -> Option<SourceTarget> {
-    let node = p.node.clone().or_else(|| dhcp.hostname.clone());
-    let mut errors = Vec::new();
-    let mut target = None;
-    for s in &p.steps {
-        match s {
-            Step::MountSource { source, .. } | Step::ConnectSource { source, .. } => {
-                match plan::resolve_source(source, dhcp, node.as_deref()) {
-                    Ok(t) => target = Some(t),
-                    Err(e) => errors.push(format!("source: {e}")),
-                }
-            }
-            Step::Overlay { entries, store, .. }
-                if node.is_none() && (!entries.is_empty() || store.is_some()) =>
-            {
-                errors.push(plan::NEEDS_NODE.into());
-            }
-            Step::Statelite {
-                litetree, image, ..
-            } => match &node {
-                Some(n) => {
-                    if let Err(e) = crate::modes::statelite::node_trees(litetree, image, n) {
-                        errors.extend(e.iter().map(|e| e.to_string()));
-                    }
-                }
-                None => errors.push(plan::NEEDS_NODE.into()),
-            },
-            _ => {}
-        }
+    let host = p.node.clone().or_else(|| dhcp.hostname.clone());
+    let target = plan::resolve_source(&p.source, dhcp, host.as_deref()).ok();
+    if !p.errors.is_empty() {
+        // The boot would stop on these before any step.
+        return target;
     }
-    p.errors.extend(errors);
+    // Under dracut the host mounted what root= (or the root-path) names, and
+    // mountinfo shows it as `server:path`.
+    let mounted = match &target {
+        Some(t) => format!("{}:{}", Host::Addr(t.servers[0]), t.export.path),
+        None => format!(
+            "{}:{}",
+            plan::servers_text(&p.source),
+            p.source.path.as_deref().unwrap_or("/")
+        ),
+    };
+    let mut dry = Recording {
+        dhcp: dhcp.clone(),
+        host_mount: Some((mounted, true)),
+        ..Recording::default()
+    };
+    match run::run(p, &p.steps, &mut dry, &mut Facts::default()) {
+        Ok(())
+        | Err(run::BootError::Sys {
+            step: "switch_root",
+            ..
+        }) => {}
+        Err(e) => p.errors.push(e.to_string()),
+    }
     target
 }
 

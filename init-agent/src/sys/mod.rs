@@ -3,7 +3,6 @@
 
 pub mod fsops;
 pub mod machine;
-#[cfg(test)]
 pub mod record;
 pub mod root;
 pub mod switch_root;

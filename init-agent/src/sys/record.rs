@@ -1,6 +1,7 @@
 //! The recording double of [`Sys`]: every call written down with its
 //! values, every call succeeding, the environment's answers (the DHCP
-//! lease, what the host mounted) given by the test.
+//! lease, what the host mounted) given by the caller: the executor's unit
+//! tests, and `explain --dhcp`'s dry run of the boot.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
