@@ -44,13 +44,15 @@ pub struct Hosted {
 
 /// Print the boot plan for a kernel command line and configuration.
 ///
-/// Kernel command line keys: ip=, BOOTIF=, ifname=, root=nfs:|nfs4:|/dev/nfs|dhcp,
+/// Kernel command line keys: ip=, BOOTIF=, ifname=, root=nfs:|nfs4:|nfs://|/dev/nfs|dhcp,
 /// nfsroot=, NFSROOT=, STATEMNT=, MNTOPTS=, NODE=, XCAT=, rd.shell, rd.debug,
-/// rd.break[=cmdline|net|pre-mount|mount|pre-pivot], init=, console=, ro, rw,
+/// rd.break[=cmdline|net|pre-mount|mount|pre-pivot], rd.live.overlay.overlayfs,
+/// init=, console=, ro, rw,
 /// nameserver=, and initagent.mode=sync|statelite|overlay|nfsroot|update,
 /// initagent.disk=, initagent.config=, initagent.fallback=local|shell|reboot|retry,
 /// initagent.timeout=SECONDS, initagent.nodeid=, initagent.image=,
-/// initagent.checksum[=0|1], initagent.cdsl=0|1. Exits 1 when the plan has errors.
+/// initagent.checksum[=0|1], initagent.cdsl=0|1, initagent.nfs=user|kernel.
+/// Exits 1 when the plan has errors.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "explain")]
 pub struct Explain {
