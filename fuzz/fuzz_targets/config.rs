@@ -3,7 +3,8 @@
 //! rendering. None of it may panic: `check-config` and PID 1 both run it.
 #![no_main]
 
-use init_agent::{cmdline, config, explain, plan};
+use init_agent::boot::{explain, plan};
+use init_agent::{cmdline, config};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -12,8 +13,12 @@ fuzz_target!(|data: &[u8]| {
     };
     match config::parse(text) {
         Ok(config) => {
-            let plan = plan::boot(&cmdline::BootParams::default(), &config);
-            let _ = explain::render(&plan, "fuzz.toml");
+            let plan = plan::boot(
+                &cmdline::BootParams::default(),
+                &config,
+                plan::Target::default(),
+            );
+            let _ = explain::render(&plan, "fuzz.toml", None);
         }
         Err(errors) => {
             for e in &errors {

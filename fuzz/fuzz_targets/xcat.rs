@@ -4,7 +4,7 @@
 //! reads admin files, but a truncated or mangled dump must still only error.
 #![no_main]
 
-use init_agent::{config, statelite::import};
+use init_agent::{config, modes::statelite::import};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
