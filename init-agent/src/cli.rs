@@ -48,7 +48,8 @@ pub struct Hosted {
 /// nfsroot=, NFSROOT=, STATEMNT=, MNTOPTS=, NODE=, XCAT=, rd.shell, rd.debug,
 /// rd.break[=cmdline|net|pre-mount|mount|pre-pivot], rd.live.overlay.overlayfs,
 /// init=, console=, ro, rw,
-/// nameserver=, and initagent.mode=sync|statelite|overlay|nfsroot|update,
+/// nameserver= (and ip='s <dns0>:<dns1> fields: DNS servers for host names),
+/// and initagent.mode=sync|statelite|overlay|nfsroot|update,
 /// initagent.disk=, initagent.config=, initagent.fallback=local|shell|reboot|retry,
 /// initagent.timeout=SECONDS, initagent.nodeid=, initagent.image=,
 /// initagent.checksum[=0|1], initagent.cdsl=0|1, initagent.nfs=user|kernel.
@@ -73,7 +74,8 @@ pub struct Explain {
     #[argh(option)]
     pub root: Option<String>,
     /// the DHCP answer to assume, one KEY=VALUE per flag: root-path=,
-    /// next-server=, server-id=, hostname= (a root-path may hold commas)
+    /// next-server=, server-id=, hostname=, dns= and search= (repeatable:
+    /// options 6 and 119) (a root-path may hold commas)
     #[argh(option)]
     pub dhcp: Vec<String>,
 }

@@ -7,7 +7,9 @@
 mod load;
 mod validate;
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -33,6 +35,8 @@ pub struct Config {
     pub cdsl: Cdsl,
     pub node: Vec<Node>,
     pub hooks: Hooks,
+    /// `[hosts]`: `name = "address"`, like /etc/hosts; wins over DNS.
+    pub hosts: BTreeMap<String, Ipv4Addr>,
 }
 
 /// `[boot]`: mode and failure policy.
@@ -83,6 +87,14 @@ pub struct Net {
     pub dhcp_timeout: u32,
     /// DHCP exchanges before the boot-level retry/fallback takes over.
     pub dhcp_retries: u32,
+    /// DNS servers, asked after `ip=`'s and `nameserver=`, before DHCP's.
+    pub dns: Vec<Ipv4Addr>,
+    /// Search domains for single-label names, before DHCP's.
+    pub search: Vec<String>,
+    /// Seconds one DNS server gets to answer one query.
+    pub dns_timeout: u32,
+    /// Rounds over the DNS servers before a name is given up.
+    pub dns_attempts: u32,
 }
 
 impl Default for Net {
@@ -91,6 +103,12 @@ impl Default for Net {
             link_timeout: 10,
             dhcp_timeout: 10,
             dhcp_retries: 3,
+            dns: Vec::new(),
+            search: Vec::new(),
+            // resolv.conf's defaults (timeout:5 attempts:2) are for a
+            // desktop; a booting node reports a missing name sooner.
+            dns_timeout: 2,
+            dns_attempts: 2,
         }
     }
 }

@@ -43,6 +43,11 @@ pub const BUILTIN: &[(&str, &str, &str)] = &[
         "50-udev-net-rules",
         include_str!("../../hooks/post-sync.d/50-udev-net-rules"),
     ),
+    (
+        "post-sync",
+        "60-resolv-conf",
+        include_str!("../../hooks/post-sync.d/60-resolv-conf"),
+    ),
 ];
 
 /// Where a hook comes from.
@@ -342,9 +347,9 @@ mod tests {
                 std::fs::set_permissions(hooks.join(name), std::fs::Permissions::from_mode(0o755))
                     .unwrap();
             }
-            std::fs::write(hooks.join("60-fails"), "#!/bin/sh\necho broken >&2\nexit 3\n").unwrap();
+            std::fs::write(hooks.join("65-fails"), "#!/bin/sh\necho broken >&2\nexit 3\n").unwrap();
             std::fs::write(hooks.join("70-hangs"), "#!/bin/sh\nsleep 60\n").unwrap();
-            for n in ["60-fails", "70-hangs"] {
+            for n in ["65-fails", "70-hangs"] {
                 std::fs::set_permissions(hooks.join(n), std::fs::Permissions::from_mode(0o755)).unwrap();
             }
             std::fs::write(
@@ -353,12 +358,16 @@ mod tests {
             )
             .unwrap();
             std::fs::write(root.join("etc/machine-id"), "0123456789abcdef0123456789abcdef\n").unwrap();
+            // The standard root has no resolv.conf of its own.
+            let _ = std::fs::remove_file(root.join("etc/resolv.conf"));
             std::fs::create_dir_all(root.join("etc/udev/rules.d")).unwrap();
             std::fs::write(root.join("etc/udev/rules.d/70-persistent-net.rules"), "master NICs\n").unwrap();
             let env = |first: &str| {
                 vec![
                     ("INITAGENT_FIRST_SYNC".to_string(), first.to_string()),
                     ("INITAGENT_HOSTNAME".to_string(), "cn07".to_string()),
+                    ("INITAGENT_DNS".to_string(), "10.0.2.3 10.0.2.4".to_string()),
+                    ("INITAGENT_SEARCH".to_string(), "cluster".to_string()),
                     (
                         "INITAGENT_FSTAB".to_string(),
                         "LABEL=swap none swap sw 0 0\nLABEL=root / ext4 defaults 0 0".to_string(),
@@ -382,11 +391,12 @@ mod tests {
                     ("30-hostname", true),
                     ("40-fstab", true),
                     ("50-udev-net-rules", true),
-                    ("60-fails", false),
+                    ("60-resolv-conf", true),
+                    ("65-fails", false),
                     ("70-hangs", false),
                 ]
             );
-            assert!(ran[6].status.contains("killed after 2 s"), "{}", ran[6].status);
+            assert!(ran[7].status.contains("killed after 2 s"), "{}", ran[7].status);
             let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
             let id = read("etc/machine-id");
             assert_eq!(id.trim().len(), 32);
@@ -396,12 +406,23 @@ mod tests {
             let want = "# master\n#init-agent# UUID=1234 / ext4 errors=remount-ro 0 1\n#init-agent# UUID=99 none swap sw 0 0\nnfs:/home /home nfs defaults 0 0\n# init-agent: begin (the local disk, written at every boot)\nLABEL=swap none swap sw 0 0\nLABEL=root / ext4 defaults 0 0\n# init-agent: end\n";
             assert_eq!(fstab, want);
             assert!(!root.join("etc/udev/rules.d/70-persistent-net.rules").exists());
+            let resolv = "# init-agent: the resolvers of this boot\nsearch cluster\nnameserver 10.0.2.3\nnameserver 10.0.2.4\n";
+            assert_eq!(read("etc/resolv.conf"), resolv);
             // A later sync: the identity is kept, the fstab edit is the same.
-            phase.skip = vec!["60-fails".to_string(), "70-hangs".to_string()];
+            phase.skip = vec!["65-fails".to_string(), "70-hangs".to_string()];
             let ran = run_phase(&phase, &env("0")).unwrap();
             assert!(ran.iter().all(|r| r.ok), "{ran:?}");
             assert_eq!(read("etc/machine-id"), id);
             assert_eq!(read("etc/fstab"), want);
+            assert_eq!(read("etc/resolv.conf"), resolv);
+            // The root's own resolv.conf (here a link, as systemd-resolved's) stays.
+            std::fs::remove_file(root.join("etc/resolv.conf")).unwrap();
+            std::os::unix::fs::symlink("../run/systemd/resolve/stub-resolv.conf", root.join("etc/resolv.conf")).unwrap();
+            run_phase(&phase, &env("0")).unwrap();
+            assert_eq!(
+                std::fs::read_link(root.join("etc/resolv.conf")).unwrap(),
+                std::path::Path::new("../run/systemd/resolve/stub-resolv.conf")
+            );
             // Nothing stays mounted in the root.
             let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
             assert!(!mounts.contains(root.to_str().unwrap()), "{mounts}");

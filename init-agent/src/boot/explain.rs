@@ -12,7 +12,6 @@ use super::run::{self, Facts};
 use crate::cli::{CheckConfig, Explain};
 use crate::cmdline;
 use crate::config::{self, LoadError};
-use crate::source::spec::Host;
 use crate::sys::record::Recording;
 
 /// `--dhcp KEY=VALUE` flags → the answer they describe.
@@ -39,7 +38,15 @@ pub fn parse_dhcp(flags: &[String]) -> anyhow::Result<Option<DhcpAnswer>> {
                         .map_err(|e| anyhow::anyhow!("--dhcp hostname: {e}"))?,
                 )
             }
-            _ => anyhow::bail!("--dhcp {k}: unknown (root-path, next-server, server-id, hostname)"),
+            // Repeatable, as the options carry lists.
+            "dns" => a.dns.push(addr()?),
+            "search" => a.search.push(
+                crate::source::spec::parse_hostname(v)
+                    .map_err(|e| anyhow::anyhow!("--dhcp search: {e}"))?,
+            ),
+            _ => anyhow::bail!(
+                "--dhcp {k}: unknown (root-path, next-server, server-id, hostname, dns, search)"
+            ),
         }
     }
     Ok(Some(a))
@@ -60,7 +67,7 @@ pub fn assume(p: &mut BootPlan, dhcp: &DhcpAnswer) -> Option<SourceTarget> {
     // Under dracut the host mounted what root= (or the root-path) names, and
     // mountinfo shows it as `server:path`.
     let mounted = match &target {
-        Some(t) => format!("{}:{}", Host::Addr(t.servers[0]), t.export.path),
+        Some(t) => format!("{}:{}", t.servers[0], t.export.path),
         None => format!(
             "{}:{}",
             plan::servers_text(&p.source),
@@ -201,6 +208,13 @@ pub fn render(p: &BootPlan, config_source: &str, resolved: Option<&SourceTarget>
         );
     }
     let _ = writeln!(out, "statemnt:  {statemnt}");
+    for st in &p.steps {
+        if let plan::Step::Resolve { names } = st {
+            for n in names {
+                let _ = writeln!(out, "name:      {} ({})", n.name, n.how);
+            }
+        }
+    }
     for d in &p.disks {
         let parts: Vec<String> = d
             .partition

@@ -5,6 +5,7 @@
 //! never written back into the plan. PID 1, the dracut / initramfs-tools
 //! driver and the `local` fallback all run through here.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,8 @@ pub struct Facts {
     pub source: Option<Reached>,
     /// Sync mode: what the copy did.
     pub synced: Option<Synced>,
+    /// Host names given addresses so far (`[hosts]` or DNS).
+    pub addrs: BTreeMap<String, IpAddr>,
 }
 
 /// The standard root once a server answered.
@@ -36,7 +39,8 @@ pub struct Facts {
 pub struct Reached {
     /// `server:path`, as hooks and logs name it.
     pub name: String,
-    pub addr: Option<IpAddr>,
+    /// The server that answered; `None` when the host's mount names none.
+    pub server: Option<Host>,
     pub export: NfsExport,
     pub client: NfsClient,
     /// Where the kernel client mounted it; `None` for the userspace client.
@@ -104,11 +108,16 @@ fn execute(
         Step::LoadModules { modules, skip } => sys.load_modules(modules, skip).map_err(at)?,
         Step::Network { net, config } => facts.dhcp = sys.bring_up(net, config).map_err(at)?,
         Step::HostNetwork => facts.dhcp = sys.host_network(),
+        Step::Resolve { names } => {
+            for n in names {
+                address(plan, &Host::Name(n.name.clone()), sys, facts).map_err(at)?;
+            }
+        }
         Step::MountSource { source, timeout } | Step::ConnectSource { source, timeout } => {
             let target =
                 plan::resolve_source(source, &facts.dhcp, hostname(plan, facts).as_deref())
                     .map_err(|e| refused(e.to_string()))?;
-            facts.source = Some(reach(source, &target, *timeout, sys).map_err(at)?);
+            facts.source = Some(reach(plan, source, &target, *timeout, sys, facts).map_err(at)?);
         }
         Step::AdoptSource {
             root,
@@ -131,10 +140,9 @@ fn execute(
             }
             // The kernel's device name, read by the one parser: the server
             // a STATEMNT without its own stands for.
-            let addr = crate::source::spec::parse_location(&name)
+            let server = crate::source::spec::parse_location(&name)
                 .ok()
-                .and_then(|e| e.server)
-                .and_then(|h| h.addr().ok());
+                .and_then(|e| e.server);
             facts.source = Some(Reached {
                 export: NfsExport {
                     server: None,
@@ -143,7 +151,7 @@ fn execute(
                     options: plan.source.options.clone(),
                 },
                 name,
-                addr,
+                server,
                 client: NfsClient::Kernel,
                 mounted_on: Some(on),
             });
@@ -243,7 +251,7 @@ fn execute(
             let node = node_name(name, node, facts)?;
             let trees = crate::modes::statelite::node_trees(litetree, image, &node)
                 .map_err(|e| refused(list(&e)))?;
-            let store = store_mount(name, store, facts)?;
+            let store = store_mount(plan, name, store, sys, facts)?;
             let actions = sys
                 .statelite(
                     root,
@@ -272,7 +280,7 @@ fn execute(
             sys.overlay(lower, scratch, root).map_err(at)?;
             if !entries.is_empty() || store.is_some() {
                 let node = node_name(name, node, facts)?;
-                let store = store_mount(name, store, facts)?;
+                let store = store_mount(plan, name, store, sys, facts)?;
                 sys.statelite(
                     root,
                     &Inputs {
@@ -331,22 +339,62 @@ fn node_name(
         })
 }
 
+/// A server's address: as given, or its name's from `[hosts]`, else from
+/// DNS (the resolvers named in the plan, then the network's); once found,
+/// kept for the rest of the boot.
+fn address(
+    plan: &BootPlan,
+    host: &Host,
+    sys: &mut dyn Sys,
+    facts: &mut Facts,
+) -> Result<IpAddr, SysError> {
+    let name = match host {
+        Host::Addr(a) => return Ok(*a),
+        Host::Name(n) => n,
+    };
+    if let Some(a) = facts.addrs.get(name) {
+        return Ok(*a);
+    }
+    let addr = match plan.names.hosts.get(name) {
+        Some(&a) => {
+            log::info!("{name} is {a} ([hosts])");
+            a
+        }
+        None => {
+            let ask = plan.names.ask(&facts.dhcp);
+            let a = sys.resolve(name, &ask)?;
+            log::info!("{name} is {a} (DNS {})", ask.servers_text());
+            a
+        }
+    };
+    facts.addrs.insert(name.clone(), addr.into());
+    Ok(addr.into())
+}
+
 /// The persistent store's mount: its own server, else the standard root's.
 fn store_mount(
+    plan: &BootPlan,
     step: &'static str,
     store: &Option<NfsExport>,
-    facts: &Facts,
+    sys: &mut dyn Sys,
+    facts: &mut Facts,
 ) -> Result<Option<Mountable>, BootError> {
     let Some(export) = store else {
         return Ok(None);
     };
     let refused = |why: String| BootError::Refused { step, why };
-    let addr = match &export.server {
-        Some(h) => h.addr().map_err(|e| refused(e.to_string()))?,
-        None => facts.source.as_ref().and_then(|r| r.addr).ok_or_else(|| {
-            refused("STATEMNT names no server and the standard root's is not known".into())
-        })?,
+    let server = match &export.server {
+        Some(h) => h.clone(),
+        None => facts
+            .source
+            .as_ref()
+            .and_then(|r| r.server.clone())
+            .ok_or_else(|| {
+                refused("STATEMNT names no server and the standard root's is not known".into())
+            })?,
     };
+    let addr =
+        address(plan, &server, sys, facts).map_err(|source| BootError::Sys { step, source })?;
     let mut rw = export.clone();
     rw.options.retain(|o| o != "ro");
     rw.options.insert(0, "rw".into());
@@ -355,10 +403,10 @@ fn store_mount(
 
 /// What the sync reads: the kernel mount, or the server through ours.
 fn sync_source(r: &Reached) -> Option<SyncSource> {
-    match (&r.mounted_on, r.addr) {
+    match (&r.mounted_on, &r.server) {
         (Some(dir), _) => Some(SyncSource::Dir(dir.into())),
-        (None, Some(addr)) => Some(SyncSource::Nfs(Endpoint::new(&r.export, addr))),
-        (None, None) => None,
+        (None, Some(Host::Addr(addr))) => Some(SyncSource::Nfs(Endpoint::new(&r.export, *addr))),
+        (None, _) => None,
     }
 }
 
@@ -386,6 +434,13 @@ pub fn hook_env(plan: &BootPlan, facts: &Facts) -> Vec<(String, String)> {
         put("INITAGENT_GENERATION", Some(s.generation.clone()));
         put("INITAGENT_FSTAB", Some(s.fstab.join("\n")));
     }
+    let ask = plan.names.ask(&facts.dhcp);
+    let words = |v: Vec<String>| (!v.is_empty()).then(|| v.join(" "));
+    put(
+        "INITAGENT_DNS",
+        words(ask.servers.iter().map(ToString::to_string).collect()),
+    );
+    put("INITAGENT_SEARCH", words(ask.search));
     env
 }
 
@@ -396,17 +451,23 @@ pub fn hook_env(plan: &BootPlan, facts: &Facts) -> Vec<(String, String)> {
 /// gets the kernel client. Servers in order, again with a doubling pause,
 /// until the timeout.
 fn reach(
+    plan: &BootPlan,
     source: &SourcePlan,
     target: &SourceTarget,
     timeout: u32,
     sys: &mut dyn Sys,
+    facts: &mut Facts,
 ) -> Result<Reached, SysError> {
     let deadline = Instant::now() + Duration::from_secs(timeout.into());
     let mut delay = 1;
     loop {
         let mut last = None;
-        for &addr in &target.servers {
-            match reach_one(source, &target.export, addr, sys) {
+        for host in &target.servers {
+            // A name that does not resolve is that server failing: the next
+            // one may be an address, or resolve.
+            let tried = address(plan, host, sys, facts)
+                .and_then(|a| reach_one(source, &target.export, a, sys));
+            match tried {
                 Ok(r) => return Ok(r),
                 Err(e) => {
                     log::warn!("{e}");
@@ -435,7 +496,7 @@ fn reach_one(
     let name = export.display_with(&Host::Addr(addr).to_string());
     let reached = |client, mounted_on| Reached {
         name: name.clone(),
-        addr: Some(addr),
+        server: Some(Host::Addr(addr)),
         export: export.clone(),
         client,
         mounted_on,

@@ -184,6 +184,10 @@ fn span_of(root: &Spanned<DeValue<'_>>, path: &[Seg]) -> Range<usize> {
             (Seg::Key(k), DeValue::Table(t)) => {
                 t.iter().find(|(key, _)| key.get_ref() == k).map(|(_, v)| v)
             }
+            (Seg::Name(k), DeValue::Table(t)) => t
+                .iter()
+                .find(|(key, _)| key.get_ref() == k.as_str())
+                .map(|(_, v)| v),
             (Seg::Index(i), DeValue::Array(a)) => a.get(*i),
             _ => None,
         };

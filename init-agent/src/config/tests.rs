@@ -253,3 +253,26 @@ fn litefile_parent_child_rules_are_checked_at_the_child_row() {
         "{e:?}"
     );
 }
+
+#[test]
+fn hosts_and_resolver_settings_are_checked_where_they_are_written() {
+    let text = r#"[net]
+dns = ["10.0.0.53"]
+search = ["cluster", "bad domain"]
+dns_timeout = 0
+
+[hosts]
+"master.cluster" = "10.0.0.1"
+"10.0.0.2" = "10.0.0.2"
+"-bad" = "10.0.0.3"
+"#;
+    let mut e = errors(text);
+    e.sort();
+    let lines: Vec<&str> = e.iter().map(|s| s.split(':').next().unwrap()).collect();
+    assert_eq!(lines, ["3", "4", "8", "9"], "{e:#?}");
+    assert!(e[2].contains("is an address, not a name"), "{}", e[2]);
+    assert!(e[3].contains("`-bad` is not a host name"), "{}", e[3]);
+    // An address that is not one is a type error, at its line.
+    let e = errors("[hosts]\nmaster = \"10.0.0.300\"\n");
+    assert!(e[0].starts_with("2:"), "{e:?}");
+}

@@ -6,22 +6,15 @@ use std::fmt::Display;
 use super::{Config, FsType, Size, LITEFILE_OPTIONS};
 use crate::cmdline::{parse_abs_path, parse_name};
 use crate::modes::statelite::plan::Reason;
-use crate::source::spec::{self, NfsExport, SpecError};
-
-/// A location the agent mounts itself: parsed by the one parser, and its
-/// server an address (the words the boot would fail with).
-fn mountable(e: &NfsExport) -> Result<(), SpecError> {
-    match &e.server {
-        Some(h) => h.addr().map(drop),
-        None => Ok(()),
-    }
-}
+use crate::source::spec;
 
 /// One step into the document: a table key or an array index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seg {
     Key(&'static str),
     Index(usize),
+    /// A key the admin chose (a `[hosts]` name).
+    Name(String),
 }
 
 /// A semantic problem at a place in the document.
@@ -83,12 +76,30 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     if c.net.dhcp_retries == 0 {
         ck.fail(&[K("net"), K("dhcp_retries")], "must be at least 1".into());
     }
+    if c.net.dns_timeout == 0 {
+        ck.fail(
+            &[K("net"), K("dns_timeout")],
+            "must be at least 1 second".into(),
+        );
+    }
+    if c.net.dns_attempts == 0 {
+        ck.fail(&[K("net"), K("dns_attempts")], "must be at least 1".into());
+    }
+    for (i, d) in c.net.search.iter().enumerate() {
+        ck.check(&[K("net"), K("search"), I(i)], spec::parse_hostname(d));
+    }
+    // Host names, not addresses: an address needs no entry.
+    for name in c.hosts.keys() {
+        let at = [K("hosts"), Seg::Name(name.clone())];
+        if name.parse::<std::net::IpAddr>().is_ok() {
+            ck.fail(&at, format!("`{name}` is an address, not a name"));
+        } else {
+            ck.check(&at, spec::parse_hostname(name));
+        }
+    }
 
     for (i, s) in c.source.servers.iter().enumerate() {
-        ck.check(
-            &[K("source"), K("servers"), I(i)],
-            spec::parse_host(s).and_then(|h| h.addr()),
-        );
+        ck.check(&[K("source"), K("servers"), I(i)], spec::parse_host(s));
     }
     if let Some(p) = &c.source.path {
         ck.check(&[K("source"), K("path")], parse_abs_path(p));
@@ -277,7 +288,7 @@ fn check_litefile_tree(ck: &mut Checker, s: &super::Statelite) {
 /// A STATEMNT value: a mountable location; the key left out means no store.
 fn check_statemnt(ck: &mut Checker, path: &[Seg], v: &str) {
     match spec::parse_store(v) {
-        Ok(Some(e)) => ck.check(path, mountable(&e)),
+        Ok(Some(_)) => {}
         Ok(None) => ck.fail(
             path,
             "empty; leave the key out for no persistent store".into(),
@@ -334,8 +345,7 @@ fn check_statelite(ck: &mut Checker, c: &Config) {
             ck.fail(&at("directory"), "empty directory".into());
         } else if !row.directory.contains('$') {
             // With variables it is checked per node, once they are known.
-            let d = spec::parse_location(&row.directory).and_then(|e| mountable(&e));
-            ck.check(&at("directory"), d);
+            ck.check(&at("directory"), spec::parse_location(&row.directory));
         }
         if !row.priority.is_finite() {
             ck.fail(&at("priority"), "not a number".into());

@@ -14,6 +14,8 @@ pub struct Lease {
     pub prefix: u8,
     pub router: Option<Ipv4Addr>,
     pub dns: Vec<Ipv4Addr>,
+    /// Search domains: option 119, else option 15's domain.
+    pub search: Vec<String>,
     pub hostname: Option<String>,
     /// Option 17: where the root lives when the command line does not say.
     pub root_path: Option<String>,
@@ -29,6 +31,8 @@ impl Lease {
             next_server: self.next_server,
             server_id: self.server_id,
             hostname: self.hostname.clone(),
+            dns: self.dns.clone(),
+            search: self.search.clone(),
         }
     }
 }
@@ -59,6 +63,8 @@ fn base(xid: u32, mac: &[u8; 6], kind: MessageType) -> Message {
         OptionCode::SubnetMask,
         OptionCode::Router,
         OptionCode::DomainNameServer,
+        OptionCode::DomainName,
+        OptionCode::DomainSearch,
         OptionCode::Hostname,
         OptionCode::RootPath,
     ]));
@@ -112,6 +118,20 @@ pub fn parse(bytes: &[u8], xid: u32, kind: MessageType) -> Option<Result<Lease, 
         Some(DhcpOption::DomainNameServer(d)) => d.clone(),
         _ => Vec::new(),
     };
+    let search = match (
+        o.get(OptionCode::DomainSearch),
+        o.get(OptionCode::DomainName),
+    ) {
+        (Some(DhcpOption::DomainSearch(names)), _) => names
+            .iter()
+            .map(|n| n.to_ascii().trim_end_matches('.').to_string())
+            .filter(|n| !n.is_empty())
+            .collect(),
+        (_, Some(DhcpOption::DomainName(d))) if !d.trim().is_empty() => {
+            vec![d.trim().trim_end_matches('.').to_string()]
+        }
+        _ => Vec::new(),
+    };
     let hostname = match o.get(OptionCode::Hostname) {
         Some(DhcpOption::Hostname(h)) => Some(h.clone()),
         _ => None,
@@ -130,6 +150,7 @@ pub fn parse(bytes: &[u8], xid: u32, kind: MessageType) -> Option<Result<Lease, 
         prefix,
         router,
         dns,
+        search,
         hostname,
         root_path,
         next_server: (!next.is_unspecified()).then_some(next),
@@ -235,6 +256,7 @@ mod tests {
         o.insert(DhcpOption::DomainNameServer(vec![Ipv4Addr::new(
             10, 0, 2, 3,
         )]));
+        o.insert(DhcpOption::DomainName("cluster.".into()));
         o.insert(DhcpOption::Hostname("cn01".into()));
         o.insert(DhcpOption::RootPath("10.0.2.2:/export".into()));
         o.insert(DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 0, 2, 2)));
@@ -264,6 +286,7 @@ mod tests {
                 prefix: 24,
                 router: Some(Ipv4Addr::new(10, 0, 2, 2)),
                 dns: vec![Ipv4Addr::new(10, 0, 2, 3)],
+                search: vec!["cluster".into()],
                 hostname: Some("cn01".into()),
                 root_path: Some("10.0.2.2:/export".into()),
                 next_server: Some(Ipv4Addr::new(10, 0, 2, 2)),
@@ -275,6 +298,19 @@ mod tests {
             req.opts().get(OptionCode::RequestedIpAddress),
             Some(&DhcpOption::RequestedIpAddress(lease.address))
         );
+    }
+
+    #[test]
+    fn the_domain_search_option_wins_over_the_domain_name() {
+        let mut m = Message::from_bytes(&reply(7, MessageType::Ack)).unwrap();
+        let names = ["lab.example.", "cluster."]
+            .map(|n| hickory_proto::rr::Name::from_ascii(n).unwrap())
+            .to_vec();
+        m.opts_mut().insert(DhcpOption::DomainSearch(names));
+        let lease = parse(&m.to_vec().unwrap(), 7, MessageType::Ack)
+            .unwrap()
+            .unwrap();
+        assert_eq!(lease.search, ["lab.example", "cluster"]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! brought up, configured by DHCP or the static `ip=`, by netlink.
 
 pub mod dhcp;
+pub mod dns;
 pub mod netlink;
 
 use std::fmt;

@@ -4,7 +4,7 @@
 //! unit-tested by the calls it makes, without root. Each call below is
 //! tested for real as root and in QEMU.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use crate::config::{self, Disk};
 use crate::hooks::Phase;
 use crate::modes::disk::Found;
 use crate::modes::statelite::plan::{Action, Inputs};
+use crate::net::dns::Ask;
 use crate::source::mount::NfsMount;
 use crate::source::nfs::Endpoint;
 use crate::sync::{Options, Report, SyncSource};
@@ -29,6 +30,8 @@ pub enum SysError {
     },
     #[error(transparent)]
     Net(#[from] crate::net::NetError),
+    #[error(transparent)]
+    Dns(#[from] crate::net::dns::DnsError),
     #[error(transparent)]
     Disk(#[from] crate::modes::disk::DiskError),
     #[error(transparent)]
@@ -69,6 +72,8 @@ pub trait Sys {
     fn bring_up(&mut self, net: &NetPlan, c: &config::Net) -> Result<DhcpAnswer, SysError>;
     /// What the host initramfs's DHCP said (klibc ipconfig's files).
     fn host_network(&mut self) -> DhcpAnswer;
+    /// A host name's IPv4 address from DNS.
+    fn resolve(&mut self, name: &str, ask: &Ask) -> Result<Ipv4Addr, SysError>;
     fn mkdir_p(&mut self, dir: &str) -> Result<(), SysError>;
     fn mount_nfs(&mut self, m: &NfsMount, at: &str) -> Result<(), SysError>;
     /// One attempt at the userspace client's MOUNT of `at`.
@@ -149,6 +154,10 @@ impl Sys for Real {
 
     fn host_network(&mut self) -> DhcpAnswer {
         crate::boot::hosted::host_dhcp()
+    }
+
+    fn resolve(&mut self, name: &str, ask: &Ask) -> Result<Ipv4Addr, SysError> {
+        Ok(crate::net::dns::resolve(name, ask)?)
     }
 
     fn mkdir_p(&mut self, dir: &str) -> Result<(), SysError> {

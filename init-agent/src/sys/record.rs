@@ -3,7 +3,7 @@
 //! lease, what the host mounted) given by the caller: the executor's unit
 //! tests, and `explain --dhcp`'s dry run of the boot.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use super::machine::{PreparedDisk, Sys, SysError};
@@ -12,6 +12,11 @@ use crate::config::{self, Disk};
 use crate::hooks::Phase;
 use crate::modes::disk::Found;
 use crate::modes::statelite::plan::{Action, Inputs, Mountable};
+use crate::net::dns::Ask;
+
+/// What every DNS lookup answers in a dry run (TEST-NET-1, RFC 5737): the
+/// name is what the boot would ask for, the address a stand-in.
+pub const RESOLVED: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 use crate::source::mount::NfsMount;
 use crate::source::nfs::Endpoint;
 use crate::sync::{Options, Report, SyncSource};
@@ -23,6 +28,11 @@ pub enum Call {
     LoadModules(Vec<String>),
     BringUp(Option<String>),
     HostNetwork,
+    /// A DNS lookup, with the servers it would ask.
+    Resolve {
+        name: String,
+        servers: Vec<Ipv4Addr>,
+    },
     Mkdir(String),
     MountNfs {
         mount: NfsMount,
@@ -102,6 +112,13 @@ impl Sys for Recording {
     fn host_network(&mut self) -> DhcpAnswer {
         self.calls.push(Call::HostNetwork);
         self.dhcp.clone()
+    }
+    fn resolve(&mut self, name: &str, ask: &Ask) -> Result<Ipv4Addr, SysError> {
+        self.calls.push(Call::Resolve {
+            name: name.into(),
+            servers: ask.servers.clone(),
+        });
+        Ok(RESOLVED)
     }
     fn mkdir_p(&mut self, dir: &str) -> Result<(), SysError> {
         self.calls.push(Call::Mkdir(dir.into()));

@@ -72,6 +72,8 @@ pub struct BootPlan {
     /// initramfs's root mount point under dracut or initramfs-tools.
     pub root: String,
     pub net: NetPlan,
+    /// How host names become addresses: `[hosts]`, then DNS.
+    pub names: NamePlan,
     pub source: SourcePlan,
     /// Persistent store for statelite/overlay; no server means the standard root's.
     pub statemnt: Option<NfsExport>,
@@ -182,7 +184,22 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
         .or_else(|| entry.and_then(|n| n.image.clone()))
         .or_else(|| c.statelite.image.clone());
 
-    let statemnt = statemnt_plan(p, c, entry, node.as_deref(), image.as_deref(), &mut errors);
+    let statemnt = statemnt_plan(p, c, entry, node.as_deref(), image.as_deref());
+    // Every server the agent mounts gets an address at boot, or the plan
+    // says why not; dracut resolves and mounts the standard root itself.
+    let names = NamePlan::new(c, &net, t.packaging);
+    let agent_mounts_root = t.packaging != Packaging::Dracut;
+    let root_servers = source.servers.iter().filter(|_| agent_mounts_root);
+    for (what, s) in root_servers.map(|s| ("standard root", s)).chain(
+        statemnt
+            .iter()
+            .filter_map(|e| e.server.as_ref())
+            .map(|s| ("STATEMNT", s)),
+    ) {
+        if let Err(e) = names.check(s) {
+            errors.push(format!("{what}: {e}"));
+        }
+    }
     let wants_store = matches!(mode, Mode::Statelite | Mode::Overlay);
     if wants_store
         && node.is_none()
@@ -252,6 +269,7 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
         mode,
         root,
         net,
+        names,
         source,
         statemnt,
         node,
@@ -316,12 +334,14 @@ fn net_plan(p: &BootParams, entry: Option<&Node>, errors: &mut Vec<String>) -> N
 }
 
 mod disks;
+mod names;
 mod order;
 mod source;
 mod step;
 
 use disks::sync_disks;
 pub use disks::{SYNC_EXCLUDE, SYNC_PROTECT};
+pub use names::{How, NamePlan, Named, Unresolvable};
 pub use source::{resolve_source, DhcpAnswer, SourceError, SourcePlan, SourceTarget};
 use source::{source_plan, statemnt_plan};
 pub use step::{servers_text, Step};

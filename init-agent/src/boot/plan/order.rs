@@ -2,11 +2,37 @@
 //! agent is PID 1, or runs inside dracut or initramfs-tools.
 
 use super::disks::{SYNC_EXCLUDE, SYNC_PROTECT};
-use super::{BootPlan, Packaging, Step, OVERLAY_SCRATCH};
+use super::{BootPlan, Named, Packaging, Step, OVERLAY_SCRATCH};
 use crate::cmdline::{BreakStage, Mode, NfsClient};
 use crate::config::{Config, LiteTree};
 use crate::hooks::Phase;
 use crate::modes::statelite::plan::Kind;
+use crate::source::spec::Host;
+
+/// The host names the agent itself connects to, known from the plan, each
+/// with how it will be resolved (names nothing can resolve are the plan's
+/// errors already). Names only DHCP's root-path gives are resolved when
+/// they come, by the same executor function.
+fn named(plan: &BootPlan) -> Vec<Named> {
+    let root = plan
+        .source
+        .servers
+        .iter()
+        .filter(|_| plan.packaging != Packaging::Dracut);
+    let store = plan.statemnt.iter().filter_map(|e| e.server.as_ref());
+    let mut out: Vec<Named> = Vec::new();
+    for host in root.chain(store) {
+        if let Host::Name(name) = host {
+            if let (Ok(how), false) = (plan.names.how(name), out.iter().any(|n| &n.name == name)) {
+                out.push(Named {
+                    name: name.clone(),
+                    how,
+                });
+            }
+        }
+    }
+    out
+}
 
 /// The boot's steps and the `local` fallback's, from the plan's values;
 /// with the table errors found on the way.
@@ -62,6 +88,10 @@ pub(super) fn steps(
         });
     } else {
         steps.push(Step::HostNetwork);
+    }
+    let names = named(plan);
+    if !names.is_empty() {
+        steps.push(Step::Resolve { names });
     }
     brk(&mut steps, BreakStage::PreMount);
     steps.push(match (plan.packaging, plan.source.client) {

@@ -2,7 +2,7 @@
 //! answer makes of them: [`resolve_source`] is what the boot runs with the
 //! lease and `explain --dhcp` with the answer it is given.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
@@ -19,6 +19,10 @@ pub struct DhcpAnswer {
     pub next_server: Option<Ipv4Addr>,
     pub server_id: Option<Ipv4Addr>,
     pub hostname: Option<String>,
+    /// Option 6: DNS servers.
+    pub dns: Vec<Ipv4Addr>,
+    /// Options 119 / 15: search domains.
+    pub search: Vec<String>,
 }
 
 /// The NFS standard root.
@@ -46,7 +50,8 @@ pub struct SourcePlan {
 /// order, and the export (its server left to the one that answers).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SourceTarget {
-    pub servers: Vec<IpAddr>,
+    /// Names are resolved as each is tried.
+    pub servers: Vec<Host>,
     pub export: NfsExport,
 }
 
@@ -58,8 +63,6 @@ pub enum SourceError {
     NoPath,
     #[error("no NFS server: neither root=, DHCP root-path nor DHCP next-server names one")]
     NoServer,
-    #[error(transparent)]
-    Server(SpecError),
 }
 
 /// The standard root the boot will reach, given what DHCP said. The boot
@@ -88,11 +91,7 @@ pub fn resolve_source(
                 .or(dhcp.server_id.map(|a| Host::Addr(a.into()))),
         );
     }
-    let servers = hosts
-        .iter()
-        .map(Host::addr)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(SourceError::Server)?;
+    let servers = hosts;
     if servers.is_empty() {
         return Err(SourceError::NoServer);
     }
@@ -192,14 +191,6 @@ pub(super) fn source_plan(
             servers.push(s);
         }
     }
-    // dracut resolves the names it mounts; where the agent mounts, it cannot yet.
-    if t.packaging != Packaging::Dracut {
-        for s in &servers {
-            if let Err(e) = s.addr() {
-                errors.push(format!("standard root: {e}"));
-            }
-        }
-    }
     // dracut: `%s` in the path is the host name.
     let path = export.as_ref().map(|s| match hostname {
         Some(h) => s.path.replace("%s", h),
@@ -282,7 +273,6 @@ pub(super) fn statemnt_plan(
     entry: Option<&Node>,
     node: Option<&str>,
     image: Option<&str>,
-    errors: &mut Vec<String>,
 ) -> Option<NfsExport> {
     let groups: &[String] = entry.map_or(&[], |n| &n.groups);
     // xCAT statelite table: a row for the node itself beats a row for its group.
@@ -309,8 +299,5 @@ pub(super) fn statemnt_plan(
         .or(row_opts)
         .unwrap_or_else(|| c.statelite.mntopts.clone());
     location.options = merge_options(&location.options, &options);
-    if let Some(Err(e)) = location.server.as_ref().map(Host::addr) {
-        errors.push(format!("STATEMNT: {e}"));
-    }
     Some(location)
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::disks::root_partition_name;
-use super::{NetPlan, SourcePlan};
+use super::{Named, NetPlan, SourcePlan};
 use crate::cmdline::BreakStage;
 use crate::config::{self, Disk, LiteTree};
 use crate::hooks::Phase;
@@ -35,6 +35,10 @@ pub enum Step {
     },
     /// dracut / initramfs-tools brought the network up: read what DHCP said.
     HostNetwork,
+    /// Give the servers named by host name their addresses: `[hosts]`, then DNS.
+    Resolve {
+        names: Vec<Named>,
+    },
     /// Mount the standard root with the kernel client, servers in order.
     MountSource {
         source: SourcePlan,
@@ -124,6 +128,7 @@ impl Step {
             Step::Break { .. } => "break",
             Step::LoadModules { .. } => "modules",
             Step::Network { .. } | Step::HostNetwork => "network",
+            Step::Resolve { .. } => "names",
             Step::MountSource { .. } | Step::ConnectSource { .. } | Step::AdoptSource { .. } => {
                 "nfs"
             }
@@ -181,7 +186,16 @@ impl fmt::Display for Step {
             ),
             Step::HostNetwork => write!(
                 f,
-                "read the network the host initramfs configured (DHCP root-path, host name)"
+                "read the network the host initramfs configured (DHCP root-path, host name, DNS)"
+            ),
+            Step::Resolve { names } => write!(
+                f,
+                "resolve host names: {}",
+                names
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ),
             Step::MountSource { source, .. } => write!(
                 f,

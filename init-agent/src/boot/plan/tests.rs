@@ -205,10 +205,13 @@ fn errors_name_bad_tokens_and_fail_the_plan() {
     for (line, needle) in [
         ("root=/dev/sda1", "not an NFS root"),
         ("root=/dev/nfs ip=off", "no standard root"),
-        ("root=nfs:master.cluster:/r", "is a host name"),
         (
-            "root=nfs:10.0.0.9:/r STATEMNT=cnfs:/gpfs/state NODE=cn01",
-            "is a host name",
+            "root=nfs:master.cluster:/r ip=10.0.0.5::10.0.0.1:24:cn05:eth0:off",
+            "is a host name with no way to resolve it",
+        ),
+        (
+            "root=nfs:10.0.0.9:/r STATEMNT=cnfs:/gpfs/state NODE=cn01 ip=10.0.0.5:::24::eth0:off",
+            "is a host name with no way to resolve it",
         ),
         ("ip=off root=nfs:10.0.0.9:/r", "needs a network"),
         ("initagent.mode=sync root=nfs:10.0.0.9:/r", "needs a disk"),

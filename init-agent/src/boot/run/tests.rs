@@ -30,7 +30,42 @@ directory = "10.0.0.9:/trees/$node"
 mac = ["52:54:00:12:34:56"]
 name = "cn042"
 nodeid = "42"
+[hosts]
+cnfs = "10.0.0.8"
 "#;
+
+/// A server's address as the executor must find it: given, from `[hosts]`
+/// (no call), else one DNS lookup per name, asking the plan's resolvers
+/// then the network's.
+fn addr_of(
+    host: &Host,
+    plan: &BootPlan,
+    env: &Recording,
+    known: &mut std::collections::BTreeSet<String>,
+    calls: &mut Vec<Call>,
+) -> IpAddr {
+    let name = match host {
+        Host::Addr(a) => return *a,
+        Host::Name(n) => n,
+    };
+    if let Some(a) = plan.names.hosts.get(name) {
+        return (*a).into();
+    }
+    if known.insert(name.clone()) {
+        let mut servers = plan.names.servers.clone();
+        servers.extend(
+            env.dhcp
+                .dns
+                .iter()
+                .filter(|a| !plan.names.servers.contains(a)),
+        );
+        calls.push(Call::Resolve {
+            name: name.clone(),
+            servers,
+        });
+    }
+    crate::sys::record::RESOLVED.into()
+}
 
 /// What the calls of `steps` must be, from the steps' values alone.
 fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
@@ -39,7 +74,8 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
     // The standard root as the oracle knows it: (mounted on, nfs endpoint).
     let mut mounted: Option<String> = None;
     let mut endpoint: Option<String> = None;
-    let mut root_addr = None;
+    let mut root_server: Option<Host> = None;
+    let mut known = std::collections::BTreeSet::new();
     for s in steps {
         match s {
             Step::Early => calls.push(Call::MountPseudo),
@@ -47,14 +83,26 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
             Step::LoadModules { modules, .. } => calls.push(Call::LoadModules(modules.clone())),
             Step::Network { net, .. } => calls.push(Call::BringUp(net.mac.map(|m| m.to_string()))),
             Step::HostNetwork => calls.push(Call::HostNetwork),
+            Step::Resolve { names } => {
+                for n in names {
+                    addr_of(
+                        &Host::Name(n.name.clone()),
+                        plan,
+                        env,
+                        &mut known,
+                        &mut calls,
+                    );
+                }
+            }
             Step::MountSource { source, .. } => {
                 let Ok(t) = plan::resolve_source(source, &env.dhcp, hostname.as_deref()) else {
                     continue;
                 };
-                root_addr = Some(t.servers[0]);
+                let a = addr_of(&t.servers[0], plan, env, &mut known, &mut calls);
+                root_server = Some(Host::Addr(a));
                 calls.push(Call::Mkdir(source.mountpoint.clone()));
                 calls.push(Call::MountNfs {
-                    mount: nfs_mount(&t.export, t.servers[0]),
+                    mount: nfs_mount(&t.export, a),
                     at: source.mountpoint.clone(),
                 });
                 mounted = Some(source.mountpoint.clone());
@@ -63,8 +111,9 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
                 let Ok(t) = plan::resolve_source(source, &env.dhcp, hostname.as_deref()) else {
                     continue;
                 };
-                root_addr = Some(t.servers[0]);
-                let e = Endpoint::new(&t.export, t.servers[0]).to_string();
+                let a = addr_of(&t.servers[0], plan, env, &mut known, &mut calls);
+                root_server = Some(Host::Addr(a));
+                let e = Endpoint::new(&t.export, a).to_string();
                 calls.push(Call::ProbeNfs(e.clone()));
                 endpoint = Some(e);
             }
@@ -75,12 +124,11 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
             } => {
                 calls.push(Call::MountedOn(root.clone()));
                 mounted = Some(root.clone());
-                root_addr = env
+                root_server = env
                     .host_mount
                     .as_ref()
                     .and_then(|m| spec::parse_location(&m.0).ok())
-                    .and_then(|e| e.server)
-                    .and_then(|h| h.addr().ok());
+                    .and_then(|e| e.server);
                 if let Some(a) = aside {
                     calls.push(Call::MoveMount {
                         from: root.clone(),
@@ -133,15 +181,18 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
                 entries,
                 store,
                 ..
-            } => calls.push(Call::Statelite {
-                root: root.clone(),
-                node: node
-                    .clone()
-                    .or(env.dhcp.hostname.clone())
-                    .unwrap_or_default(),
-                entries: entries.len(),
-                store: store_text(store, root_addr),
-            }),
+            } => {
+                let store = store_text(store, &root_server, plan, env, &mut known, &mut calls);
+                calls.push(Call::Statelite {
+                    root: root.clone(),
+                    node: node
+                        .clone()
+                        .or(env.dhcp.hostname.clone())
+                        .unwrap_or_default(),
+                    entries: entries.len(),
+                    store,
+                })
+            }
             Step::Overlay {
                 lower,
                 root,
@@ -155,6 +206,7 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
                     root: root.clone(),
                 });
                 if !entries.is_empty() || store.is_some() {
+                    let store = store_text(store, &root_server, plan, env, &mut known, &mut calls);
                     calls.push(Call::Statelite {
                         root: root.clone(),
                         node: node
@@ -162,7 +214,7 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
                             .or(env.dhcp.hostname.clone())
                             .unwrap_or_default(),
                         entries: entries.len(),
-                        store: store_text(store, root_addr),
+                        store,
                     });
                 }
             }
@@ -183,14 +235,18 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
     calls
 }
 
-fn store_text(store: &Option<NfsExport>, root: Option<IpAddr>) -> Option<String> {
-    store.as_ref().map(|e| {
-        let server = e.server.as_ref().map_or_else(
-            || root.map(|a| Host::Addr(a).to_string()).unwrap_or_default(),
-            ToString::to_string,
-        );
-        format!("{server}:{}", e.path)
-    })
+fn store_text(
+    store: &Option<NfsExport>,
+    root: &Option<Host>,
+    plan: &BootPlan,
+    env: &Recording,
+    known: &mut std::collections::BTreeSet<String>,
+    calls: &mut Vec<Call>,
+) -> Option<String> {
+    let e = store.as_ref()?;
+    let server = e.server.as_ref().or(root.as_ref())?;
+    let a = addr_of(server, plan, env, known, calls);
+    Some(format!("{}:{}", Host::Addr(a), e.path))
 }
 
 /// One case through the whole pipeline; `None` when `explain` refuses it.
@@ -264,6 +320,8 @@ fn dhcp(root_path: Option<&str>, hostname: Option<&str>) -> Recording {
             next_server: Some("10.0.0.254".parse().unwrap()),
             server_id: Some("10.0.0.253".parse().unwrap()),
             hostname: hostname.map(String::from),
+            dns: vec!["10.0.0.53".parse().unwrap()],
+            search: vec!["cluster".into()],
         },
         host_mount: Some(("10.0.0.1:/srv/root".into(), true)),
         ..Recording::default()
@@ -287,9 +345,14 @@ const CMDLINES: &[&str] = &[
     "root=/dev/nfs initagent.mode=nfsroot",
     "root=/dev/nfs nfsroot=10.0.0.1:/srv/root,vers=3 ip=10.0.0.5:10.0.0.1:10.0.0.254:255.255.255.0:cn05:eth0:off",
     "initagent.mode=statelite",
-    // Refused by explain: host names where the agent mounts, bad tables.
+    // Host names: by DNS via DHCP, nameserver=, ip='s dns0, or [hosts].
     "root=nfs:master.cluster:/srv/root initagent.mode=sync initagent.disk=/dev/vda",
     "NFSROOT=172.16.2.2:/install STATEMNT=cnfs:/gpfs/state NODE=cn001",
+    "root=nfs:master:/srv/root STATEMNT=state.cluster:/gpfs/state MNTOPTS=vers=3 NODE=cn001 initagent.mode=statelite",
+    "root=nfs:master.cluster:/srv/root ip=10.0.0.5::10.0.0.254:255.255.255.0:cn05:eth0:off:10.0.0.53 initagent.mode=nfsroot",
+    "root=nfs:cnfs:/srv/root ip=10.0.0.5::10.0.0.254:255.255.255.0:cn05:eth0:off initagent.mode=overlay STATEMNT=/state",
+    // Refused by explain: a name nothing can resolve, bad tables.
+    "root=nfs:master.cluster:/srv/root ip=10.0.0.5::10.0.0.254:255.255.255.0:cn05:eth0:off",
 ];
 
 const ROOT_PATHS: &[Option<&str>] = &[
@@ -331,32 +394,82 @@ fn every_step_runs_with_the_plan_values_and_nothing_explain_passed_fails() {
 }
 
 #[test]
-fn host_names_are_refused_by_explain_in_the_boot_s_words() {
-    for cmdline in [
-        "root=nfs:master.cluster:/srv/root initagent.mode=sync initagent.disk=/dev/vda",
-        "NFSROOT=172.16.2.2:/x STATEMNT=cnfs:/gpfs/state NODE=cn001",
-    ] {
-        let p = plan::boot(
+fn a_host_name_is_planned_only_where_something_can_resolve_it() {
+    let plan_for = |cmdline: &str, config: &str, packaging| {
+        plan::boot(
             &crate::cmdline::parse(cmdline),
-            &config::Config::default(),
-            Target::default(),
-        );
+            &toml::from_str(config).unwrap(),
+            Target {
+                packaging,
+                root: "/sysroot",
+            },
+        )
+    };
+    let fixed = "ip=10.0.0.5::10.0.0.254:255.255.255.0:cn05:eth0:off";
+    let unresolvable = [
+        format!("root=nfs:master.cluster:/srv/root {fixed}"),
+        format!("root=nfs:10.0.0.1:/srv/root STATEMNT=state:/gpfs NODE=cn001 {fixed}"),
+    ];
+    for cmdline in &unresolvable {
+        let p = plan_for(cmdline, "", Packaging::Standalone);
         assert!(
-            p.errors.iter().any(|e| e.contains("host name")),
+            p.errors
+                .iter()
+                .any(|e| e.contains("is a host name with no way to resolve it")),
             "{cmdline}: {:?}",
             p.errors
         );
     }
-    // dracut resolves the root's name itself.
-    let p = plan::boot(
-        &crate::cmdline::parse("root=nfs:master.cluster:/srv/root"),
-        &config::Config::default(),
-        Target {
-            packaging: Packaging::Dracut,
-            root: "/sysroot",
-        },
+    let resolvable = [
+        (
+            "root=nfs:master.cluster:/srv/root".to_string(),
+            "",
+            "resolved at boot by DNS via DHCP",
+        ),
+        (
+            format!("root=nfs:master.cluster:/srv/root {fixed} nameserver=10.0.0.53"),
+            "",
+            "resolved at boot by DNS via 10.0.0.53",
+        ),
+        (
+            format!("root=nfs:master.cluster:/srv/root {fixed}:10.0.0.53"),
+            "",
+            "resolved at boot by DNS via 10.0.0.53",
+        ),
+        (
+            format!("root=nfs:master.cluster:/srv/root {fixed}"),
+            "[net]\ndns = [\"10.0.0.54\"]",
+            "resolved at boot by DNS via 10.0.0.54",
+        ),
+        (
+            format!("root=nfs:master.cluster:/srv/root {fixed}"),
+            "[hosts]\n\"master.cluster\" = \"10.0.0.1\"",
+            "10.0.0.1 from [hosts]",
+        ),
+        (
+            "root=nfs:master.cluster:/srv/root".to_string(),
+            "[net]\ndns = [\"10.0.0.54\"]",
+            "resolved at boot by DNS via 10.0.0.54, then DHCP",
+        ),
+    ];
+    for (cmdline, config, how) in &resolvable {
+        let p = plan_for(cmdline, config, Packaging::Standalone);
+        assert_eq!(p.errors, Vec::<String>::new(), "{cmdline}");
+        let resolve = p.steps.iter().find_map(|s| match s {
+            Step::Resolve { names } => Some(names.clone()),
+            _ => None,
+        });
+        let names = resolve.unwrap_or_else(|| panic!("{cmdline}: no resolve step"));
+        assert_eq!(names[0].to_string(), format!("master.cluster ({how})"));
+    }
+    // dracut resolves the root's name itself: no step of ours.
+    let p = plan_for(
+        &format!("root=nfs:master.cluster:/srv/root {fixed}"),
+        "",
+        Packaging::Dracut,
     );
     assert_eq!(p.errors, Vec::<String>::new());
+    assert!(!p.steps.iter().any(|s| matches!(s, Step::Resolve { .. })));
 }
 
 #[test]
@@ -389,6 +502,10 @@ fn token() -> impl Strategy<Value = String> {
         "NFSROOT=10.0.0.3:/install/img",
         "STATEMNT=10.0.0.4:/state",
         "STATEMNT=/state",
+        "STATEMNT=cnfs:/state",
+        "STATEMNT=state.cluster:/state",
+        "root=nfs:master.cluster:/srv/root",
+        "nameserver=10.0.0.53",
         "STATEMNT=",
         "MNTOPTS=vers=3",
         "NODE=cn07",
