@@ -67,6 +67,8 @@ rm -rf "$NFS_EXPORT"
 log "VM tests (QEMU/TCG + nfs-ganesha)"
 vmtests/overlay-symlink-rename.sh
 vmtests/pid1-outcome.sh
+# Servers by host name: DNS (dnsmasq) via DHCP and ip=, [hosts], an unknown name.
+vmtests/names.sh
 # Every mode through every packaging: the standalone image, dracut, initramfs-tools.
 for packaging in standalone dracut initramfs-tools; do
     log "sync mode, $packaging"

@@ -11,7 +11,7 @@ vm_install() {
     local need=()
     command -v qemu-system-x86_64 >/dev/null || need+=(qemu)
     # sfdisk and mke2fs go into the initramfs; losetup reads guest disks from outside.
-    for pair in ganesha.nfsd:nfs-ganesha busybox:busybox-static depmod:kmod cpio:cpio unshare:util-linux \
+    for pair in ganesha.nfsd:nfs-ganesha dnsmasq:dnsmasq-base busybox:busybox-static depmod:kmod cpio:cpio unshare:util-linux \
         sfdisk:fdisk mke2fs:e2fsprogs losetup:mount python3:python3 rsync:rsync; do
         command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
     done
@@ -27,7 +27,7 @@ vm_install() {
     apt-get update -qq
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
-    apt-get install -y -qq --no-install-recommends busybox-static cpio kmod nfs-ganesha nfs-ganesha-vfs util-linux \
+    apt-get install -y -qq --no-install-recommends busybox-static cpio dnsmasq-base kmod nfs-ganesha nfs-ganesha-vfs util-linux \
         fdisk e2fsprogs mount python3 rsync >/dev/null
 }
 
@@ -73,6 +73,10 @@ vm_modules() { # tree module...
 # nfs-ganesha exporting $1 as /export (v4; with VM_NFS_V3=1 also v3, by its
 # path, with rpcbind), and each PSEUDO=DIR of $VM_EXTRA_EXPORTS as PSEUDO;
 # the guest reaches it at 10.0.2.2.
+# With VM_DNS_RECORDS ("name=address …") a DNS server (dnsmasq) answers
+# those names in the same namespace, authoritative for VM_DNS_DOMAIN (no
+# such name there is NXDOMAIN); the guest reaches it through QEMU's DNS
+# proxy (10.0.2.3, what QEMU's DHCP names) or at 10.0.2.2:53.
 vm_with_nfs() { # export-dir command...
     local export=$1
     shift
@@ -82,8 +86,8 @@ vm_with_nfs() { # export-dir command...
     mkdir -p "$g/recov" "$g/log" "$g/run"
     # NFSv3 needs rpcbind (for MOUNT), which lives in /run: a private one.
     local protocols=4 unshare_args=(-n)
-    if [ -n "${VM_NFS_V3:-}" ]; then
-        protocols=3,4
+    [ -n "${VM_NFS_V3:-}" ] && protocols=3,4
+    if [ -n "${VM_NFS_V3:-}${VM_DNS_RECORDS:-}" ]; then
         unshare_args=(-n -m --propagation private)
     fi
     cat >"$g/ganesha.conf" <<CONF
@@ -104,11 +108,24 @@ CONF
     export -f vm_qemu
     export VMLINUZ
     local rc=0
-    VM_NFS_V3="${VM_NFS_V3:-}" unshare "${unshare_args[@]}" bash -c '
+    VM_NFS_V3="${VM_NFS_V3:-}" VM_DNS_RECORDS="${VM_DNS_RECORDS:-}" VM_DNS_DOMAIN="${VM_DNS_DOMAIN:-cluster}" \
+        unshare "${unshare_args[@]}" bash -c '
         set -euo pipefail
         ip link set lo up
         ip addr add 127.0.0.2/32 dev lo   # glibc AI_ADDRCONFIG needs a non-loopback-only v4 view
-        RPCB=
+        RPCB= DNS=
+        if [ -n "$VM_DNS_RECORDS" ]; then
+            # QEMU forwards DNS from the guest to the resolv.conf it sees: this one.
+            echo "nameserver 127.0.0.1" >"$1/resolv.conf"
+            mount --bind "$1/resolv.conf" /etc/resolv.conf
+            records=()
+            for r in $VM_DNS_RECORDS; do records+=("--host-record=${r%%=*},${r#*=}"); done
+            dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces --listen-address=127.0.0.1 \
+                --local="/$VM_DNS_DOMAIN/" "${records[@]}" --log-queries --log-facility="$1/log/dnsmasq.log" \
+                --pid-file= --user=root &
+            DNS=$!
+            for _ in $(seq 50); do ss -lun | grep -q "127.0.0.1:53 " && break; sleep 0.1; done
+        fi
         if [ -n "${VM_NFS_V3:-}" ]; then
             mount -t tmpfs tmpfs /run
             rpcbind -f &
@@ -118,13 +135,14 @@ CONF
         ganesha.nfsd -F -f "$1/ganesha.conf" -L "$1/log/ganesha.log" -p "$1/run/ganesha.pid" -N NIV_EVENT 2>>"$1/log/stderr" &
         GAN=$!
         # ganesha before rpcbind: the other way round its unregister stalls.
-        trap "kill $GAN 2>/dev/null; wait $GAN 2>/dev/null || true; [ -z \"$RPCB\" ] || kill $RPCB 2>/dev/null || true" EXIT
+        trap "kill $GAN 2>/dev/null; wait $GAN 2>/dev/null || true; [ -z \"$RPCB\" ] || kill $RPCB 2>/dev/null || true; [ -z \"$DNS\" ] || kill $DNS 2>/dev/null || true" EXIT
         for _ in $(seq 50); do ss -ltn | grep -q ":2049 " && break; sleep 0.1; done
         shift
         "$@"
     ' vm "$g" "$@" || rc=$?
     # The log stays for a look after a failure; the rest goes.
     mv "$g/log/ganesha.log" "$WORK/ganesha-last.log" 2>/dev/null || true
+    mv "$g/log/dnsmasq.log" "$WORK/dnsmasq-last.log" 2>/dev/null || true
     rm -rf "$g"
     return $rc
 }
@@ -135,7 +153,8 @@ CONF
 vm_qemu() { # initrd append [timeout [qemu-arg...]]
     local initrd=$1 append=$2 limit=${3:-120}
     shift $(($# < 3 ? $# : 3))
-    local net=(-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=)
+    # VM_NETDEV: more options of QEMU's user network (dnssearch=, domainname=).
+    local net=(-netdev "user,id=n0${VM_NETDEV:+,$VM_NETDEV}" -device virtio-net-pci,netdev=n0,romfile=)
     [ -z "${VM_NO_NET:-}" ] || net=(-nic none)
     timeout -k 5 "$limit" qemu-system-x86_64 -M pc -accel tcg,thread=multi -cpu max -smp 2 -m 768 \
         -nographic -no-reboot -kernel "$VMLINUZ" -initrd "$initrd" \
