@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Servers named by host name, booted in QEMU as PID 1 of the standalone
-# initramfs, statelite mode (the standard root and STATEMNT both named):
+# initramfs (and inside initramfs-tools and dracut), statelite mode (the
+# standard root and STATEMNT both named):
 #   dns:      a real DNS server (dnsmasq, in the test's network namespace),
 #             reached through what DHCP says (QEMU's DNS proxy, search
 #             domain by option 119); `master` is a single label;
@@ -75,16 +76,32 @@ expect 'init-agent: boot stopped: names: host name `nosuch.cluster` does not res
     "unknown: the name and the server asked were not named"
 expect "init-agent: rebooting in 1 s" "unknown: the configured outcome (reboot) was not taken"
 
+# Inside dracut and initramfs-tools the host initramfs's DHCP brought the
+# resolvers (klibc's IPV4DNS0, dracut's /etc/resolv.conf); the agent
+# resolves what it mounts (initramfs-tools: the root too; dracut mounts
+# root= itself, here by address).
+for packaging in initramfs-tools dracut; do
+    vm_initrd "$packaging" "$T/$packaging.img" "$T/dns.toml"
+    case $packaging in
+    initramfs-tools) args="boot=init-agent root=nfs:master.cluster:/export ip=dhcp" ;;
+    dracut) args="root=nfs4:10.0.2.2:/export ip=dhcp rd.neednet=1" ;;
+    esac
+    boot "$packaging" "$T/$packaging.img" "$args $SL"
+    [ "$packaging" = dracut ] || expect "master.cluster is 10.0.2.2 (DNS 10.0.2.3)" "$packaging: the root's name was not resolved"
+    expect "state.cluster is 10.0.2.2 (DNS 10.0.2.3)" "$packaging: the STATEMNT name was not resolved by the host's DNS server"
+    booted "$packaging"
+done
+
 unset VM_DNS_RECORDS
 boot hosts "$T/hosts.img" "root=nfs:master:/export $SL $STATIC"
 explain=$("$AGENT" explain --config "$T/hosts.toml" --cmdline "root=nfs:master:/export $SL $STATIC")
 grep -q "name:      master (10.0.2.2 from \[hosts\])" <<<"$explain" || fail "explain does not show the [hosts] address"
 expect "init-agent: master is 10.0.2.2 (\[hosts\])" "hosts: master was not taken from [hosts]"
 booted hosts
-expect "persistent: 2 earlier boots" "hosts: the persistent entry of the earlier boots is missing"
-[ "$(grep -c boot "$T/state/cn01/root/ia-boots")" = 3 ] || fail "the persistent file on the STATEMNT export does not hold three boots"
+expect "persistent: 4 earlier boots" "hosts: the persistent entry of the earlier boots is missing"
+[ "$(grep -c boot "$T/state/cn01/root/ia-boots")" = 5 ] || fail "the persistent file on the STATEMNT export does not hold five boots"
 "$AGENT" explain --config "$T/dns.toml" --cmdline "root=nfs:master:/export $SL $STATIC" >"$T/explain-none.txt" &&
     fail "explain accepted a name nothing can resolve"
 grep -q "server \`master\` is a host name with no way to resolve it" "$T/explain-none.txt" ||
     fail "explain did not say why master cannot be resolved"
-echo "names: DNS via DHCP (search domain), ip= dns0, [hosts] alone; an unknown name named with the server asked, then reboot"
+echo "names: DNS via DHCP (search domain), ip= dns0, inside initramfs-tools and dracut, [hosts] alone; an unknown name named with the server asked, then reboot"
