@@ -6,7 +6,6 @@ use super::{BootPlan, Packaging, Step, OVERLAY_SCRATCH};
 use crate::cmdline::{BreakStage, Mode, NfsClient};
 use crate::config::{Config, LiteTree};
 use crate::hooks::Phase;
-use crate::modes::statelite::plan::Kind;
 
 /// The boot's steps and the `local` fallback's, from the plan's values;
 /// with the table errors found on the way.
@@ -167,7 +166,7 @@ pub(super) fn steps(
                     node: plan.node.clone(),
                     entries: entries
                         .into_iter()
-                        .filter(|e| matches!(e.kind, Kind::Persistent | Kind::LinkPersistent))
+                        .filter(|e| e.kind.is_persistent())
                         .collect(),
                     store: plan.statemnt.clone(),
                 });

@@ -123,6 +123,7 @@ fn step(root: &Root, action: &Action) -> Result<(), StepError> {
             }
             crate::sync::copy_in_root(root, from, to)?;
         }
+        Action::Create { path, dir } => create(root, path, *dir)?,
         Action::Concat { from, to } => concat(root, from, to)?,
         Action::Symlink { path, target } => {
             let parent = path.rsplit_once('/').map_or("/", |(d, _)| d);
@@ -152,6 +153,27 @@ fn step(root: &Root, action: &Action) -> Result<(), StepError> {
         Action::PrepareLink { path } => prepare_link(root, path)?,
         Action::Warn(_) => {}
     }
+    Ok(())
+}
+
+/// An empty file or a directory at `path`, its parents made; whatever is
+/// already there (file, directory or link) is left alone.
+fn create(root: &Root, path: &str, dir: bool) -> io::Result<()> {
+    if root.kind(path, false).is_some() {
+        return Ok(());
+    }
+    if dir {
+        return root.mkdir_p(path);
+    }
+    let parent = path.rsplit_once('/').map_or("/", |(d, _)| d);
+    root.mkdir_p(parent)?;
+    let (dir, name) = root.parent(path)?;
+    rfs::openat(
+        &dir,
+        &name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )?;
     Ok(())
 }
 

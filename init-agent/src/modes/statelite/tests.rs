@@ -365,3 +365,80 @@ fn overlay_keeps_the_lower_root_untouched_and_binds_persistent_entries() {
     });
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn persistent_entries_found_nowhere_are_created_and_persistent_con_concatenates_once() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = scratch("persistent-con");
+    let (root, state) = (dir.join("root"), dir.join("state"));
+    image(&root);
+    fs::create_dir_all(&state).unwrap();
+    for (tree, hosts) in [("t1", "10.0.0.1 master\n"), ("t2", "10.0.0.2 login\n")] {
+        fs::create_dir_all(dir.join(tree).join("etc")).unwrap();
+        fs::write(dir.join(tree).join("etc/hosts"), hosts).unwrap();
+    }
+    let tree = |p: f64, d: &str| LiteTree {
+        priority: p,
+        image: "ALL".into(),
+        directory: dir.join(d).display().to_string(),
+        mntopts: None,
+    };
+    let t = tables(
+        vec![
+            lf("/etc/hosts", "persistent,con"),
+            lf("/etc/machine-info", "persistent"),
+            lf("/var/lib/site/", "persistent"),
+        ],
+        vec![tree(1.0, "t1"), tree(2.0, "t2")],
+    );
+    let (r1, s1, t1) = (root.clone(), state.clone(), t.clone());
+    isolated(move || {
+        apply_to(&r1, &request(&t1, &s1)).unwrap();
+        // First boot: the trees' copies concatenated into the store, bound.
+        assert_eq!(
+            fs::read_to_string(r1.join("etc/hosts")).unwrap(),
+            "10.0.0.1 master\n10.0.0.2 login\n"
+        );
+        fs::write(r1.join("etc/hosts"), "node's own hosts\n").unwrap();
+        // Found nowhere: created empty in the store (file / directory), bound.
+        assert_eq!(fs::read(s1.join("cn01/etc/machine-info")).unwrap(), b"");
+        assert!(s1.join("cn01/var/lib/site").is_dir());
+        fs::write(r1.join("var/lib/site/kept"), "kept\n").unwrap();
+        fs::write(r1.join("etc/machine-info"), "PRETTY_HOSTNAME=cn01\n").unwrap();
+    });
+    assert_eq!(
+        fs::read_to_string(state.join("cn01/etc/hosts")).unwrap(),
+        "node's own hosts\n"
+    );
+    // The image got only the empty mount points.
+    assert_eq!(fs::read(root.join("etc/machine-info")).unwrap(), b"");
+    assert_eq!(fs::read_dir(root.join("var/lib/site")).unwrap().count(), 0);
+    // A tree changes; "reboot": the stored file wins, nothing is concatenated again.
+    fs::write(dir.join("t2/etc/hosts"), "10.0.0.3 new\n").unwrap();
+    let (r2, s2) = (root.clone(), state.clone());
+    isolated(move || {
+        let done = apply_to(&r2, &request(&t, &s2)).unwrap();
+        assert!(
+            !done
+                .iter()
+                .any(|a| matches!(a, plan::Action::Concat { .. })),
+            "{done:?}"
+        );
+        assert_eq!(
+            fs::read_to_string(r2.join("etc/hosts")).unwrap(),
+            "node's own hosts\n"
+        );
+        assert_eq!(
+            fs::read_to_string(r2.join("var/lib/site/kept")).unwrap(),
+            "kept\n"
+        );
+        assert_eq!(
+            fs::read_to_string(r2.join("etc/machine-info")).unwrap(),
+            "PRETTY_HOSTNAME=cn01\n"
+        );
+    });
+    let _ = fs::remove_dir_all(&dir);
+}
