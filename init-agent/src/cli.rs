@@ -174,7 +174,7 @@ pub struct Manifest {
     pub no_stamp: bool,
 }
 
-/// xCAT statelite: import tables, apply them to a root.
+/// xCAT statelite: import tables, prepare an image, apply them to a root.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "statelite")]
 pub struct Statelite {
@@ -186,6 +186,7 @@ pub struct Statelite {
 #[argh(subcommand)]
 pub enum StateliteCommand {
     ImportXcat(ImportXcat),
+    Liteimg(StateliteLiteimg),
     Apply(StateliteApply),
 }
 
@@ -203,6 +204,29 @@ pub struct ImportXcat {
     /// the `tabdump statelite` output
     #[argh(option)]
     pub statelite: Option<PathBuf>,
+}
+
+/// Prepare an image as xCAT's liteimg does, and only that: each top-level
+/// link entry's original moves to /.default<path> and <path> becomes the
+/// link into /.statelite/tmpfs. What it made is recorded in
+/// /.statelite/liteimg.json; a later run undoes it for rows since removed
+/// (the original moved back). A second run changes nothing and says so.
+/// Example: init-agent statelite liteimg --root /install/netboot/img --dry-run
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "liteimg")]
+pub struct StateliteLiteimg {
+    /// the image directory (writable)
+    #[argh(option)]
+    pub root: PathBuf,
+    /// configuration with the [statelite] tables (default: the image's /etc/init-agent.toml)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// image name matched against the tables (default: [statelite] image, else ALL rows only)
+    #[argh(option)]
+    pub image: Option<String>,
+    /// print the actions, change nothing
+    #[argh(switch)]
+    pub dry_run: bool,
 }
 
 /// Apply the statelite tables to a mounted root as the boot does: tmpfs

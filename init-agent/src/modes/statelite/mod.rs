@@ -96,5 +96,28 @@ pub fn apply(root: &Path, inputs: &Inputs) -> Result<Vec<Action>, StateliteError
     Ok(layout.into_iter().chain(steps).collect())
 }
 
+/// `statelite liteimg`: prepares the image in `root` for the tables' link
+/// entries and undoes what an earlier run made for rows since removed;
+/// `dry_run` plans only. Returns the actions (warnings included).
+pub fn liteimg(
+    root: &Path,
+    entries: &[Entry],
+    dry_run: bool,
+) -> Result<Vec<Action>, StateliteError> {
+    let root = crate::sys::root::Root::open(root)
+        .map_err(|e| StateliteError::Root(format!("{}: {e}", root.display())))?;
+    if !root.writable() {
+        return Err(StateliteError::Root(
+            "the image is read-only: liteimg changes it".into(),
+        ));
+    }
+    let recorded = apply::recorded_links(&root)?;
+    let actions = plan::plan_liteimg(entries, &recorded, &root);
+    if !dry_run {
+        apply::run_in_image(&root, &actions)?;
+    }
+    Ok(actions)
+}
+
 #[cfg(test)]
 mod tests;

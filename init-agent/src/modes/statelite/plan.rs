@@ -17,6 +17,8 @@ pub const PERSISTENT: &str = "/.statelite/persistent";
 pub const MNT: &str = "/.statelite/mnt";
 pub const DEFAULT: &str = "/.default";
 pub const LOG: &str = "/.statelite/statelite.log";
+/// What `statelite liteimg` made, in the image (hidden at boot by the tmpfs).
+pub const LITEIMG_STATE: &str = "/.statelite/liteimg.json";
 
 /// What a litefile option does at boot. A blank option means `Link`, as
 /// xCAT's liteimg and rc.statelite really do (blank becomes `tmpfs,rw`, which
@@ -199,6 +201,13 @@ pub enum Action {
     PrepareLink {
         path: String,
     },
+    /// Undoes [`Action::PrepareLink`] for an entry no longer a link entry:
+    /// liteimg's link removed, the original moved back from /.default<path>.
+    RestoreLink {
+        path: String,
+    },
+    /// The link entries `statelite liteimg` has prepared, in [`LITEIMG_STATE`].
+    RecordLinks(Vec<String>),
     Warn(String),
 }
 
@@ -253,6 +262,19 @@ impl fmt::Display for Action {
                 f,
                 "prepare link {path}: original to {DEFAULT}{path}, {path} -> {}",
                 link_target(path, &format!("{TMPFS}{path}"))
+            ),
+            Action::RestoreLink { path } => write!(
+                f,
+                "restore {path}: liteimg's link removed, the original moved back from {DEFAULT}{path}"
+            ),
+            Action::RecordLinks(paths) => write!(
+                f,
+                "record the link entries in {LITEIMG_STATE}: {}",
+                if paths.is_empty() {
+                    "none".to_string()
+                } else {
+                    paths.join(" ")
+                }
             ),
             Action::Warn(w) => write!(f, "warning: {w}"),
         }
@@ -581,6 +603,46 @@ pub fn makes_link(e: &Entry, probe: &dyn Probe) -> bool {
         && !probe.is_prepared_link(&e.path)
         && probe.writable()
         && own_copy(&e.path, false, probe).is_some()
+}
+
+/// `statelite liteimg`, xCAT's image preparation alone: the link chains of
+/// the top-level link entries (the boot planner's own [`makes_link`]), and
+/// for each path `recorded` by the last run that is no longer a link entry,
+/// its link undone. Nothing but warnings when the image is already prepared.
+pub fn plan_liteimg(entries: &[Entry], recorded: &[String], probe: &dyn Probe) -> Vec<Action> {
+    let mut a = Vec::new();
+    let mut links = Vec::new();
+    for e in entries
+        .iter()
+        .filter(|e| e.kind.is_link() && e.parent.is_none())
+    {
+        if makes_link(e, probe) {
+            a.push(Action::PrepareLink {
+                path: e.path.clone(),
+            });
+        } else if !probe.is_prepared_link(&e.path) {
+            a.push(Action::Warn(format!(
+                "{}: not in the image nor in {DEFAULT}: no link made",
+                e.path
+            )));
+            continue;
+        }
+        links.push(e.path.clone());
+    }
+    for path in recorded.iter().filter(|r| !links.contains(r)) {
+        // Only liteimg's own link is undone: anything else there is the admin's.
+        if normalise(path).is_ok() && probe.is_prepared_link(path) {
+            a.push(Action::RestoreLink { path: path.clone() });
+        } else {
+            a.push(Action::Warn(format!(
+                "{path}: no longer a link entry, but not liteimg's link any more: left as it is"
+            )));
+        }
+    }
+    if links != recorded {
+        a.push(Action::RecordLinks(links));
+    }
+    a
 }
 
 /// What `con` concatenates: every litetree copy, else the image's own.

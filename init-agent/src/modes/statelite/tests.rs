@@ -442,3 +442,85 @@ fn persistent_entries_found_nowhere_are_created_and_persistent_con_concatenates_
     });
     let _ = fs::remove_dir_all(&dir);
 }
+
+fn tree_listing(at: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![at.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(at).unwrap().to_path_buf();
+            let meta = fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                out.push((rel, "dir".into()));
+                stack.push(p);
+            } else if meta.file_type().is_symlink() {
+                out.push((rel, format!("-> {}", fs::read_link(&p).unwrap().display())));
+            } else {
+                // Sizes and times, not contents: the test root may be a whole Debian.
+                out.push((
+                    rel,
+                    format!("{} bytes, {:?}", meta.len(), meta.modified().ok()),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn liteimg_alone_prepares_the_image_idempotently_and_undoes_removed_rows() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = scratch("liteimg");
+    let root = dir.join("root");
+    image(&root);
+    let entries_of = |rows: Vec<LiteFile>| plan::entries(&rows, "debian").unwrap();
+    let both = entries_of(vec![lf("/etc/motd", ""), lf("/etc/issue", "link")]);
+    // The dry run writes nothing.
+    let before = tree_listing(&root);
+    let planned = liteimg(&root, &both, true).unwrap();
+    assert_eq!(planned.len(), 3, "{planned:?}");
+    assert_eq!(tree_listing(&root), before);
+    let motd = fs::read_to_string(root.join("etc/motd")).unwrap();
+    liteimg(&root, &both, false).unwrap();
+    assert_eq!(
+        fs::read_link(root.join("etc/motd")).unwrap(),
+        Path::new("../.statelite/tmpfs/etc/motd")
+    );
+    assert_eq!(
+        fs::read_to_string(root.join(".default/etc/motd")).unwrap(),
+        motd
+    );
+    assert!(root.join(".statelite/liteimg.json").is_file());
+    // No boot layout, no log: only what xCAT's liteimg writes.
+    assert!(!root.join(".statelite/statelite.log").exists());
+    assert!(!root.join(".statelite/tmpfs").exists());
+    // Twice: nothing to do, nothing changed.
+    let prepared = tree_listing(&root);
+    assert!(liteimg(&root, &both, false).unwrap().is_empty());
+    assert_eq!(tree_listing(&root), prepared);
+    // /etc/motd's row removed: its original is back, /etc/issue stays linked.
+    let done = liteimg(&root, &entries_of(vec![lf("/etc/issue", "link")]), false).unwrap();
+    assert_eq!(done.len(), 2, "{done:?}");
+    assert_eq!(fs::read_to_string(root.join("etc/motd")).unwrap(), motd);
+    assert!(!root.join(".default/etc/motd").exists());
+    assert!(fs::symlink_metadata(root.join("etc/issue"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // Every row gone: the image is what it was, bar liteimg's record and
+    // the empty directories it made.
+    liteimg(&root, &[], false).unwrap();
+    let after: Vec<_> = tree_listing(&root)
+        .into_iter()
+        .filter(|(p, kind)| {
+            !(p.starts_with(".statelite") || p.starts_with(".default") && kind == "dir")
+        })
+        .collect();
+    assert_eq!(after, before);
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -517,3 +517,56 @@ fn localdisk_is_refused_by_the_planner_in_its_own_words() {
         "litefile /var/tmp/: localdisk is not supported: use sync mode for local disks"
     );
 }
+
+#[test]
+fn liteimg_prepares_link_entries_records_them_and_undoes_removed_rows() {
+    let e = entries(
+        &[
+            row("ALL", "/etc/motd", ""),
+            row("ALL", "/etc/hosts", "link"),
+            row("ALL", "/etc/fstab", "tmpfs"),
+            row("ALL", "/etc/gone", "link"),
+        ],
+        "img",
+    )
+    .unwrap();
+    let mut fresh = Fake::new(&["/etc/motd", "/etc/hosts", "/etc/fstab"]);
+    fresh.writable = true;
+    assert_eq!(
+        lines(&plan_liteimg(&e, &[], &fresh)),
+        vec![
+            "warning: /etc/gone: not in the image nor in /.default: no link made",
+            "prepare link /etc/hosts: original to /.default/etc/hosts, /etc/hosts -> ../.statelite/tmpfs/etc/hosts",
+            "prepare link /etc/motd: original to /.default/etc/motd, /etc/motd -> ../.statelite/tmpfs/etc/motd",
+            "record the link entries in /.statelite/liteimg.json: /etc/hosts /etc/motd",
+        ]
+    );
+    // Prepared and recorded: nothing but the warning.
+    let mut done = Fake::new(&["/.default/etc/motd", "/.default/etc/hosts", "/etc/fstab"]);
+    done.writable = true;
+    done.links = ["/etc/motd", "/etc/hosts"].map(String::from).into();
+    let recorded = ["/etc/hosts".to_string(), "/etc/motd".to_string()];
+    assert!(plan_liteimg(&e, &recorded, &done)
+        .iter()
+        .all(|a| matches!(a, Action::Warn(_))));
+    // /etc/motd's row removed, /etc/hosts's turned tmpfs: both restored.
+    let fewer = entries(&[row("ALL", "/etc/hosts", "tmpfs")], "img").unwrap();
+    assert_eq!(
+        lines(&plan_liteimg(&fewer, &recorded, &done)),
+        vec![
+            "restore /etc/hosts: liteimg's link removed, the original moved back from /.default/etc/hosts",
+            "restore /etc/motd: liteimg's link removed, the original moved back from /.default/etc/motd",
+            "record the link entries in /.statelite/liteimg.json: none",
+        ]
+    );
+    // A recorded path the admin has replaced since is theirs: left alone.
+    done.links.clear();
+    let got = lines(&plan_liteimg(&fewer, &recorded, &done));
+    assert!(
+        got[0].contains("/etc/hosts: no longer a link entry, but not liteimg's link any more"),
+        "{got:?}"
+    );
+    // A hostile record cannot name a path outside the tables' rules.
+    let got = lines(&plan_liteimg(&[], &["/../etc/passwd".into()], &done));
+    assert!(got[0].starts_with("warning: /../etc/passwd"), "{got:?}");
+}
