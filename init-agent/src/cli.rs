@@ -292,7 +292,9 @@ pub struct CdslInit {
 }
 
 /// Make PATH host-dependent: copied into every node's tree, replaced by a
-/// relative symlink through the link point.
+/// relative symlink through the link point. A PATH made shared inside a
+/// host-dependent directory becomes host-dependent again: each tree gets its
+/// own copy of the shared one.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "hostdep")]
 pub struct CdslPath {
@@ -307,7 +309,10 @@ pub struct CdslPath {
     pub path: String,
 }
 
-/// Make a host-dependent PATH shared again (from the default tree).
+/// Make a host-dependent PATH shared again (from the default tree). A PATH
+/// inside a host-dependent directory (com-mkcdsl -s) moves from the default
+/// tree to the shared tree and each node's tree links to it.
+/// Example: init-agent cdsl hostdep --root R /var; init-agent cdsl shared --root R /var/lib
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "shared")]
 pub struct CdslShared {
@@ -322,7 +327,8 @@ pub struct CdslShared {
     pub path: String,
 }
 
-/// List the node trees and the host-dependent paths.
+/// List the node trees, the host-dependent paths and the shared paths inside
+/// them.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "list")]
 pub struct CdslList {

@@ -15,13 +15,18 @@ fn layout_of(trees: &[&str], hostdep: &[&str]) -> Layout {
     Layout {
         trees: trees.iter().map(|s| s.to_string()).collect(),
         hostdep: hostdep.iter().map(|s| s.to_string()).collect(),
+        shared: Vec::new(),
     }
+}
+
+fn boot_plan(nodeid: &str) -> Result<Vec<Action>, CdslError> {
+    plan_boot(&cfg(), &layout_of(&[], &[]), nodeid, &|_, _| true)
 }
 
 #[test]
 fn plans_read_like_the_admin_commands() {
     assert_eq!(
-        lines(&plan_boot(&cfg(), "3").unwrap()),
+        lines(&boot_plan("3").unwrap()),
         vec!["bind /cluster/cdsl/3 -> /cdsl.local"]
     );
     assert_eq!(
@@ -65,10 +70,7 @@ fn plans_read_like_the_admin_commands() {
 fn bad_ids_and_paths_are_refused_by_name() {
     let l = layout_of(&["/cluster/cdsl/default"], &["/etc/motd"]);
     for id in ["", "a/b", "..", "."] {
-        assert!(plan_boot(&cfg(), id)
-            .unwrap_err()
-            .to_string()
-            .contains("node id"));
+        assert!(boot_plan(id).unwrap_err().to_string().contains("node id"));
         assert!(plan_init(&cfg(), &[id.to_string()]).is_err());
     }
     for (p, why) in [
@@ -156,7 +158,7 @@ fn two_nodes_see_their_own_files_through_one_shared_root() {
         let n = n.to_string();
         std::thread::spawn(move || {
             crate::sys::private_mount_namespace().unwrap();
-            run(&r, plan_boot(&cfg(), &n));
+            boot(&r, &cfg(), &n).unwrap();
             assert_eq!(
                 fs::read_to_string(r.join("etc/hostname")).unwrap(),
                 format!("node{n}\n")
@@ -204,4 +206,146 @@ fn symlinks_in_the_root_cannot_lead_a_conversion_outside() {
     assert_eq!(fs::read_dir(&outside).unwrap().count(), 1);
     let _ = fs::remove_dir_all(&root);
     let _ = fs::remove_dir_all(&outside);
+}
+
+#[test]
+fn shared_inside_a_hostdep_directory_links_every_tree_to_the_shared_copy() {
+    let c = cfg();
+    let l = layout_of(&["/cluster/cdsl/default", "/cluster/cdsl/1"], &["/var"]);
+    assert_eq!(
+        lines(&plan_shared(&c, &l, "/var/lib").unwrap()),
+        vec![
+            "mkdir /cluster/shared/var",
+            "copy /cluster/cdsl/default/var/lib -> /cluster/shared/var/lib",
+            "remove /cluster/cdsl/default/var/lib",
+            "symlink /cluster/cdsl/default/var/lib -> ../../cluster/shared/var/lib",
+            "remove /cluster/cdsl/1/var/lib",
+            "symlink /cluster/cdsl/1/var/lib -> ../../cluster/shared/var/lib",
+            "inventory add shared /var/lib",
+        ]
+    );
+    let mut l = l;
+    l.shared.push("/var/lib".into());
+    // Shared already; its hostdep parent cannot be undone under it; nor can
+    // a path inside the hostdep directory be made hostdep on its own.
+    for (p, why) in [
+        ("/var/lib", "shared already"),
+        ("/var", "holds the shared /var/lib"),
+    ] {
+        let e = plan_shared(&c, &l, p).unwrap_err().to_string();
+        assert!(e.contains(why), "{p}: {e}");
+    }
+    assert!(plan_hostdep(&c, &l, "/var/log")
+        .unwrap_err()
+        .to_string()
+        .contains("inside the host-dependent /var"));
+    // Undone by `cdsl hostdep`: each tree gets its own copy back.
+    assert_eq!(
+        lines(&plan_hostdep(&c, &l, "/var/lib").unwrap()),
+        vec![
+            "remove /cluster/cdsl/default/var/lib",
+            "copy /cluster/shared/var/lib -> /cluster/cdsl/default/var/lib",
+            "remove /cluster/cdsl/1/var/lib",
+            "copy /cluster/shared/var/lib -> /cluster/cdsl/1/var/lib",
+            "remove /cluster/shared/var/lib",
+            "inventory drop shared /var/lib",
+        ]
+    );
+    // Boot: nothing more where the tree has the link; a bind where it lacks it.
+    assert_eq!(
+        lines(&plan_boot(&c, &l, "1", &|_, _| true).unwrap()),
+        vec!["bind /cluster/cdsl/1 -> /cdsl.local"]
+    );
+    let asked = std::cell::RefCell::new(Vec::new());
+    let got = plan_boot(&c, &l, "1", &|path, target| {
+        asked.borrow_mut().push(format!("{path} -> {target}"));
+        false
+    })
+    .unwrap();
+    assert_eq!(
+        asked.into_inner(),
+        vec!["/cluster/cdsl/1/var/lib -> ../../cluster/shared/var/lib"]
+    );
+    assert_eq!(
+        lines(&got),
+        vec![
+            "bind /cluster/cdsl/1 -> /cdsl.local",
+            "bind /cluster/shared/var/lib -> /cdsl.local/var/lib",
+        ]
+    );
+    assert!(plan_shared(&c, &layout_of(&[], &[]), "/opt/x")
+        .unwrap_err()
+        .to_string()
+        .contains("nor inside a host-dependent directory"));
+}
+
+#[test]
+fn a_shared_path_inside_a_hostdep_directory_is_one_copy_for_every_node() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let root = scratch("shared-inside");
+    fs::create_dir_all(root.join("var/lib/app")).unwrap();
+    fs::write(root.join("var/lib/app/data"), "shared data\n").unwrap();
+    fs::write(root.join("var/state"), "per node\n").unwrap();
+    run(&root, plan_init(&cfg(), &["1".into(), "2".into()]));
+    run(
+        &root,
+        layout(&root, &cfg()).and_then(|l| plan_hostdep(&cfg(), &l, "/var")),
+    );
+    run(
+        &root,
+        layout(&root, &cfg()).and_then(|l| plan_shared(&cfg(), &l, "/var/lib")),
+    );
+    let l = layout(&root, &cfg()).unwrap();
+    assert_eq!(
+        (l.hostdep.clone(), l.shared.clone()),
+        (vec!["/var".into()], vec!["/var/lib".into()])
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("cluster/shared/var/lib/app/data")).unwrap(),
+        "shared data\n"
+    );
+    for t in ["default", "1", "2"] {
+        assert_eq!(
+            fs::read_link(root.join(format!("cluster/cdsl/{t}/var/lib"))).unwrap(),
+            Path::new("../../cluster/shared/var/lib")
+        );
+    }
+    // Node 2's tree lost its link (made by hand): the boot binds instead.
+    fs::remove_file(root.join("cluster/cdsl/2/var/lib")).unwrap();
+    fs::create_dir(root.join("cluster/cdsl/2/var/lib")).unwrap();
+    for n in ["1", "2"] {
+        let r = root.clone();
+        let n = n.to_string();
+        std::thread::spawn(move || {
+            crate::sys::private_mount_namespace().unwrap();
+            boot(&r, &cfg(), &n).unwrap();
+            fs::write(r.join("var/state"), format!("node{n}\n")).unwrap();
+            // Every node writes into the one shared copy.
+            fs::write(r.join(format!("var/lib/app/from{n}")), "x").unwrap();
+            assert_eq!(
+                fs::read_to_string(r.join("var/lib/app/data")).unwrap(),
+                "shared data\n"
+            );
+        })
+        .join()
+        .unwrap();
+    }
+    assert!(root.join("cluster/shared/var/lib/app/from1").exists());
+    assert!(root.join("cluster/shared/var/lib/app/from2").exists());
+    assert_eq!(
+        fs::read_to_string(root.join("cluster/cdsl/2/var/state")).unwrap(),
+        "node2\n"
+    );
+    // And back: every tree has its own copy again, the shared one gone.
+    run(
+        &root,
+        layout(&root, &cfg()).and_then(|l| plan_hostdep(&cfg(), &l, "/var/lib")),
+    );
+    assert!(root.join("cluster/cdsl/1/var/lib/app/from2").is_file());
+    assert!(!root.join("cluster/shared/var/lib").exists());
+    assert!(layout(&root, &cfg()).unwrap().shared.is_empty());
+    let _ = fs::remove_dir_all(&root);
 }

@@ -58,12 +58,7 @@ impl Probe for Root {
     }
 
     fn is_prepared_link(&self, path: &str) -> bool {
-        let Ok((dir, name)) = self.parent(path) else {
-            return false;
-        };
-        rfs::readlinkat(&dir, &name, Vec::new())
-            .map(|t| t.as_bytes() == link_target(path, &format!("{TMPFS}{path}")).as_bytes())
-            .unwrap_or(false)
+        self.links_to(path, &link_target(path, &format!("{TMPFS}{path}")))
     }
 
     fn writable(&self) -> bool {
