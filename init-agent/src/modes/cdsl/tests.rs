@@ -98,13 +98,33 @@ fn bad_ids_and_paths_are_refused_by_name() {
         .contains("cdsl init"));
 }
 
-fn scratch(name: &str) -> PathBuf {
+/// A scratch root for a test that needs root; None (and a note) otherwise.
+fn root_scratch(name: &str) -> Option<PathBuf> {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root");
+        return None;
+    }
     let dir = std::env::temp_dir().join(format!("ia-cdsl-{name}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(dir.join("etc/conf.d")).unwrap();
     fs::write(dir.join("etc/hostname"), "shared\n").unwrap();
     fs::write(dir.join("etc/conf.d/net"), "shared net\n").unwrap();
-    dir
+    Some(dir)
+}
+
+/// Boots nodes 1 and 2, each in its own mount namespace, and runs `check`
+/// there as that node.
+fn boot_each(root: &Path, check: fn(&Path, &str)) {
+    for n in ["1", "2"] {
+        let r = root.to_path_buf();
+        std::thread::spawn(move || {
+            crate::sys::private_mount_namespace().unwrap();
+            boot(&r, &cfg(), n).unwrap();
+            check(&r, n);
+        })
+        .join()
+        .unwrap();
+    }
 }
 
 fn run(root: &Path, actions: Result<Vec<Action>, CdslError>) {
@@ -113,11 +133,9 @@ fn run(root: &Path, actions: Result<Vec<Action>, CdslError>) {
 
 #[test]
 fn two_nodes_see_their_own_files_through_one_shared_root() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: needs root");
+    let Some(root) = root_scratch("nodes") else {
         return;
-    }
-    let root = scratch("nodes");
+    };
     run(&root, plan_init(&cfg(), &["1".into(), "2".into()]));
     for p in ["/etc/hostname", "/etc/conf.d"] {
         let l = layout(&root, &cfg()).unwrap();
@@ -153,24 +171,16 @@ fn two_nodes_see_their_own_files_through_one_shared_root() {
         )
         .unwrap();
     }
-    for n in ["1", "2"] {
-        let r = root.clone();
-        let n = n.to_string();
-        std::thread::spawn(move || {
-            crate::sys::private_mount_namespace().unwrap();
-            boot(&r, &cfg(), &n).unwrap();
-            assert_eq!(
-                fs::read_to_string(r.join("etc/hostname")).unwrap(),
-                format!("node{n}\n")
-            );
-            assert_eq!(
-                fs::read_to_string(r.join("etc/conf.d/net")).unwrap(),
-                format!("net{n}\n")
-            );
-        })
-        .join()
-        .unwrap();
-    }
+    boot_each(&root, |r, n| {
+        assert_eq!(
+            fs::read_to_string(r.join("etc/hostname")).unwrap(),
+            format!("node{n}\n")
+        );
+        assert_eq!(
+            fs::read_to_string(r.join("etc/conf.d/net")).unwrap(),
+            format!("net{n}\n")
+        );
+    });
     // Shared again: the default copy comes back as the real file.
     let l = layout(&root, &cfg()).unwrap();
     run(&root, plan_shared(&cfg(), &l, "/etc/hostname"));
@@ -185,11 +195,9 @@ fn two_nodes_see_their_own_files_through_one_shared_root() {
 
 #[test]
 fn symlinks_in_the_root_cannot_lead_a_conversion_outside() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: needs root");
+    let Some(root) = root_scratch("escape") else {
         return;
-    }
-    let root = scratch("escape");
+    };
     let outside = root.with_extension("outside");
     fs::create_dir_all(&outside).unwrap();
     fs::write(outside.join("secret"), "outside\n").unwrap();
@@ -281,11 +289,9 @@ fn shared_inside_a_hostdep_directory_links_every_tree_to_the_shared_copy() {
 
 #[test]
 fn a_shared_path_inside_a_hostdep_directory_is_one_copy_for_every_node() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: needs root");
+    let Some(root) = root_scratch("shared-inside") else {
         return;
-    }
-    let root = scratch("shared-inside");
+    };
     fs::create_dir_all(root.join("var/lib/app")).unwrap();
     fs::write(root.join("var/lib/app/data"), "shared data\n").unwrap();
     fs::write(root.join("var/state"), "per node\n").unwrap();
@@ -316,23 +322,15 @@ fn a_shared_path_inside_a_hostdep_directory_is_one_copy_for_every_node() {
     // Node 2's tree lost its link (made by hand): the boot binds instead.
     fs::remove_file(root.join("cluster/cdsl/2/var/lib")).unwrap();
     fs::create_dir(root.join("cluster/cdsl/2/var/lib")).unwrap();
-    for n in ["1", "2"] {
-        let r = root.clone();
-        let n = n.to_string();
-        std::thread::spawn(move || {
-            crate::sys::private_mount_namespace().unwrap();
-            boot(&r, &cfg(), &n).unwrap();
-            fs::write(r.join("var/state"), format!("node{n}\n")).unwrap();
-            // Every node writes into the one shared copy.
-            fs::write(r.join(format!("var/lib/app/from{n}")), "x").unwrap();
-            assert_eq!(
-                fs::read_to_string(r.join("var/lib/app/data")).unwrap(),
-                "shared data\n"
-            );
-        })
-        .join()
-        .unwrap();
-    }
+    boot_each(&root, |r, n| {
+        fs::write(r.join("var/state"), format!("node{n}\n")).unwrap();
+        // Every node writes into the one shared copy.
+        fs::write(r.join(format!("var/lib/app/from{n}")), "x").unwrap();
+        assert_eq!(
+            fs::read_to_string(r.join("var/lib/app/data")).unwrap(),
+            "shared data\n"
+        );
+    });
     assert!(root.join("cluster/shared/var/lib/app/from1").exists());
     assert!(root.join("cluster/shared/var/lib/app/from2").exists());
     assert_eq!(

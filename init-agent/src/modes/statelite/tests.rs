@@ -194,6 +194,21 @@ fn lf(file: &str, options: &str) -> LiteFile {
     }
 }
 
+/// A litetree directory `dir/<name>` holding `files`, and its row.
+fn litetree(dir: &Path, name: &str, priority: f64, files: &[(&str, &str)]) -> LiteTree {
+    for (file, text) in files {
+        let at = dir.join(name).join(file);
+        fs::create_dir_all(at.parent().unwrap()).unwrap();
+        fs::write(at, text).unwrap();
+    }
+    LiteTree {
+        priority,
+        image: "ALL".into(),
+        directory: dir.join(name).display().to_string(),
+        mntopts: None,
+    }
+}
+
 #[test]
 fn litetrees_win_by_priority_con_concatenates_and_link_chains_are_made() {
     if !is_root() {
@@ -204,16 +219,13 @@ fn litetrees_win_by_priority_con_concatenates_and_link_chains_are_made() {
     let (root, state) = (dir.join("root"), dir.join("state"));
     image(&root);
     fs::create_dir_all(&state).unwrap();
-    for (tree, motd) in [("t1", "tree one\n"), ("t2", "tree two\n")] {
-        fs::create_dir_all(dir.join(tree).join("etc")).unwrap();
-        fs::write(dir.join(tree).join("etc/motd"), motd).unwrap();
-        fs::write(dir.join(tree).join("etc/issue"), motd).unwrap();
-    }
-    let tree = |p: f64, d: &str| LiteTree {
-        priority: p,
-        image: "ALL".into(),
-        directory: dir.join(d).display().to_string(),
-        mntopts: None,
+    let tree = |priority: f64, name: &str, text: &str| {
+        litetree(
+            &dir,
+            name,
+            priority,
+            &[("etc/motd", text), ("etc/issue", text)],
+        )
     };
     let t = tables(
         vec![
@@ -221,7 +233,7 @@ fn litetrees_win_by_priority_con_concatenates_and_link_chains_are_made() {
             lf("/etc/issue", "con"),
             lf("/etc/issue.net", "link"),
         ],
-        vec![tree(2.0, "t2"), tree(1.0, "t1")],
+        vec![tree(2.0, "t2", "tree two\n"), tree(1.0, "t1", "tree one\n")],
     );
     let r = root.clone();
     isolated(move || {
@@ -376,23 +388,16 @@ fn persistent_entries_found_nowhere_are_created_and_persistent_con_concatenates_
     let (root, state) = (dir.join("root"), dir.join("state"));
     image(&root);
     fs::create_dir_all(&state).unwrap();
-    for (tree, hosts) in [("t1", "10.0.0.1 master\n"), ("t2", "10.0.0.2 login\n")] {
-        fs::create_dir_all(dir.join(tree).join("etc")).unwrap();
-        fs::write(dir.join(tree).join("etc/hosts"), hosts).unwrap();
-    }
-    let tree = |p: f64, d: &str| LiteTree {
-        priority: p,
-        image: "ALL".into(),
-        directory: dir.join(d).display().to_string(),
-        mntopts: None,
-    };
     let t = tables(
         vec![
             lf("/etc/hosts", "persistent,con"),
             lf("/etc/machine-info", "persistent"),
             lf("/var/lib/site/", "persistent"),
         ],
-        vec![tree(1.0, "t1"), tree(2.0, "t2")],
+        vec![
+            litetree(&dir, "t1", 1.0, &[("etc/hosts", "10.0.0.1 master\n")]),
+            litetree(&dir, "t2", 2.0, &[("etc/hosts", "10.0.0.2 login\n")]),
+        ],
     );
     let (r1, s1, t1) = (root.clone(), state.clone(), t.clone());
     isolated(move || {
