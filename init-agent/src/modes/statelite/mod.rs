@@ -104,17 +104,18 @@ pub fn liteimg(
     entries: &[Entry],
     dry_run: bool,
 ) -> Result<Vec<Action>, StateliteError> {
-    let root = crate::sys::root::Root::open(root)
+    let image = crate::sys::root::Root::open(root)
         .map_err(|e| StateliteError::Root(format!("{}: {e}", root.display())))?;
-    if !root.writable() {
-        return Err(StateliteError::Root(
-            "the image is read-only: liteimg changes it".into(),
-        ));
+    if !image.writable() {
+        return Err(StateliteError::Root(format!(
+            "{}: the image is read-only, and liteimg changes it",
+            root.display()
+        )));
     }
-    let recorded = apply::recorded_links(&root)?;
-    let actions = plan::plan_liteimg(entries, &recorded, &root);
+    let recorded = apply::recorded_links(&image)?;
+    let actions = plan::plan_liteimg(entries, &recorded, &image);
     if !dry_run {
-        apply::run_in_image(&root, &actions)?;
+        apply::run_in_image(&image, &actions)?;
     }
     Ok(actions)
 }
