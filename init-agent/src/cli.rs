@@ -176,7 +176,7 @@ pub struct Manifest {
     pub no_stamp: bool,
 }
 
-/// xCAT statelite: import tables, apply them to a root.
+/// xCAT statelite: import tables, prepare an image, apply them to a root.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "statelite")]
 pub struct Statelite {
@@ -188,6 +188,7 @@ pub struct Statelite {
 #[argh(subcommand)]
 pub enum StateliteCommand {
     ImportXcat(ImportXcat),
+    Liteimg(StateliteLiteimg),
     Apply(StateliteApply),
 }
 
@@ -205,6 +206,29 @@ pub struct ImportXcat {
     /// the `tabdump statelite` output
     #[argh(option)]
     pub statelite: Option<PathBuf>,
+}
+
+/// Prepare an image as xCAT's liteimg does, and only that: each top-level
+/// link entry's original moves to /.default<path> and <path> becomes the
+/// link into /.statelite/tmpfs. What it made is recorded in
+/// /.statelite/liteimg.json; a later run undoes it for rows since removed
+/// (the original moved back). A second run changes nothing and says so.
+/// Example: init-agent statelite liteimg --root /install/netboot/img --dry-run
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "liteimg")]
+pub struct StateliteLiteimg {
+    /// the image directory (writable)
+    #[argh(option)]
+    pub root: PathBuf,
+    /// configuration with the [statelite] tables (default: the image's /etc/init-agent.toml)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// image name matched against the tables (default: [statelite] image, else ALL rows only)
+    #[argh(option)]
+    pub image: Option<String>,
+    /// print the actions, change nothing
+    #[argh(switch)]
+    pub dry_run: bool,
 }
 
 /// Apply the statelite tables to a mounted root as the boot does: tmpfs
@@ -270,7 +294,9 @@ pub struct CdslInit {
 }
 
 /// Make PATH host-dependent: copied into every node's tree, replaced by a
-/// relative symlink through the link point.
+/// relative symlink through the link point. A PATH made shared inside a
+/// host-dependent directory becomes host-dependent again: each tree gets its
+/// own copy of the shared one.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "hostdep")]
 pub struct CdslPath {
@@ -285,7 +311,10 @@ pub struct CdslPath {
     pub path: String,
 }
 
-/// Make a host-dependent PATH shared again (from the default tree).
+/// Make a host-dependent PATH shared again (from the default tree). A PATH
+/// inside a host-dependent directory (com-mkcdsl -s) moves from the default
+/// tree to the shared tree and each node's tree links to it.
+/// Example: init-agent cdsl hostdep --root R /var; init-agent cdsl shared --root R /var/lib
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "shared")]
 pub struct CdslShared {
@@ -300,7 +329,8 @@ pub struct CdslShared {
     pub path: String,
 }
 
-/// List the node trees and the host-dependent paths.
+/// List the node trees, the host-dependent paths and the shared paths inside
+/// them.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "list")]
 pub struct CdslList {

@@ -305,8 +305,8 @@ pub struct LiteFile {
     pub image: String,
     /// Absolute path; a trailing `/` makes it a directory.
     pub file: String,
-    /// `tmpfs`, `persistent`, `con`, `ro`, `link`, `link,persistent`, `link,con`,
-    /// `link,ro`, `localdisk`, or empty.
+    /// `tmpfs`, `persistent`, `persistent,con`, `con`, `ro`, `link`,
+    /// `link,persistent`, `link,con`, `link,ro`, `localdisk` (refused), or empty.
     #[serde(default)]
     pub options: String,
 }
@@ -318,6 +318,7 @@ pub const LITEFILE_OPTIONS: &[&str] = &[
     "rw",
     "tmpfs,rw",
     "persistent",
+    "persistent,con",
     "con",
     "ro",
     "link",

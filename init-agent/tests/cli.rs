@@ -99,3 +99,43 @@ fn check_config_reports_each_error_with_position() {
     assert_eq!(code, 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn statelite_liteimg_dry_runs_prepares_then_has_nothing_to_change() {
+    let dir = std::env::temp_dir().join(format!("ia-cli-liteimg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let img = dir.join("img");
+    std::fs::create_dir_all(img.join("etc")).unwrap();
+    std::fs::write(img.join("etc/motd"), "image motd\n").unwrap();
+    // The tables in the image's own /etc/init-agent.toml (no --config).
+    std::fs::write(
+        img.join("etc/init-agent.toml"),
+        "[[statelite.litefile]]\nfile = \"/etc/motd\"\noptions = \"\"\n",
+    )
+    .unwrap();
+    let root = img.to_str().unwrap();
+    let liteimg =
+        |extra: &[&str]| run(&[&["statelite", "liteimg", "--root", root], extra].concat());
+    let (code, out) = liteimg(&["--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("prepare link /etc/motd") && out.contains("dry run"),
+        "{out}"
+    );
+    assert!(!img.join(".default").exists());
+    let (code, out) = liteimg(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("record the link entries in /.statelite/liteimg.json: /etc/motd"),
+        "{out}"
+    );
+    let (code, out) = liteimg(&[]);
+    assert_eq!(
+        (code, out.trim_end()),
+        (
+            0,
+            format!("liteimg: {root} is prepared already, nothing to change").as_str()
+        )
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -276,3 +276,20 @@ dns_timeout = 0
     let e = errors("[hosts]\nmaster = \"10.0.0.300\"\n");
     assert!(e[0].starts_with("2:"), "{e:?}");
 }
+
+#[test]
+fn localdisk_is_refused_and_persistent_con_accepted_by_check_config() {
+    let e = errors("[[statelite.litefile]]\nfile = \"/var/tmp/\"\noptions = \"localdisk\"\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    // The planner's own words: what the boot would say, said here first.
+    assert!(
+        e[0].starts_with("3:")
+            && e[0].contains("localdisk is not supported: use sync mode for local disks"),
+        "{e:?}"
+    );
+    let c = parse("[[statelite.litefile]]\nfile = \"/etc/hosts\"\noptions = \"persistent,con\"\n")
+        .expect("persistent,con is accepted");
+    assert_eq!(c.statelite.litefile[0].options, "persistent,con");
+    let e = errors("[[statelite.litefile]]\nfile = \"/etc/ssh/\"\noptions = \"persistent,con\"\n");
+    assert!(e[0].contains("`con` applies to files"), "{e:?}");
+}

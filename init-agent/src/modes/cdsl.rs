@@ -1,8 +1,11 @@
 //! Open-Sharedroot context-dependent symlinks (CDSL). One shared root serves
 //! every node; a host-dependent path is a relative symlink through
 //! `/cdsl.local`, and at boot each node binds its own tree
-//! `/cluster/cdsl/<nodeid>` there. The admin side converts paths; an
-//! inventory (`<tree>/.cdsl_inventory`, as comoonics keeps one) lists them.
+//! `/cluster/cdsl/<nodeid>` there. A path made shared again below a
+//! host-dependent directory (`com-mkcdsl -s`) lives once in `/cluster/shared`
+//! and each node tree holds a symlink to it. The admin side converts paths;
+//! an inventory (`<tree>/.cdsl_inventory`, as comoonics keeps one) lists
+//! them: a host-dependent path per line, `shared <path>` for the others.
 //! Planning is pure; `apply` runs the actions inside the root, resolving
 //! every path with RESOLVE_IN_ROOT.
 
@@ -51,9 +54,10 @@ pub enum Action {
         source: String,
         target: String,
     },
-    /// Add to (true) or drop from (false) the inventory.
+    /// Add to (true) or drop from (false) the inventory: its line, a
+    /// host-dependent path or `shared <path>`.
     Inventory {
-        path: String,
+        line: String,
         add: bool,
     },
 }
@@ -66,13 +70,19 @@ impl fmt::Display for Action {
             Action::Remove(p) => write!(f, "remove {p}"),
             Action::Symlink { path, target } => write!(f, "symlink {path} -> {target}"),
             Action::Bind { source, target } => write!(f, "bind {source} -> {target}"),
-            Action::Inventory { path, add: true } => write!(f, "inventory add {path}"),
-            Action::Inventory { path, add: false } => write!(f, "inventory drop {path}"),
+            Action::Inventory { line, add: true } => write!(f, "inventory add {line}"),
+            Action::Inventory { line, add: false } => write!(f, "inventory drop {line}"),
         }
     }
 }
 
 const INVENTORY: &str = ".cdsl_inventory";
+/// The inventory's mark of a shared path below a host-dependent directory.
+const SHARED: &str = "shared ";
+
+fn shared_line(path: &str) -> String {
+    format!("{SHARED}{path}")
+}
 
 fn node_id(id: &str) -> Result<(), CdslError> {
     if id.is_empty() || id.contains('/') || id == "." || id == ".." || id.contains('\0') {
@@ -110,13 +120,46 @@ fn host_path(cfg: &Cdsl, path: &str) -> Result<String, CdslError> {
     Ok(p.to_string())
 }
 
-/// Boot: the node's own tree on the link point.
-pub fn plan_boot(cfg: &Cdsl, nodeid: &str) -> Result<Vec<Action>, CdslError> {
+/// The symlink text a node tree holds for a shared path `p`: relative to
+/// where the node sees its tree (`<link><p>`), as Open-Sharedroot writes it.
+fn shared_link(cfg: &Cdsl, p: &str) -> String {
+    link_target(&format!("{}{p}", cfg.link), &format!("{}{p}", cfg.shared))
+}
+
+/// Boot: the node's own tree on the link point, then each shared path below
+/// a host-dependent directory whose link the node's tree lacks (a tree made
+/// by hand, or copied from a node before `cdsl shared`) bound from the shared
+/// tree, so every node sees the one shared copy. `linked` answers whether
+/// the node's tree holds the link (the executor asks the root).
+pub fn plan_boot(
+    cfg: &Cdsl,
+    layout: &Layout,
+    nodeid: &str,
+    linked: &dyn Fn(&str, &str) -> bool,
+) -> Result<Vec<Action>, CdslError> {
     node_id(nodeid)?;
-    Ok(vec![Action::Bind {
-        source: format!("{}/{nodeid}", cfg.tree),
+    let tree = format!("{}/{nodeid}", cfg.tree);
+    let mut a = vec![Action::Bind {
+        source: tree.clone(),
         target: cfg.link.clone(),
-    }])
+    }];
+    for p in &layout.shared {
+        if !linked(&format!("{tree}{p}"), &shared_link(cfg, p)) {
+            a.push(Action::Bind {
+                source: format!("{}{p}", cfg.shared),
+                target: format!("{}{p}", cfg.link),
+            });
+        }
+    }
+    Ok(a)
+}
+
+/// Boot, done: the inventory read, planned, applied in `root`.
+pub fn boot(root: &Path, cfg: &Cdsl, nodeid: &str) -> Result<(), CdslError> {
+    let l = layout(root, cfg)?;
+    let r = open(root)?;
+    let actions = plan_boot(cfg, &l, nodeid, &|path, target| r.links_to(path, target))?;
+    apply(root, cfg, &actions)
 }
 
 /// Admin: `<tree>/<default_dir>`, a tree per node (a copy of the default),
@@ -137,11 +180,21 @@ pub fn plan_init(cfg: &Cdsl, nodes: &[String]) -> Result<Vec<Action>, CdslError>
     Ok(a)
 }
 
-/// What the root holds now, for the admin planners.
+/// What the root holds now, for the planners.
 pub struct Layout {
     /// Node trees, the default first.
     pub trees: Vec<String>,
     pub hostdep: Vec<String>,
+    /// Shared paths below a host-dependent directory.
+    pub shared: Vec<String>,
+}
+
+/// The host-dependent directory `p` lies in, if any.
+fn hostdep_ancestor<'a>(layout: &'a Layout, p: &str) -> Option<&'a String> {
+    layout
+        .hostdep
+        .iter()
+        .find(|h| p.starts_with(&format!("{h}/")))
 }
 
 /// Admin: PATH becomes host-dependent: copied into every node's tree, then
@@ -150,6 +203,12 @@ pub fn plan_hostdep(cfg: &Cdsl, layout: &Layout, path: &str) -> Result<Vec<Actio
     let p = host_path(cfg, path)?;
     if layout.hostdep.contains(&p) {
         return Err(bad(&p, "is host-dependent already"));
+    }
+    if layout.shared.contains(&p) {
+        return Ok(plan_unshare(cfg, layout, p));
+    }
+    if let Some(h) = hostdep_ancestor(layout, &p) {
+        return Err(bad(&p, format!("is inside the host-dependent {h} already")));
     }
     if layout.trees.is_empty() {
         return Err(bad(
@@ -170,15 +229,58 @@ pub fn plan_hostdep(cfg: &Cdsl, layout: &Layout, path: &str) -> Result<Vec<Actio
         path: p.clone(),
         target: link_target(&p, &format!("{}{p}", cfg.link)),
     });
-    a.push(Action::Inventory { path: p, add: true });
+    a.push(Action::Inventory { line: p, add: true });
     Ok(a)
 }
 
-/// Admin: a host-dependent PATH becomes shared again, from the default tree.
+/// Admin: a shared path below a host-dependent directory becomes host-dependent
+/// again: every node tree gets its own copy of the shared one in place of its
+/// link, and the shared copy goes once every tree has it.
+fn plan_unshare(cfg: &Cdsl, layout: &Layout, p: String) -> Vec<Action> {
+    let shared = format!("{}{p}", cfg.shared);
+    let mut a = Vec::new();
+    for t in &layout.trees {
+        a.push(Action::Remove(format!("{t}{p}")));
+        a.push(Action::Copy {
+            from: shared.clone(),
+            to: format!("{t}{p}"),
+        });
+    }
+    a.push(Action::Remove(shared));
+    a.push(Action::Inventory {
+        line: shared_line(&p),
+        add: false,
+    });
+    a
+}
+
+/// Admin: a host-dependent PATH becomes shared again, from the default tree;
+/// a PATH below a host-dependent directory becomes shared there
+/// (`com-mkcdsl -s`, see [`plan_shared_inside`]).
 pub fn plan_shared(cfg: &Cdsl, layout: &Layout, path: &str) -> Result<Vec<Action>, CdslError> {
     let p = host_path(cfg, path)?;
+    if layout.shared.contains(&p) {
+        return Err(bad(&p, "is shared already"));
+    }
+    if hostdep_ancestor(layout, &p).is_some() {
+        return Ok(plan_shared_inside(cfg, layout, p));
+    }
     if !layout.hostdep.contains(&p) {
-        return Err(bad(&p, "is not host-dependent"));
+        return Err(bad(
+            &p,
+            "is not host-dependent, nor inside a host-dependent directory",
+        ));
+    }
+    // Undoing the directory would leave its shared links pointing nowhere.
+    if let Some(s) = layout
+        .shared
+        .iter()
+        .find(|s| s.starts_with(&format!("{p}/")))
+    {
+        return Err(bad(
+            &p,
+            format!("holds the shared {s}: make that host-dependent first (`cdsl hostdep {s}`)"),
+        ));
     }
     let default = format!("{}/{}", cfg.tree, cfg.default_dir);
     let mut a = vec![
@@ -195,10 +297,40 @@ pub fn plan_shared(cfg: &Cdsl, layout: &Layout, path: &str) -> Result<Vec<Action
             .map(|t| Action::Remove(format!("{t}{p}"))),
     );
     a.push(Action::Inventory {
-        path: p,
+        line: p,
         add: false,
     });
     Ok(a)
+}
+
+/// `com-mkcdsl -s` below a host-dependent directory: the default tree's
+/// copy moves to `<shared><p>` (kept when one is there already), and each
+/// node tree's copy becomes a symlink to it, relative to where nodes see
+/// their tree (`<link><p>`), so `<p>` reads the shared copy on every node.
+fn plan_shared_inside(cfg: &Cdsl, layout: &Layout, p: String) -> Vec<Action> {
+    let default = format!("{}/{}", cfg.tree, cfg.default_dir);
+    let shared = format!("{}{p}", cfg.shared);
+    let parent = shared.rsplit_once('/').map_or("/", |(d, _)| d).to_string();
+    let mut a = vec![
+        Action::Mkdir(parent),
+        Action::Copy {
+            from: format!("{default}{p}"),
+            to: shared,
+        },
+    ];
+    let target = shared_link(cfg, &p);
+    for t in &layout.trees {
+        a.push(Action::Remove(format!("{t}{p}")));
+        a.push(Action::Symlink {
+            path: format!("{t}{p}"),
+            target: target.clone(),
+        });
+    }
+    a.push(Action::Inventory {
+        line: shared_line(&p),
+        add: true,
+    });
+    a
 }
 
 /// Reads the node trees and the inventory of `root`.
@@ -231,12 +363,16 @@ pub fn layout(root: &Path, cfg: &Cdsl) -> Result<Layout, CdslError> {
         .ok()
         .and_then(|fd| std::fs::read_to_string(Root::proc(&fd)).ok())
         .unwrap_or_default();
+    let (shared, hostdep): (Vec<&str>, Vec<&str>) = inventory
+        .lines()
+        .filter(|l| !l.is_empty())
+        .partition(|l| l.starts_with(SHARED));
     Ok(Layout {
         trees,
-        hostdep: inventory
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(String::from)
+        hostdep: hostdep.into_iter().map(String::from).collect(),
+        shared: shared
+            .into_iter()
+            .map(|l| l.trim_start_matches(SHARED).to_string())
             .collect(),
     })
 }
@@ -279,7 +415,7 @@ fn step(r: &Root, cfg: &Cdsl, action: &Action) -> io::Result<()> {
             let t = r.reach(target, true)?;
             crate::sys::bind(&Root::proc(&s), &Root::proc(&t), false).map_err(io::Error::other)
         }
-        Action::Inventory { path, add } => {
+        Action::Inventory { line, add } => {
             let inv = format!("{}/{INVENTORY}", cfg.tree);
             let current = r
                 .reach(&inv, false)
@@ -288,10 +424,10 @@ fn step(r: &Root, cfg: &Cdsl, action: &Action) -> io::Result<()> {
                 .unwrap_or_default();
             let mut lines: Vec<&str> = current
                 .lines()
-                .filter(|l| !l.is_empty() && l != path)
+                .filter(|l| !l.is_empty() && l != line)
                 .collect();
             if *add {
-                lines.push(path);
+                lines.push(line);
             }
             lines.sort_unstable();
             let (dir, name) = r.parent(&inv)?;
@@ -373,6 +509,9 @@ pub fn command(args: &crate::cli::Cdsl) -> anyhow::Result<bool> {
             }
             for p in &l.hostdep {
                 println!("hostdep {p}");
+            }
+            for p in &l.shared {
+                println!("shared {p} -> {}{p}", cfg.shared);
             }
             return Ok(true);
         }

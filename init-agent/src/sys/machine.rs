@@ -250,8 +250,7 @@ impl Sys for Real {
     }
 
     fn cdsl(&mut self, root: &str, cfg: &config::Cdsl, nodeid: &str) -> Result<(), SysError> {
-        let actions = crate::modes::cdsl::plan_boot(cfg, nodeid)?;
-        Ok(crate::modes::cdsl::apply(Path::new(root), cfg, &actions)?)
+        Ok(crate::modes::cdsl::boot(Path::new(root), cfg, nodeid)?)
     }
 
     fn run_hooks(&mut self, p: &Phase, env: &[(String, String)]) -> Result<(), SysError> {

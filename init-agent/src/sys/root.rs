@@ -103,6 +103,17 @@ impl Root {
             .unwrap_or(false)
     }
 
+    /// Whether `path` is a symlink whose text is exactly `target` (the links
+    /// liteimg and CDSL make), the link itself not followed.
+    pub(crate) fn links_to(&self, path: &str, target: &str) -> bool {
+        let Ok((dir, name)) = self.parent(path) else {
+            return false;
+        };
+        rfs::readlinkat(&dir, &name, Vec::new())
+            .map(|t| t.as_bytes() == target.as_bytes())
+            .unwrap_or(false)
+    }
+
     pub(crate) fn kind(&self, path: &str, follow: bool) -> Option<rfs::FileType> {
         let fd = self.reach(path, follow).ok()?;
         let st = rfs::fstat(&fd).ok()?;

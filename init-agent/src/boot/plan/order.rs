@@ -6,7 +6,6 @@ use super::{BootPlan, Named, Packaging, Step, OVERLAY_SCRATCH};
 use crate::cmdline::{BreakStage, Mode, NfsClient};
 use crate::config::{Config, LiteTree};
 use crate::hooks::Phase;
-use crate::modes::statelite::plan::Kind;
 use crate::source::spec::Host;
 
 /// The host names the agent itself connects to, known from the plan, each
@@ -197,7 +196,7 @@ pub(super) fn steps(
                     node: plan.node.clone(),
                     entries: entries
                         .into_iter()
-                        .filter(|e| matches!(e.kind, Kind::Persistent | Kind::LinkPersistent))
+                        .filter(|e| e.kind.is_persistent())
                         .collect(),
                     store: plan.statemnt.clone(),
                 });

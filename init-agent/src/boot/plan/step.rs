@@ -104,7 +104,9 @@ pub enum Step {
         entries: Vec<Entry>,
         store: Option<NfsExport>,
     },
-    /// CDSL: bind `<tree>/<nodeid>` on `<link>` in `root`.
+    /// CDSL: bind `<tree>/<nodeid>` on `<link>` in `root`, then the shared
+    /// paths the inventory in the root lists (read at boot: the root is
+    /// mounted only then) where the node's tree lacks their link.
     Cdsl {
         root: String,
         nodeid: String,
@@ -300,7 +302,10 @@ impl fmt::Display for Step {
                 nodeid,
                 tree,
                 link,
-            } => write!(f, "CDSL: bind {tree}/{nodeid} on {link} in {root}"),
+            } => write!(
+                f,
+                "CDSL: bind {tree}/{nodeid} on {link} in {root}; shared paths of {tree}/.cdsl_inventory bound there where the node's tree lacks their link"
+            ),
             Step::Hooks(h) => write!(f, "run {} hooks from {} in {}", h.phase, h.dir, h.root),
             Step::SwitchRoot { root, init, args } => {
                 write!(f, "switch_root {root}, exec {init}")?;

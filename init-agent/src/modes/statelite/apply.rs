@@ -8,7 +8,9 @@ use std::path::Path;
 
 use rustix::fs::{self as rfs, Mode, OFlags};
 
-use super::plan::{link_target, Action, Mountable, Probe, DEFAULT, LOG, STATELITE, TMPFS};
+use super::plan::{
+    link_target, Action, Mountable, Probe, DEFAULT, LITEIMG_STATE, LOG, STATELITE, TMPFS,
+};
 use crate::sys;
 pub use crate::sys::root::Root;
 
@@ -29,6 +31,15 @@ pub enum StepError {
     /// A bind's source or target not reached in the root.
     #[error("{end}: {error}")]
     BindEnd { end: &'static str, error: io::Error },
+    #[error("{LITEIMG_STATE} is not liteimg's record: {0}")]
+    Record(#[from] serde_json::Error),
+}
+
+/// [`LITEIMG_STATE`]: the link entries `statelite liteimg` prepared.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LiteimgRecord {
+    links: Vec<String>,
 }
 
 impl Probe for Root {
@@ -47,12 +58,7 @@ impl Probe for Root {
     }
 
     fn is_prepared_link(&self, path: &str) -> bool {
-        let Ok((dir, name)) = self.parent(path) else {
-            return false;
-        };
-        rfs::readlinkat(&dir, &name, Vec::new())
-            .map(|t| t.as_bytes() == link_target(path, &format!("{TMPFS}{path}")).as_bytes())
-            .unwrap_or(false)
+        self.links_to(path, &link_target(path, &format!("{TMPFS}{path}")))
     }
 
     fn writable(&self) -> bool {
@@ -63,6 +69,16 @@ impl Probe for Root {
 /// Runs the actions in order, logging each to /.statelite/statelite.log once
 /// the layout exists. Warnings go to the log and to stderr, never silently.
 pub fn run(root: &Root, actions: &[Action]) -> Result<(), ApplyError> {
+    run_logged(root, actions, true)
+}
+
+/// Runs `statelite liteimg`'s actions on an image: like [`run`], but no
+/// boot log is written into the image's own /.statelite.
+pub fn run_in_image(root: &Root, actions: &[Action]) -> Result<(), ApplyError> {
+    run_logged(root, actions, false)
+}
+
+fn run_logged(root: &Root, actions: &[Action], log: bool) -> Result<(), ApplyError> {
     for action in actions {
         if let Action::Warn(w) = action {
             eprintln!("init-agent statelite: warning: {w}");
@@ -71,7 +87,9 @@ pub fn run(root: &Root, actions: &[Action]) -> Result<(), ApplyError> {
             action: action.to_string(),
             cause,
         })?;
-        append_log(root, action);
+        if log {
+            append_log(root, action);
+        }
     }
     Ok(())
 }
@@ -123,6 +141,7 @@ fn step(root: &Root, action: &Action) -> Result<(), StepError> {
             }
             crate::sync::copy_in_root(root, from, to)?;
         }
+        Action::Create { path, dir } => create(root, path, *dir)?,
         Action::Concat { from, to } => concat(root, from, to)?,
         Action::Symlink { path, target } => {
             let parent = path.rsplit_once('/').map_or("/", |(d, _)| d);
@@ -150,22 +169,41 @@ fn step(root: &Root, action: &Action) -> Result<(), StepError> {
             sys::bind(&Root::proc(&s), &Root::proc(&t), *read_only)?;
         }
         Action::PrepareLink { path } => prepare_link(root, path)?,
+        Action::RestoreLink { path } => restore_link(root, path)?,
+        Action::RecordLinks(links) => {
+            let text = serde_json::to_string_pretty(&LiteimgRecord {
+                links: links.clone(),
+            })?;
+            replace_file(root, LITEIMG_STATE)?.write_all(text.as_bytes())?;
+        }
         Action::Warn(_) => {}
     }
     Ok(())
 }
 
-fn concat(root: &Root, from: &[String], to: &str) -> io::Result<()> {
-    let parent = to.rsplit_once('/').map_or("/", |(d, _)| d);
+/// An empty file or a directory at `path`, its parents made; whatever is
+/// already there (file, directory or link) is left alone.
+fn create(root: &Root, path: &str, dir: bool) -> io::Result<()> {
+    if root.kind(path, false).is_some() {
+        return Ok(());
+    }
+    if dir {
+        return root.mkdir_p(path);
+    }
+    let parent = path.rsplit_once('/').map_or("/", |(d, _)| d);
     root.mkdir_p(parent)?;
-    let (dir, name) = root.parent(to)?;
-    let out = rfs::openat(
+    let (dir, name) = root.parent(path)?;
+    rfs::openat(
         &dir,
         &name,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o644),
     )?;
-    let mut out = std::fs::File::from(out);
+    Ok(())
+}
+
+fn concat(root: &Root, from: &[String], to: &str) -> io::Result<()> {
+    let mut out = replace_file(root, to)?;
     for f in from {
         let rel = f.trim_start_matches('/');
         let fd = root.open_file(rel)?;
@@ -194,6 +232,61 @@ fn prepare_link(root: &Root, path: &str) -> io::Result<()> {
     let target = link_target(path, &format!("{TMPFS}{path}"));
     rfs::symlinkat(target.as_str(), &odir, &oname)?;
     Ok(())
+}
+
+/// Undoes [`prepare_link`]: only liteimg's own link is removed, and only
+/// once its original is known to be in /.default<path>, so nothing is lost.
+fn restore_link(root: &Root, path: &str) -> io::Result<()> {
+    let default = format!("{DEFAULT}{path}");
+    if !root.is_prepared_link(path) {
+        return Err(io::Error::other(format!(
+            "{path} is not liteimg's link: left as it is"
+        )));
+    }
+    if root.kind(&default, false).is_none() {
+        return Err(io::Error::other(format!(
+            "{default} is missing: the link at {path} is kept (restore the original by hand)"
+        )));
+    }
+    let (odir, oname) = root.parent(path)?;
+    let (ddir, dname) = root.parent(&default)?;
+    rfs::unlinkat(&odir, &oname, rfs::AtFlags::empty())?;
+    rfs::renameat(&ddir, &dname, &odir, &oname)?;
+    Ok(())
+}
+
+/// The link entries the last `statelite liteimg` recorded; none before its
+/// first run.
+pub fn recorded_links(root: &Root) -> Result<Vec<String>, ApplyError> {
+    let failed = |cause: StepError| ApplyError {
+        action: format!("read {LITEIMG_STATE}"),
+        cause,
+    };
+    let fd = match root.open_file(LITEIMG_STATE) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(failed(e.into())),
+    };
+    let mut text = String::new();
+    std::fs::File::from(fd)
+        .read_to_string(&mut text)
+        .map_err(|e| failed(e.into()))?;
+    let record: LiteimgRecord = serde_json::from_str(&text).map_err(|e| failed(e.into()))?;
+    Ok(record.links)
+}
+
+/// The file at `path` emptied (or created, parents made) for writing.
+fn replace_file(root: &Root, path: &str) -> io::Result<std::fs::File> {
+    let parent = path.rsplit_once('/').map_or("/", |(d, _)| d);
+    root.mkdir_p(parent)?;
+    let (dir, name) = root.parent(path)?;
+    let fd = rfs::openat(
+        &dir,
+        &name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )?;
+    Ok(std::fs::File::from(fd))
 }
 
 /// Whether `root` already has the statelite tmpfs (a second apply on a live root).

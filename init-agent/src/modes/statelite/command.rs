@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
 
-use super::plan::Store;
+use super::plan::{self, Action, Store};
 use super::{apply_to, import, Request};
-use crate::cli::{StateliteApply, StateliteCommand};
+use crate::cli::{StateliteApply, StateliteCommand, StateliteLiteimg};
 use crate::{cli, config};
 
 pub fn run(args: &cli::Statelite) -> anyhow::Result<bool> {
@@ -24,7 +24,44 @@ pub fn run(args: &cli::Statelite) -> anyhow::Result<bool> {
             );
             Ok(true)
         }
+        StateliteCommand::Liteimg(a) => liteimg(a),
         StateliteCommand::Apply(a) => apply(a),
+    }
+}
+
+fn liteimg(a: &StateliteLiteimg) -> anyhow::Result<bool> {
+    let path = a
+        .config
+        .clone()
+        .unwrap_or_else(|| a.root.join("etc/init-agent.toml"));
+    let conf = config::load_file(&path).with_context(|| format!("loading {}", path.display()))?;
+    let image = image_name(a.image.as_ref(), &conf);
+    let entries = match plan::entries(&conf.statelite.litefile, &image) {
+        Ok(e) => e,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("init-agent statelite: {e}");
+            }
+            return Ok(false);
+        }
+    };
+    match super::liteimg(&a.root, &entries, a.dry_run) {
+        Ok(actions) => {
+            for action in &actions {
+                println!("{action}");
+            }
+            let root = a.root.display();
+            if actions.iter().all(|x| matches!(x, Action::Warn(_))) {
+                println!("liteimg: {root} is prepared already, nothing to change");
+            } else if a.dry_run {
+                println!("liteimg: dry run, {root} not changed");
+            }
+            Ok(true)
+        }
+        Err(e) => {
+            eprintln!("init-agent statelite: {e}");
+            Ok(false)
+        }
     }
 }
 
@@ -38,11 +75,7 @@ fn apply(a: &StateliteApply) -> anyhow::Result<bool> {
         };
         vars.insert(k.to_string(), val.to_string());
     }
-    let image = a
-        .image
-        .clone()
-        .or(conf.statelite.image.clone())
-        .unwrap_or_default();
+    let image = image_name(a.image.as_ref(), &conf);
     // An existing directory is a local store; <server>:<path> is NFS.
     let store = match &a.state {
         Some(s) if std::path::Path::new(s).is_dir() => {
@@ -77,4 +110,12 @@ fn apply(a: &StateliteApply) -> anyhow::Result<bool> {
             Ok(false)
         }
     }
+}
+
+/// `--image`, else the configuration's `[statelite] image`, else none (only
+/// the rows for every image apply).
+fn image_name(arg: Option<&String>, conf: &config::Config) -> String {
+    arg.or(conf.statelite.image.as_ref())
+        .cloned()
+        .unwrap_or_default()
 }

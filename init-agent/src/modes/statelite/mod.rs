@@ -96,5 +96,29 @@ pub fn apply(root: &Path, inputs: &Inputs) -> Result<Vec<Action>, StateliteError
     Ok(layout.into_iter().chain(steps).collect())
 }
 
+/// `statelite liteimg`: prepares the image in `root` for the tables' link
+/// entries and undoes what an earlier run made for rows since removed;
+/// `dry_run` plans only. Returns the actions (warnings included).
+pub fn liteimg(
+    root: &Path,
+    entries: &[Entry],
+    dry_run: bool,
+) -> Result<Vec<Action>, StateliteError> {
+    let image = crate::sys::root::Root::open(root)
+        .map_err(|e| StateliteError::Root(format!("{}: {e}", root.display())))?;
+    if !image.writable() {
+        return Err(StateliteError::Root(format!(
+            "{}: the image is read-only, and liteimg changes it",
+            root.display()
+        )));
+    }
+    let recorded = apply::recorded_links(&image)?;
+    let actions = plan::plan_liteimg(entries, &recorded, &image);
+    if !dry_run {
+        apply::run_in_image(&image, &actions)?;
+    }
+    Ok(actions)
+}
+
 #[cfg(test)]
 mod tests;

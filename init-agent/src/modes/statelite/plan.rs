@@ -17,6 +17,8 @@ pub const PERSISTENT: &str = "/.statelite/persistent";
 pub const MNT: &str = "/.statelite/mnt";
 pub const DEFAULT: &str = "/.default";
 pub const LOG: &str = "/.statelite/statelite.log";
+/// What `statelite liteimg` made, in the image (hidden at boot by the tmpfs).
+pub const LITEIMG_STATE: &str = "/.statelite/liteimg.json";
 
 /// What a litefile option does at boot. A blank option means `Link`, as
 /// xCAT's liteimg and rc.statelite really do (blank becomes `tmpfs,rw`, which
@@ -27,6 +29,9 @@ pub const LOG: &str = "/.statelite/statelite.log";
 pub enum Kind {
     Tmpfs,
     Persistent,
+    /// xCAT's `persistent,con`: concatenated once, into the store, on the
+    /// first boot that finds no stored copy; later boots bind the stored file.
+    PersistentCon,
     Con,
     Ro,
     Link,
@@ -40,6 +45,7 @@ impl Kind {
         Ok(match option.trim() {
             "tmpfs" | "rw" | "tempfs" => Kind::Tmpfs,
             "persistent" => Kind::Persistent,
+            "persistent,con" => Kind::PersistentCon,
             "con" => Kind::Con,
             "ro" => Kind::Ro,
             // liteimg rewrites blank and tmpfs,rw to link.
@@ -56,6 +62,7 @@ impl Kind {
         match self {
             Kind::Tmpfs => "tmpfs",
             Kind::Persistent => "persistent",
+            Kind::PersistentCon => "persistent,con",
             Kind::Con => "con",
             Kind::Ro => "ro",
             Kind::Link => "link",
@@ -72,12 +79,16 @@ impl Kind {
         )
     }
 
-    fn is_persistent(self) -> bool {
-        matches!(self, Kind::Persistent | Kind::LinkPersistent)
+    /// Kept in the node's STATEMNT store (what the overlay mode binds too).
+    pub fn is_persistent(self) -> bool {
+        matches!(
+            self,
+            Kind::Persistent | Kind::PersistentCon | Kind::LinkPersistent
+        )
     }
 
     fn is_con(self) -> bool {
-        matches!(self, Kind::Con | Kind::LinkCon)
+        matches!(self, Kind::Con | Kind::PersistentCon | Kind::LinkCon)
     }
 
     fn is_ro(self) -> bool {
@@ -165,6 +176,12 @@ pub enum Action {
         to: String,
         if_missing: bool,
     },
+    /// An empty file (or directory, `dir`) where nothing is yet: xCAT
+    /// creates a persistent entry found nowhere.
+    Create {
+        path: String,
+        dir: bool,
+    },
     /// Concatenate files into one.
     Concat {
         from: Vec<String>,
@@ -184,6 +201,13 @@ pub enum Action {
     PrepareLink {
         path: String,
     },
+    /// Undoes [`Action::PrepareLink`] for an entry no longer a link entry:
+    /// liteimg's link removed, the original moved back from /.default<path>.
+    RestoreLink {
+        path: String,
+    },
+    /// The link entries `statelite liteimg` has prepared, in [`LITEIMG_STATE`].
+    RecordLinks(Vec<String>),
     Warn(String),
 }
 
@@ -221,6 +245,8 @@ impl fmt::Display for Action {
                 "copy {from} -> {to}{}",
                 if *if_missing { " (if missing)" } else { "" }
             ),
+            Action::Create { path, dir: true } => write!(f, "create directory {path}"),
+            Action::Create { path, dir: false } => write!(f, "create empty file {path}"),
             Action::Concat { from, to } => write!(f, "concatenate {} -> {to}", from.join(" + ")),
             Action::Symlink { path, target } => write!(f, "symlink {path} -> {target}"),
             Action::Bind {
@@ -236,6 +262,19 @@ impl fmt::Display for Action {
                 f,
                 "prepare link {path}: original to {DEFAULT}{path}, {path} -> {}",
                 link_target(path, &format!("{TMPFS}{path}"))
+            ),
+            Action::RestoreLink { path } => write!(
+                f,
+                "restore {path}: liteimg's link removed, the original moved back from {DEFAULT}{path}"
+            ),
+            Action::RecordLinks(paths) => write!(
+                f,
+                "record the link entries in {LITEIMG_STATE}: {}",
+                if paths.is_empty() {
+                    "none".to_string()
+                } else {
+                    paths.join(" ")
+                }
             ),
             Action::Warn(w) => write!(f, "warning: {w}"),
         }
@@ -543,6 +582,78 @@ pub fn plan_entries(inp: &Inputs, probe: &dyn Probe) -> Vec<Action> {
     a
 }
 
+/// The image's own copy of `p`: `/.default<p>` once liteimg moved it there,
+/// else `<p>` itself unless it is liteimg's link.
+fn own_copy(p: &str, prepared: bool, probe: &dyn Probe) -> Option<String> {
+    if probe.found(&format!("{DEFAULT}{p}")).is_some() {
+        Some(format!("{DEFAULT}{p}"))
+    } else if !prepared && probe.found(p).is_some() {
+        Some(p.to_string())
+    } else {
+        None
+    }
+}
+
+/// liteimg's decision for one entry: a top-level link entry whose image copy
+/// is not behind the link chain yet, in an image that can be changed. Both the
+/// boot's planner and `statelite liteimg` ask this one question.
+pub fn makes_link(e: &Entry, probe: &dyn Probe) -> bool {
+    e.kind.is_link()
+        && e.parent.is_none()
+        && !probe.is_prepared_link(&e.path)
+        && probe.writable()
+        && own_copy(&e.path, false, probe).is_some()
+}
+
+/// `statelite liteimg`, xCAT's image preparation alone: the link chains of
+/// the top-level link entries (the boot planner's own [`makes_link`]), and
+/// for each path `recorded` by the last run that is no longer a link entry,
+/// its link undone. Nothing but warnings when the image is already prepared.
+pub fn plan_liteimg(entries: &[Entry], recorded: &[String], probe: &dyn Probe) -> Vec<Action> {
+    let mut a = Vec::new();
+    let mut links = Vec::new();
+    for e in entries
+        .iter()
+        .filter(|e| e.kind.is_link() && e.parent.is_none())
+    {
+        if makes_link(e, probe) {
+            a.push(Action::PrepareLink {
+                path: e.path.clone(),
+            });
+        } else if !probe.is_prepared_link(&e.path) {
+            a.push(Action::Warn(format!(
+                "{}: not in the image nor in {DEFAULT}: no link made",
+                e.path
+            )));
+            continue;
+        }
+        links.push(e.path.clone());
+    }
+    for path in recorded.iter().filter(|r| !links.contains(r)) {
+        // Only liteimg's own link is undone: anything else there is the admin's.
+        if normalise(path).is_ok() && probe.is_prepared_link(path) {
+            a.push(Action::RestoreLink { path: path.clone() });
+        } else {
+            a.push(Action::Warn(format!(
+                "{path}: no longer a link entry, but not liteimg's link any more: left as it is"
+            )));
+        }
+    }
+    if links != recorded {
+        a.push(Action::RecordLinks(links));
+    }
+    a
+}
+
+/// What `con` concatenates: every litetree copy, else the image's own.
+fn concat_sources(hits: &[String], own: Option<&String>) -> Vec<String> {
+    if hits.is_empty() {
+        own.into_iter().cloned().collect()
+    } else {
+        hits.to_vec()
+    }
+}
+
 fn entry_actions(inp: &Inputs, e: &Entry, probe: &dyn Probe, node_dir: &str, a: &mut Vec<Action>) {
     let p = &e.path;
     let tmp = format!("{TMPFS}{p}");
@@ -551,18 +662,11 @@ fn entry_actions(inp: &Inputs, e: &Entry, probe: &dyn Probe, node_dir: &str, a: 
         .filter(|c| probe.found(c) == Some(true))
         .collect();
     let prepared = probe.is_prepared_link(p);
-    // The image's own copy: /.default for a prepared link entry, else the path.
-    let own = if probe.found(&format!("{DEFAULT}{p}")).is_some() {
-        Some(format!("{DEFAULT}{p}"))
-    } else if !prepared && probe.found(p).is_some() {
-        Some(p.clone())
-    } else {
-        None
-    };
+    let own = own_copy(p, prepared, probe);
     let mut source = hits.first().cloned().or_else(|| own.clone());
     let mut kind = e.kind;
     if kind.is_link() && !prepared && e.parent.is_none() {
-        if probe.writable() && own.is_some() {
+        if makes_link(e, probe) {
             a.push(Action::PrepareLink { path: p.clone() });
             // The original is in /.default once prepared.
             source = hits.first().cloned().or(Some(format!("{DEFAULT}{p}")));
@@ -571,7 +675,7 @@ fn entry_actions(inp: &Inputs, e: &Entry, probe: &dyn Probe, node_dir: &str, a: 
             // (a path found nowhere gets its own warning below).
             if source.is_some() {
                 a.push(Action::Warn(format!(
-                    "{p}: the image has no link chain for a link entry; binding instead (prepare the image with `init-agent statelite apply` on the master)"
+                    "{p}: the image has no link chain for a link entry; binding instead (prepare the image with `init-agent statelite liteimg` on the master)"
                 )));
             }
             kind = match kind {
@@ -585,7 +689,8 @@ fn entry_actions(inp: &Inputs, e: &Entry, probe: &dyn Probe, node_dir: &str, a: 
     let under_parent = e.parent.is_some();
     let parent_persistent = e
         .parent
-        .is_some_and(|i| inp.entries[i].kind.is_persistent());
+        .and_then(|i| inp.entries.get(i))
+        .is_some_and(|parent| parent.kind.is_persistent());
     let persistent = format!("{node_dir}{p}");
     if kind.is_persistent() && inp.store.is_none() {
         a.push(Action::Warn(format!(
@@ -615,28 +720,45 @@ fn entry_actions(inp: &Inputs, e: &Entry, probe: &dyn Probe, node_dir: &str, a: 
             }
             None => a.push(missing()),
         },
-        Kind::Persistent | Kind::LinkPersistent => {
+        Kind::Persistent | Kind::PersistentCon | Kind::LinkPersistent => {
             let store = if inp.store.is_some() {
                 persistent
             } else {
                 tmp.clone()
             };
-            match &source {
-                Some(s) => a.push(Action::Copy {
+            let stored = probe.found(&store).is_some();
+            match (kind, &source) {
+                // A stored copy is the node's own: never concatenated again.
+                (Kind::PersistentCon, _) if stored => {}
+                (Kind::PersistentCon, _) => {
+                    let from = concat_sources(&hits, own.as_ref());
+                    a.push(if from.is_empty() {
+                        Action::Create {
+                            path: store.clone(),
+                            dir: false,
+                        }
+                    } else {
+                        Action::Concat {
+                            from,
+                            to: store.clone(),
+                        }
+                    });
+                }
+                (_, Some(s)) => a.push(Action::Copy {
                     from: s.clone(),
                     to: store.clone(),
                     if_missing: true,
                 }),
-                None if probe.found(&store).is_none() => a.push(missing()),
-                None => {}
+                // xCAT: "if the file is absent it is created during initialisation".
+                (_, None) if !stored => a.push(Action::Create {
+                    path: store.clone(),
+                    dir: e.dir,
+                }),
+                (_, None) => {}
             }
             // Inside a persistent parent the copy already sits in the bound tree.
-            if (kind == Kind::Persistent || under_parent) && !parent_persistent {
-                a.push(Action::Bind {
-                    source: store,
-                    target: p.clone(),
-                    read_only: false,
-                });
+            if (kind != Kind::LinkPersistent || under_parent) && !parent_persistent {
+                bind_persistent(e, store, under_parent, probe, a);
             } else if store != tmp {
                 a.push(Action::Symlink {
                     path: tmp.clone(),
@@ -645,11 +767,7 @@ fn entry_actions(inp: &Inputs, e: &Entry, probe: &dyn Probe, node_dir: &str, a: 
             }
         }
         Kind::Con | Kind::LinkCon => {
-            let from = if hits.is_empty() {
-                own.into_iter().collect()
-            } else {
-                hits
-            };
+            let from = concat_sources(&hits, own.as_ref());
             if from.is_empty() {
                 a.push(missing());
             } else {
@@ -681,6 +799,37 @@ fn entry_actions(inp: &Inputs, e: &Entry, probe: &dyn Probe, node_dir: &str, a: 
             ))),
         },
     }
+}
+
+/// Binds the stored copy over the entry. A bind needs a mount point: one
+/// missing from the image is created where it can be (a writable image, or
+/// below a parent entry's tmpfs copy); on a read-only image it is a warning,
+/// never a failed bind, and the stored copy stays for the next boot.
+fn bind_persistent(
+    e: &Entry,
+    store: String,
+    under_parent: bool,
+    probe: &dyn Probe,
+    a: &mut Vec<Action>,
+) {
+    let p = &e.path;
+    if probe.found(p).is_none() && !probe.is_prepared_link(p) {
+        if !(probe.writable() || under_parent) {
+            a.push(Action::Warn(format!(
+                "{p}: not in the read-only image, so there is no mount point for {store}; create it in the image"
+            )));
+            return;
+        }
+        a.push(Action::Create {
+            path: p.clone(),
+            dir: e.dir,
+        });
+    }
+    a.push(Action::Bind {
+        source: store,
+        target: p.clone(),
+        read_only: false,
+    });
 }
 
 #[cfg(test)]

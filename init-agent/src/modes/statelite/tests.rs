@@ -194,6 +194,21 @@ fn lf(file: &str, options: &str) -> LiteFile {
     }
 }
 
+/// A litetree directory `dir/<name>` holding `files`, and its row.
+fn litetree(dir: &Path, name: &str, priority: f64, files: &[(&str, &str)]) -> LiteTree {
+    for (file, text) in files {
+        let at = dir.join(name).join(file);
+        fs::create_dir_all(at.parent().unwrap()).unwrap();
+        fs::write(at, text).unwrap();
+    }
+    LiteTree {
+        priority,
+        image: "ALL".into(),
+        directory: dir.join(name).display().to_string(),
+        mntopts: None,
+    }
+}
+
 #[test]
 fn litetrees_win_by_priority_con_concatenates_and_link_chains_are_made() {
     if !is_root() {
@@ -204,16 +219,13 @@ fn litetrees_win_by_priority_con_concatenates_and_link_chains_are_made() {
     let (root, state) = (dir.join("root"), dir.join("state"));
     image(&root);
     fs::create_dir_all(&state).unwrap();
-    for (tree, motd) in [("t1", "tree one\n"), ("t2", "tree two\n")] {
-        fs::create_dir_all(dir.join(tree).join("etc")).unwrap();
-        fs::write(dir.join(tree).join("etc/motd"), motd).unwrap();
-        fs::write(dir.join(tree).join("etc/issue"), motd).unwrap();
-    }
-    let tree = |p: f64, d: &str| LiteTree {
-        priority: p,
-        image: "ALL".into(),
-        directory: dir.join(d).display().to_string(),
-        mntopts: None,
+    let tree = |priority: f64, name: &str, text: &str| {
+        litetree(
+            &dir,
+            name,
+            priority,
+            &[("etc/motd", text), ("etc/issue", text)],
+        )
     };
     let t = tables(
         vec![
@@ -221,7 +233,7 @@ fn litetrees_win_by_priority_con_concatenates_and_link_chains_are_made() {
             lf("/etc/issue", "con"),
             lf("/etc/issue.net", "link"),
         ],
-        vec![tree(2.0, "t2"), tree(1.0, "t1")],
+        vec![tree(2.0, "t2", "tree two\n"), tree(1.0, "t1", "tree one\n")],
     );
     let r = root.clone();
     isolated(move || {
@@ -363,5 +375,157 @@ fn overlay_keeps_the_lower_root_untouched_and_binds_persistent_entries() {
             "RAM layer survived a reboot"
         );
     });
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn persistent_entries_found_nowhere_are_created_and_persistent_con_concatenates_once() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = scratch("persistent-con");
+    let (root, state) = (dir.join("root"), dir.join("state"));
+    image(&root);
+    fs::create_dir_all(&state).unwrap();
+    let t = tables(
+        vec![
+            lf("/etc/hosts", "persistent,con"),
+            lf("/etc/machine-info", "persistent"),
+            lf("/var/lib/site/", "persistent"),
+        ],
+        vec![
+            litetree(&dir, "t1", 1.0, &[("etc/hosts", "10.0.0.1 master\n")]),
+            litetree(&dir, "t2", 2.0, &[("etc/hosts", "10.0.0.2 login\n")]),
+        ],
+    );
+    let (r1, s1, t1) = (root.clone(), state.clone(), t.clone());
+    isolated(move || {
+        apply_to(&r1, &request(&t1, &s1)).unwrap();
+        // First boot: the trees' copies concatenated into the store, bound.
+        assert_eq!(
+            fs::read_to_string(r1.join("etc/hosts")).unwrap(),
+            "10.0.0.1 master\n10.0.0.2 login\n"
+        );
+        fs::write(r1.join("etc/hosts"), "node's own hosts\n").unwrap();
+        // Found nowhere: created empty in the store (file / directory), bound.
+        assert_eq!(fs::read(s1.join("cn01/etc/machine-info")).unwrap(), b"");
+        assert!(s1.join("cn01/var/lib/site").is_dir());
+        fs::write(r1.join("var/lib/site/kept"), "kept\n").unwrap();
+        fs::write(r1.join("etc/machine-info"), "PRETTY_HOSTNAME=cn01\n").unwrap();
+    });
+    assert_eq!(
+        fs::read_to_string(state.join("cn01/etc/hosts")).unwrap(),
+        "node's own hosts\n"
+    );
+    // The image got only the empty mount points.
+    assert_eq!(fs::read(root.join("etc/machine-info")).unwrap(), b"");
+    assert_eq!(fs::read_dir(root.join("var/lib/site")).unwrap().count(), 0);
+    // A tree changes; "reboot": the stored file wins, nothing is concatenated again.
+    fs::write(dir.join("t2/etc/hosts"), "10.0.0.3 new\n").unwrap();
+    let (r2, s2) = (root.clone(), state.clone());
+    isolated(move || {
+        let done = apply_to(&r2, &request(&t, &s2)).unwrap();
+        assert!(
+            !done
+                .iter()
+                .any(|a| matches!(a, plan::Action::Concat { .. })),
+            "{done:?}"
+        );
+        assert_eq!(
+            fs::read_to_string(r2.join("etc/hosts")).unwrap(),
+            "node's own hosts\n"
+        );
+        assert_eq!(
+            fs::read_to_string(r2.join("var/lib/site/kept")).unwrap(),
+            "kept\n"
+        );
+        assert_eq!(
+            fs::read_to_string(r2.join("etc/machine-info")).unwrap(),
+            "PRETTY_HOSTNAME=cn01\n"
+        );
+    });
+    let _ = fs::remove_dir_all(&dir);
+}
+
+fn tree_listing(at: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![at.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(at).unwrap().to_path_buf();
+            let meta = fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                out.push((rel, "dir".into()));
+                stack.push(p);
+            } else if meta.file_type().is_symlink() {
+                out.push((rel, format!("-> {}", fs::read_link(&p).unwrap().display())));
+            } else {
+                // Sizes and times, not contents: the test root may be a whole Debian.
+                out.push((
+                    rel,
+                    format!("{} bytes, {:?}", meta.len(), meta.modified().ok()),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn liteimg_alone_prepares_the_image_idempotently_and_undoes_removed_rows() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = scratch("liteimg");
+    let root = dir.join("root");
+    image(&root);
+    let entries_of = |rows: Vec<LiteFile>| plan::entries(&rows, "debian").unwrap();
+    let both = entries_of(vec![lf("/etc/motd", ""), lf("/etc/issue", "link")]);
+    // The dry run writes nothing.
+    let before = tree_listing(&root);
+    let planned = liteimg(&root, &both, true).unwrap();
+    assert_eq!(planned.len(), 3, "{planned:?}");
+    assert_eq!(tree_listing(&root), before);
+    let motd = fs::read_to_string(root.join("etc/motd")).unwrap();
+    liteimg(&root, &both, false).unwrap();
+    assert_eq!(
+        fs::read_link(root.join("etc/motd")).unwrap(),
+        Path::new("../.statelite/tmpfs/etc/motd")
+    );
+    assert_eq!(
+        fs::read_to_string(root.join(".default/etc/motd")).unwrap(),
+        motd
+    );
+    assert!(root.join(".statelite/liteimg.json").is_file());
+    // No boot layout, no log: only what xCAT's liteimg writes.
+    assert!(!root.join(".statelite/statelite.log").exists());
+    assert!(!root.join(".statelite/tmpfs").exists());
+    // Twice: nothing to do, nothing changed.
+    let prepared = tree_listing(&root);
+    assert!(liteimg(&root, &both, false).unwrap().is_empty());
+    assert_eq!(tree_listing(&root), prepared);
+    // /etc/motd's row removed: its original is back, /etc/issue stays linked.
+    let done = liteimg(&root, &entries_of(vec![lf("/etc/issue", "link")]), false).unwrap();
+    assert_eq!(done.len(), 2, "{done:?}");
+    assert_eq!(fs::read_to_string(root.join("etc/motd")).unwrap(), motd);
+    assert!(!root.join(".default/etc/motd").exists());
+    assert!(fs::symlink_metadata(root.join("etc/issue"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // Every row gone: the image is what it was, bar liteimg's record and
+    // the empty directories it made.
+    liteimg(&root, &[], false).unwrap();
+    let after: Vec<_> = tree_listing(&root)
+        .into_iter()
+        .filter(|(p, kind)| {
+            !(p.starts_with(".statelite") || p.starts_with(".default") && kind == "dir")
+        })
+        .collect();
+    assert_eq!(after, before);
     let _ = fs::remove_dir_all(&dir);
 }

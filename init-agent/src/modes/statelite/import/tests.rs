@@ -518,3 +518,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn persistent_con_imports_and_localdisk_is_refused_naming_the_line() {
+    let header = "#image,file,options,comments,disable\n";
+    let out = import_xcat(
+        &format!("{header}\"ALL\",\"/etc/hosts\",\"persistent,con\",,\n"),
+        None,
+        None,
+    )
+    .expect("persistent,con imports");
+    assert!(out.contains("options = \"persistent,con\""), "{out}");
+    let refused = import_xcat(
+        &format!(
+            "{header}\"ALL\",\"/etc/hosts\",\"tmpfs\",,\n\"ALL\",\"/var/tmp/\",\"localdisk\",,\n"
+        ),
+        None,
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "litefile line 3: localdisk is not supported: use sync mode for local disks"
+    );
+}

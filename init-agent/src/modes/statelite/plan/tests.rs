@@ -62,6 +62,7 @@ fn options_parse_as_documented() {
         ("rw", Kind::Tmpfs),
         ("tmpfs,rw", Kind::Link),
         ("persistent", Kind::Persistent),
+        ("persistent,con", Kind::PersistentCon),
         ("con", Kind::Con),
         ("ro", Kind::Ro),
         ("link", Kind::Link),
@@ -409,4 +410,163 @@ fn link_entries_use_the_chain_prepare_it_or_fall_back_to_a_bind() {
             "symlink /.statelite/tmpfs/etc/ssh -> ../../../.statelite/persistent/cn01/etc/ssh",
         ]
     );
+}
+
+#[test]
+fn persistent_found_nowhere_is_created_in_the_store_and_bound() {
+    // The image has the mount point: only the store copy is created.
+    let f = one("/etc/machine-info", "persistent");
+    assert_eq!(
+        entry_plan(&f, 1, true, &Fake::new(&["/etc/machine-info"])),
+        vec![
+            "copy /etc/machine-info -> /.statelite/persistent/cn01/etc/machine-info (if missing)",
+            "bind /.statelite/persistent/cn01/etc/machine-info on /etc/machine-info",
+        ]
+    );
+    let mut writable = Fake::new(&[]);
+    writable.writable = true;
+    assert_eq!(
+        entry_plan(&f, 1, true, &writable),
+        vec![
+            "create empty file /.statelite/persistent/cn01/etc/machine-info",
+            "create empty file /etc/machine-info",
+            "bind /.statelite/persistent/cn01/etc/machine-info on /etc/machine-info",
+        ]
+    );
+    let d = one("/var/lib/site/", "persistent");
+    assert_eq!(
+        entry_plan(&d, 0, true, &writable),
+        vec![
+            "create directory /.statelite/persistent/cn01/var/lib/site",
+            "create directory /var/lib/site",
+            "bind /.statelite/persistent/cn01/var/lib/site on /var/lib/site",
+        ]
+    );
+    // Stored already (an earlier boot), none in the image: the mount point
+    // is created, the stored copy bound.
+    let mut stored = Fake::new(&["/.statelite/persistent/cn01/var/lib/site"]);
+    stored.writable = true;
+    assert_eq!(
+        entry_plan(&d, 0, true, &stored),
+        vec![
+            "create directory /var/lib/site",
+            "bind /.statelite/persistent/cn01/var/lib/site on /var/lib/site"
+        ]
+    );
+    // A read-only image without the mount point: a warning, never a failed bind.
+    let got = entry_plan(&d, 0, true, &Fake::new(&[]));
+    assert_eq!(
+        got[0],
+        "create directory /.statelite/persistent/cn01/var/lib/site"
+    );
+    assert!(
+        got[1].starts_with("warning: /var/lib/site: not in the read-only image"),
+        "{got:?}"
+    );
+    assert_eq!(got.len(), 2);
+}
+
+#[test]
+fn persistent_con_concatenates_once_into_the_store_then_binds_it() {
+    let e = one("/etc/hosts", "persistent,con");
+    assert_eq!(e[0].describe(), "/etc/hosts persistent,con");
+    let first = Fake::new(&[
+        "/etc/hosts",
+        "/.statelite/mnt/0/etc/hosts",
+        "/.statelite/mnt/1/etc/hosts",
+    ]);
+    assert_eq!(
+        entry_plan(&e, 2, true, &first),
+        vec![
+            "concatenate /.statelite/mnt/0/etc/hosts + /.statelite/mnt/1/etc/hosts -> /.statelite/persistent/cn01/etc/hosts",
+            "bind /.statelite/persistent/cn01/etc/hosts on /etc/hosts",
+        ]
+    );
+    // No litetree copy: the image's own file, as con does.
+    assert_eq!(
+        entry_plan(&e, 2, true, &Fake::new(&["/etc/hosts"]))[0],
+        "concatenate /etc/hosts -> /.statelite/persistent/cn01/etc/hosts"
+    );
+    // Later boots: the node's stored file, never concatenated again.
+    let later = Fake::new(&[
+        "/etc/hosts",
+        "/.statelite/mnt/0/etc/hosts",
+        "/.statelite/persistent/cn01/etc/hosts",
+    ]);
+    assert_eq!(
+        entry_plan(&e, 1, true, &later),
+        vec!["bind /.statelite/persistent/cn01/etc/hosts on /etc/hosts"]
+    );
+    // Without STATEMNT: in tmpfs, with the usual warning.
+    let got = entry_plan(&e, 1, false, &first);
+    assert!(got[0].starts_with("warning: /etc/hosts: persistent but no STATEMNT"));
+    assert_eq!(
+        got[1],
+        "concatenate /.statelite/mnt/0/etc/hosts -> /.statelite/tmpfs/etc/hosts"
+    );
+    // A directory cannot be concatenated.
+    let refused = entries(&[row("ALL", "/etc/ssh/", "persistent,con")], "img").unwrap_err();
+    assert_eq!(refused[0].reason, Reason::ConDirectory);
+}
+
+#[test]
+fn localdisk_is_refused_by_the_planner_in_its_own_words() {
+    let refused = entries(&[row("ALL", "/var/tmp/", "localdisk")], "img").unwrap_err();
+    assert_eq!(
+        refused[0].to_string(),
+        "litefile /var/tmp/: localdisk is not supported: use sync mode for local disks"
+    );
+}
+
+#[test]
+fn liteimg_prepares_link_entries_records_them_and_undoes_removed_rows() {
+    let e = entries(
+        &[
+            row("ALL", "/etc/motd", ""),
+            row("ALL", "/etc/hosts", "link"),
+            row("ALL", "/etc/fstab", "tmpfs"),
+            row("ALL", "/etc/gone", "link"),
+        ],
+        "img",
+    )
+    .unwrap();
+    let mut fresh = Fake::new(&["/etc/motd", "/etc/hosts", "/etc/fstab"]);
+    fresh.writable = true;
+    assert_eq!(
+        lines(&plan_liteimg(&e, &[], &fresh)),
+        vec![
+            "warning: /etc/gone: not in the image nor in /.default: no link made",
+            "prepare link /etc/hosts: original to /.default/etc/hosts, /etc/hosts -> ../.statelite/tmpfs/etc/hosts",
+            "prepare link /etc/motd: original to /.default/etc/motd, /etc/motd -> ../.statelite/tmpfs/etc/motd",
+            "record the link entries in /.statelite/liteimg.json: /etc/hosts /etc/motd",
+        ]
+    );
+    // Prepared and recorded: nothing but the warning.
+    let mut done = Fake::new(&["/.default/etc/motd", "/.default/etc/hosts", "/etc/fstab"]);
+    done.writable = true;
+    done.links = ["/etc/motd", "/etc/hosts"].map(String::from).into();
+    let recorded = ["/etc/hosts".to_string(), "/etc/motd".to_string()];
+    assert!(plan_liteimg(&e, &recorded, &done)
+        .iter()
+        .all(|a| matches!(a, Action::Warn(_))));
+    // /etc/motd's row removed, /etc/hosts's turned tmpfs: both restored.
+    let fewer = entries(&[row("ALL", "/etc/hosts", "tmpfs")], "img").unwrap();
+    assert_eq!(
+        lines(&plan_liteimg(&fewer, &recorded, &done)),
+        vec![
+            "restore /etc/hosts: liteimg's link removed, the original moved back from /.default/etc/hosts",
+            "restore /etc/motd: liteimg's link removed, the original moved back from /.default/etc/motd",
+            "record the link entries in /.statelite/liteimg.json: none",
+        ]
+    );
+    // A recorded path the admin has replaced since is theirs: left alone.
+    done.links.clear();
+    let got = lines(&plan_liteimg(&fewer, &recorded, &done));
+    assert!(
+        got[0].contains("/etc/hosts: no longer a link entry, but not liteimg's link any more"),
+        "{got:?}"
+    );
+    // A hostile record cannot name a path outside the tables' rules.
+    let got = lines(&plan_liteimg(&[], &["/../etc/passwd".into()], &done));
+    assert!(got[0].starts_with("warning: /../etc/passwd"), "{got:?}");
 }
