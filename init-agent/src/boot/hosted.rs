@@ -47,27 +47,6 @@ pub fn mounted_on(mountinfo: &str, target: &str) -> Option<(String, bool)> {
     })
 }
 
-/// Resolvers and search domains of a resolv.conf (dracut's network
-/// modules write the initramfs's /etc/resolv.conf from DHCP or `nameserver=`).
-pub fn resolv_conf(text: &str) -> (Vec<Ipv4Addr>, Vec<String>) {
-    let mut servers = Vec::new();
-    let mut search = Vec::new();
-    for line in text.lines() {
-        let mut words = line.split_whitespace();
-        match words.next() {
-            Some("nameserver") => {
-                servers.extend(words.next().and_then(|a| a.parse::<Ipv4Addr>().ok()))
-            }
-            // The last of `search` / `domain` wins, as in resolv.conf(5).
-            Some("search" | "domain") => {
-                search = words.map(|d| d.trim_end_matches('.').to_string()).collect()
-            }
-            _ => {}
-        }
-    }
-    (servers, search)
-}
-
 /// What the host initramfs's network said: klibc ipconfig's files
 /// (initramfs-tools), else the initramfs's /etc/resolv.conf for the
 /// resolvers (dracut, which mounted the root itself and leaves no lease).
@@ -83,7 +62,7 @@ pub fn host_dhcp() -> DhcpAnswer {
         .unwrap_or_default();
     if dns.is_empty() {
         let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let (servers, domains) = resolv_conf(&text);
+        let (servers, domains) = crate::net::dns::resolv_conf(&text);
         dns = servers;
         if search.is_empty() {
             search = domains;
@@ -157,18 +136,5 @@ mod tests {
             Some(("10.0.2.2:/export".to_string(), true))
         );
         assert_eq!(mounted_on(info, "/root"), None);
-    }
-
-    #[test]
-    fn resolv_conf_gives_servers_and_the_last_search_line() {
-        let text = "# dracut\nnameserver 10.0.2.3\nnameserver fe80::1\nnameserver 10.0.2.4\n\
-                    domain old.example\nsearch cluster lab.example.\noptions ndots:2\n";
-        let (servers, search) = resolv_conf(text);
-        assert_eq!(
-            servers,
-            [Ipv4Addr::new(10, 0, 2, 3), Ipv4Addr::new(10, 0, 2, 4)]
-        );
-        assert_eq!(search, ["cluster", "lab.example"]);
-        assert_eq!(resolv_conf(""), (vec![], vec![]));
     }
 }

@@ -152,6 +152,57 @@ fn ask_one(sock: &UdpSocket, to: SocketAddr, name: &str, id: u16, wait: Duration
     }
 }
 
+/// Resolvers and search domains of a resolv.conf (dracut's network
+/// modules write the initramfs's /etc/resolv.conf from DHCP or `nameserver=`).
+pub fn resolv_conf(text: &str) -> (Vec<Ipv4Addr>, Vec<String>) {
+    let mut servers = Vec::new();
+    let mut search = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("nameserver") => {
+                servers.extend(words.next().and_then(|a| a.parse::<Ipv4Addr>().ok()))
+            }
+            // The last of `search` / `domain` wins, as in resolv.conf(5).
+            Some("search" | "domain") => {
+                search = words.map(|d| d.trim_end_matches('.').to_string()).collect()
+            }
+            _ => {}
+        }
+    }
+    (servers, search)
+}
+
+/// `name`'s IPv4 address in an /etc/hosts text.
+fn in_hosts_file(text: &str, name: &str) -> Option<Ipv4Addr> {
+    text.lines().find_map(|line| {
+        let line = line.split('#').next().unwrap_or_default();
+        let mut words = line.split_whitespace();
+        let addr = words.next()?.parse::<Ipv4Addr>().ok()?;
+        words.any(|w| w.eq_ignore_ascii_case(name)).then_some(addr)
+    })
+}
+
+/// A name as this machine resolves it for the admin's commands (`init-agent
+/// sync nfs://master/…`): /etc/hosts, then the resolvers of /etc/resolv.conf
+/// through the client the boot uses.
+pub fn on_host(name: &str) -> Result<Ipv4Addr, DnsError> {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    if let Some(a) = in_hosts_file(&read("/etc/hosts"), name) {
+        return Ok(a);
+    }
+    let (servers, search) = resolv_conf(&read("/etc/resolv.conf"));
+    resolve(
+        name,
+        &Ask {
+            servers,
+            search,
+            timeout: 2,
+            attempts: 2,
+        },
+    )
+}
+
 /// A query id nobody on the wire can guess from the previous one.
 fn query_id(n: u32) -> u16 {
     let t = std::time::SystemTime::now()
@@ -335,6 +386,34 @@ mod tests {
             e.to_string(),
             "host name `master.cluster` does not resolve: no reply from 127.0.0.1 (asked 127.0.0.1 for master.cluster)"
         );
+    }
+
+    #[test]
+    fn resolv_conf_gives_servers_and_the_last_search_line() {
+        let text = "# dracut\nnameserver 10.0.2.3\nnameserver fe80::1\nnameserver 10.0.2.4\n\
+                    domain old.example\nsearch cluster lab.example.\noptions ndots:2\n";
+        let (servers, search) = resolv_conf(text);
+        assert_eq!(
+            servers,
+            [Ipv4Addr::new(10, 0, 2, 3), Ipv4Addr::new(10, 0, 2, 4)]
+        );
+        assert_eq!(search, ["cluster", "lab.example"]);
+        assert_eq!(resolv_conf(""), (vec![], vec![]));
+    }
+
+    #[test]
+    fn hosts_files_are_read_like_the_c_library_does() {
+        let text = "127.0.0.1 localhost\n10.0.0.1 master.cluster master # the master\n::1 ip6-localhost\n#10.0.0.9 old\n";
+        assert_eq!(
+            in_hosts_file(text, "master"),
+            Some(Ipv4Addr::new(10, 0, 0, 1))
+        );
+        assert_eq!(
+            in_hosts_file(text, "MASTER.cluster"),
+            Some(Ipv4Addr::new(10, 0, 0, 1))
+        );
+        assert_eq!(in_hosts_file(text, "old"), None);
+        assert_eq!(in_hosts_file(text, "the"), None);
     }
 
     #[test]

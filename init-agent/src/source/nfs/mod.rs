@@ -53,11 +53,15 @@ impl Endpoint {
         }
     }
 
-    /// An `nfs://` URL (the one parser), its server an address.
+    /// An `nfs://` URL (the one parser); a server name is resolved as this
+    /// machine does (/etc/hosts, /etc/resolv.conf).
     pub fn from_url(url: &str) -> Result<Endpoint, SpecError> {
         let export = spec::parse_url(url)?;
         let host = match &export.server {
-            Some(h) => h.addr()?,
+            Some(spec::Host::Addr(a)) => *a,
+            Some(spec::Host::Name(n)) => crate::net::dns::on_host(n)
+                .map(IpAddr::V4)
+                .map_err(|e| SpecError(e.to_string()))?,
             None => return Err(SpecError("nfs:// URL without a server".into())),
         };
         Ok(Endpoint::new(&export, host))
@@ -103,7 +107,6 @@ mod tests {
     fn bad_urls_say_what_is_wrong() {
         for (url, why) in [
             ("http://x/", "nfs://"),
-            ("nfs://master/export", "host name"),
             ("nfs://10.0.0.1:0/x", "port"),
             ("nfs://10.0.0.1:99999/x", "port"),
             ("nfs://10.0.0.1/x?nfsvers=4", "unknown URL option"),
