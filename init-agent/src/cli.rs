@@ -227,7 +227,9 @@ pub struct StateliteApply {
     /// configuration with the [statelite] tables
     #[argh(option)]
     pub config: PathBuf,
-    /// extra litetree variable NAME=VALUE (repeatable)
+    /// litetree variable TABLE.COLUMN=VALUE (repeatable), added to and
+    /// overriding the attributes of the config's [[node]] row named --node
+    /// and its [[group]]s
     #[argh(option)]
     pub var: Vec<String>,
 }

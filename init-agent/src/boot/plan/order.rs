@@ -4,9 +4,9 @@
 use super::disks::{SYNC_EXCLUDE, SYNC_PROTECT};
 use super::{BootPlan, Packaging, Step, OVERLAY_SCRATCH};
 use crate::cmdline::{BreakStage, Mode, NfsClient};
-use crate::config::{Config, LiteTree};
+use crate::config::Config;
 use crate::hooks::Phase;
-use crate::modes::statelite::plan::Kind;
+use crate::modes::statelite::plan::{trees, Kind, Variables};
 
 /// The boot's steps and the `local` fallback's, from the plan's values;
 /// with the table errors found on the way.
@@ -135,18 +135,15 @@ pub(super) fn steps(
                     Vec::new()
                 }
             };
-            let litetree: Vec<LiteTree> = c
-                .statelite
-                .litetree
-                .iter()
-                .filter(|r| crate::modes::statelite::plan::applies(&r.image, &img))
-                .cloned()
-                .collect();
-            // The trees the boot will mount, checked now with what is known.
-            let probe_node = plan.node.clone().unwrap_or_else(|| "node".into());
-            if let Err(table_errors) =
-                crate::modes::statelite::node_trees(&litetree, &img, &probe_node)
-            {
+            let litetree = c.statelite.litetree.clone();
+            // The trees the boot will mount, checked now with what is known:
+            // the boot runs the same expansion with the node's name then.
+            let vars = Variables {
+                node: plan.node.as_deref(),
+                image: &img,
+                attributes: &plan.attributes,
+            };
+            if let Err(table_errors) = trees(&litetree, &vars) {
                 errors.extend(table_errors.iter().map(|e| e.to_string()));
             }
             if plan.mode == Mode::Statelite {
@@ -156,6 +153,7 @@ pub(super) fn steps(
                     node: plan.node.clone(),
                     entries,
                     litetree,
+                    attributes: plan.attributes.clone(),
                     store: plan.statemnt.clone(),
                 });
             } else {

@@ -1,6 +1,7 @@
 //! The steps of a plan: typed values that carry everything their executor
 //! needs, and print as `explain` shows them.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
@@ -10,7 +11,7 @@ use super::{NetPlan, SourcePlan};
 use crate::cmdline::BreakStage;
 use crate::config::{self, Disk, LiteTree};
 use crate::hooks::Phase;
-use crate::modes::statelite::plan::Entry;
+use crate::modes::statelite::plan::{applies, Entry};
 use crate::source::spec::{Host, NfsExport};
 
 /// One step of the boot, in order, with everything its executor needs.
@@ -86,7 +87,12 @@ pub enum Step {
         /// `None`: DHCP's host name, known once the network is up.
         node: Option<String>,
         entries: Vec<Entry>,
+        /// Every `[[statelite.litetree]]` row (errors name them by their
+        /// place); those of `image` are mounted.
         litetree: Vec<LiteTree>,
+        /// The node's `table.column` values for litetree directories, from
+        /// its `[[node]]` row and `[[group]]`s.
+        attributes: BTreeMap<String, String>,
         store: Option<NfsExport>,
     },
     /// Overlay: overlayfs of the read-only root and a tmpfs upper, the
@@ -256,14 +262,30 @@ impl fmt::Display for Step {
                 node,
                 entries,
                 litetree,
+                attributes,
                 store,
                 ..
             } => write!(
                 f,
-                "statelite for image {} node {}: {} litetree rows, store {}, {} entries: {}",
+                "statelite for image {} node {}{}: {} litetree rows, store {}, {} entries: {}",
                 if image.is_empty() { "(any)" } else { image },
                 node.as_deref().unwrap_or("(DHCP host name)"),
-                litetree.len(),
+                if attributes.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({})",
+                        attributes
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
+                litetree
+                    .iter()
+                    .filter(|r| applies(&r.image, image))
+                    .count(),
                 store_text(store),
                 entries.len(),
                 list_or_none(&entries.iter().map(Entry::describe).collect::<Vec<_>>())

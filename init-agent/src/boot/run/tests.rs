@@ -26,10 +26,23 @@ options = "tmpfs"
 priority = 1.0
 image = "ALL"
 directory = "10.0.0.9:/trees/$node"
+[[statelite.litetree]]
+priority = 2.0
+image = "rhels8"
+directory = "$noderes.nfsserver:/rooms/$nodepos.room"
 [[node]]
 mac = ["52:54:00:12:34:56"]
 name = "cn042"
 nodeid = "42"
+groups = ["compute"]
+[[node]]
+name = "cn01"
+groups = ["compute"]
+nodepos = { room = "r2" }
+[[group]]
+name = "compute"
+noderes = { nfsserver = "10.0.0.9" }
+nodepos = { room = "r1" }
 "#;
 
 /// What the calls of `steps` must be, from the steps' values alone.
@@ -290,6 +303,9 @@ const CMDLINES: &[&str] = &[
     // Refused by explain: host names where the agent mounts, bad tables.
     "root=nfs:master.cluster:/srv/root initagent.mode=sync initagent.disk=/dev/vda",
     "NFSROOT=172.16.2.2:/install STATEMNT=cnfs:/gpfs/state NODE=cn001",
+    // Refused: the MAC's row is not NODE='s; no row gives $nodepos.room.
+    "BOOTIF=01-52-54-00-12-34-56 NODE=cn01 root=nfs:10.0.0.1:/srv/root initagent.mode=statelite",
+    "root=nfs:10.0.0.1:/srv/root initagent.mode=statelite NODE=cn77",
 ];
 
 const ROOT_PATHS: &[Option<&str>] = &[

@@ -1,7 +1,5 @@
 //! `init-agent statelite …`: the admin entry points.
 
-use std::collections::BTreeMap;
-
 use anyhow::{bail, Context};
 
 use super::plan::Store;
@@ -31,16 +29,20 @@ pub fn run(args: &cli::Statelite) -> anyhow::Result<bool> {
 fn apply(a: &StateliteApply) -> anyhow::Result<bool> {
     let conf =
         config::load_file(&a.config).with_context(|| format!("loading {}", a.config.display()))?;
-    let mut vars = BTreeMap::new();
+    // The node's row gives its image and `$table.column` values, as at boot;
+    // --var adds to them or overrides them.
+    let row = conf.node_by_name(&a.node).map(|(_, n)| n);
+    let mut attributes = row.map(|n| conf.attributes(n)).unwrap_or_default();
     for v in &a.var {
         let Some((k, val)) = v.split_once('=') else {
             bail!("--var {v}: expected NAME=VALUE");
         };
-        vars.insert(k.to_string(), val.to_string());
+        attributes.insert(k.to_string(), val.to_string());
     }
     let image = a
         .image
         .clone()
+        .or_else(|| row.and_then(|n| n.image.clone()))
         .or(conf.statelite.image.clone())
         .unwrap_or_default();
     // An existing directory is a local store; <server>:<path> is NFS.
@@ -63,7 +65,7 @@ fn apply(a: &StateliteApply) -> anyhow::Result<bool> {
         image: &image,
         node: &a.node,
         store,
-        vars,
+        attributes,
     };
     match apply_to(&a.root, &req) {
         Ok(actions) => {
