@@ -189,8 +189,12 @@ pub enum StateliteCommand {
     Apply(StateliteApply),
 }
 
-/// Read xCAT tabdump CSV (litefile, litetree, statelite tables) and print the
-/// [statelite] TOML for init-agent.toml; disabled rows are left out.
+/// Read xCAT tabdump CSV (litefile, litetree, statelite tables; nodelist,
+/// noderes, nodetype, nodepos for the nodes) and print the [statelite],
+/// [[node]] and [[group]] TOML for init-agent.toml; disabled rows are left out.
+/// A noderes/nodetype/nodepos row whose node is a group in nodelist's groups
+/// column becomes a [[group]] row, any other a [[node]] row (name only: add
+/// each node's mac, or boot it with NODE=).
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "import-xcat")]
 pub struct ImportXcat {
@@ -203,6 +207,18 @@ pub struct ImportXcat {
     /// the `tabdump statelite` output
     #[argh(option)]
     pub statelite: Option<PathBuf>,
+    /// the `tabdump nodelist` output: node names and their groups
+    #[argh(option)]
+    pub nodelist: Option<PathBuf>,
+    /// the `tabdump noderes` output: $noderes.<column> values
+    #[argh(option)]
+    pub noderes: Option<PathBuf>,
+    /// the `tabdump nodetype` output: $nodetype.<column> values
+    #[argh(option)]
+    pub nodetype: Option<PathBuf>,
+    /// the `tabdump nodepos` output: $nodepos.<column> values
+    #[argh(option)]
+    pub nodepos: Option<PathBuf>,
 }
 
 /// Apply the statelite tables to a mounted root as the boot does: tmpfs

@@ -14,11 +14,27 @@ pub fn run(args: &cli::Statelite) -> anyhow::Result<bool> {
                 std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
             };
             let litefile = read(&a.litefile)?;
-            let litetree = a.litetree.as_deref().map(read).transpose()?;
-            let statelite = a.statelite.as_deref().map(read).transpose()?;
+            let optional = |p: &Option<std::path::PathBuf>| p.as_deref().map(read).transpose();
+            let litetree = optional(&a.litetree)?;
+            let statelite = optional(&a.statelite)?;
+            let nodelist = optional(&a.nodelist)?;
+            let noderes = optional(&a.noderes)?;
+            let nodetype = optional(&a.nodetype)?;
+            let nodepos = optional(&a.nodepos)?;
+            let node_tables = import::NodeTables {
+                nodelist: nodelist.as_deref(),
+                noderes: noderes.as_deref(),
+                nodetype: nodetype.as_deref(),
+                nodepos: nodepos.as_deref(),
+            };
             print!(
                 "{}",
-                import::import_xcat(&litefile, litetree.as_deref(), statelite.as_deref())?
+                import::import_xcat(
+                    &litefile,
+                    litetree.as_deref(),
+                    statelite.as_deref(),
+                    &node_tables
+                )?
             );
             Ok(true)
         }
