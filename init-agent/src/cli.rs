@@ -52,6 +52,15 @@ pub struct Hosted {
 /// initagent.disk=, initagent.config=, initagent.fallback=local|shell|reboot|retry,
 /// initagent.timeout=SECONDS, initagent.nodeid=, initagent.image=,
 /// initagent.checksum[=0|1], initagent.cdsl=0|1, initagent.nfs=user|kernel.
+///
+/// The node's [[node]] row is matched by BOOTIF='s MAC, else NODE=, else ip='s
+/// host name ("node row:", JSON node_row {row, name, by: mac|node|ip-hostname});
+/// NODE= naming another row than the MAC's is an error. DHCP's host name names
+/// the node but picks no row (the plan is made before DHCP answers): a note
+/// says so, and with --dhcp hostname= which row it would have been. Litetree
+/// $node, $image and $table.column (noderes, nodetype, nodepos) are expanded
+/// from the row and its [[group]]s (JSON attributes) as the boot does; one
+/// without a value is an error naming row, table, column and node.
 /// Exits 1 when the plan has errors.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "explain")]

@@ -412,7 +412,9 @@ pub struct Node {
 }
 
 /// `[[group]]`: attributes every node listing the group gets, unless the
-/// node (or a group it lists earlier) has its own value.
+/// node (or a group it lists earlier) has its own value. The three tables
+/// repeat `Node`'s fields: serde's `flatten` of a shared struct would switch
+/// off `deny_unknown_fields`, which catches a misspelt table.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Group {

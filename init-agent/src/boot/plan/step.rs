@@ -11,7 +11,7 @@ use super::{NetPlan, SourcePlan};
 use crate::cmdline::BreakStage;
 use crate::config::{self, Disk, LiteTree};
 use crate::hooks::Phase;
-use crate::modes::statelite::plan::{applies, Entry};
+use crate::modes::statelite::plan::{applies, trees, Entry, Variables};
 use crate::source::spec::{Host, NfsExport};
 
 /// One step of the boot, in order, with everything its executor needs.
@@ -267,7 +267,7 @@ impl fmt::Display for Step {
                 ..
             } => write!(
                 f,
-                "statelite for image {} node {}{}: {} litetree rows, store {}, {} entries: {}",
+                "statelite for image {} node {}{}: {}, store {}, {} entries: {}",
                 if image.is_empty() { "(any)" } else { image },
                 node.as_deref().unwrap_or("(DHCP host name)"),
                 if attributes.is_empty() {
@@ -282,10 +282,7 @@ impl fmt::Display for Step {
                             .join(", ")
                     )
                 },
-                litetree
-                    .iter()
-                    .filter(|r| applies(&r.image, image))
-                    .count(),
+                trees_text(litetree, image, node.as_deref(), attributes),
                 store_text(store),
                 entries.len(),
                 list_or_none(&entries.iter().map(Entry::describe).collect::<Vec<_>>())
@@ -326,6 +323,34 @@ fn store_text(store: &Option<NfsExport>) -> String {
         Some(e) if e.server.is_none() => format!("(the standard root's server):{}", e.path),
         Some(e) => e.to_string(),
         None => "none".into(),
+    }
+}
+
+/// The litetrees as the boot will mount them once the node's name is known
+/// (the boot's own expansion), else how many rows the image has.
+fn trees_text(
+    rows: &[LiteTree],
+    image: &str,
+    node: Option<&str>,
+    attributes: &BTreeMap<String, String>,
+) -> String {
+    let vars = Variables {
+        node,
+        image,
+        attributes,
+    };
+    match (node, trees(rows, &vars)) {
+        (Some(_), Ok(t)) if !t.is_empty() => format!(
+            "litetrees {}",
+            t.iter()
+                .map(|t| t.source.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => format!(
+            "{} litetree rows",
+            rows.iter().filter(|r| applies(&r.image, image)).count()
+        ),
     }
 }
 

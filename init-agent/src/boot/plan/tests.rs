@@ -268,6 +268,25 @@ mode = "update"
 "#;
 
 #[test]
+fn a_row_found_by_node_gives_what_a_mac_row_gives() {
+    let by_mac = plan_json("BOOTIF=01-52-54-00-00-00-01", SITE);
+    let by_name = plan_json("NODE=cn001", SITE);
+    // Only the interface differs: BOOTIF= picks it, NODE= does not.
+    for key in [
+        "mode", "node", "nodeid", "statemnt", "disks", "source", "local",
+    ] {
+        assert_eq!(by_mac[key], by_name[key], "{key}");
+    }
+    expect(
+        &by_name,
+        &[
+            ("node_row.by", json!("node")),
+            ("statemnt.server", json!("10.0.0.9")),
+        ],
+    );
+}
+
+#[test]
 fn site_config_fills_what_the_cmdline_lacks() {
     let v = plan_json("BOOTIF=01-52-54-00-00-00-01", SITE);
     expect(
@@ -673,6 +692,15 @@ fn litetree_variables_come_from_the_row_then_its_groups_in_order() {
     );
     let text = p.steps.iter().map(ToString::to_string).collect::<String>();
     assert!(text.contains("nodepos.room=r1"), "{text}");
+    assert!(
+        text.contains("litetrees 10.0.0.1:/trees/cn001, 10.0.0.5:/rooms/r1/rocky9.4,"),
+        "{text}"
+    );
+    let shown = crate::boot::explain::render(&p, "test", None);
+    assert!(
+        shown.contains("node row:  [[node]] row 1 (cn001), matched by BOOTIF= MAC\n"),
+        "{shown}"
+    );
 }
 
 #[test]

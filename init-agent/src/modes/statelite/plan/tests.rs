@@ -236,26 +236,18 @@ fn litetrees_sort_by_priority_and_expand_variables() {
         e[0].to_string().contains("for node (DHCP host name)"),
         "{e:?}"
     );
-    let mut with = attributes.clone();
-    with.insert("noderes.nfsserver".into(), "cnfs".into());
-    let e = trees(
-        &named,
-        &Variables {
+    let with_server = |server: &str| {
+        let mut with = attributes.clone();
+        with.insert("noderes.nfsserver".into(), server.into());
+        let vars = Variables {
             attributes: &with,
             ..vars
-        },
-    )
-    .unwrap_err();
+        };
+        trees(&named, &vars)
+    };
+    let e = with_server("cnfs").unwrap_err();
     assert!(e[0].reason.to_string().contains("host name"), "{e:?}");
-    with.insert("noderes.nfsserver".into(), "10.0.0.9".into());
-    let t = trees(
-        &named,
-        &Variables {
-            attributes: &with,
-            ..vars
-        },
-    )
-    .unwrap();
+    let t = with_server("10.0.0.9").unwrap();
     assert_eq!(t[0].source.to_string(), "10.0.0.9:/trees");
     // Neither $node, $image nor a column of the three tables.
     for unknown in ["srv:/$nope", "srv:/$nodepos.floor", "srv:/$hosts.ip"] {
