@@ -354,6 +354,13 @@ noderes = { nfsserver = "10.0.0.1" }
         e[1].starts_with("7:") && e[1].contains("unknown variable $nodepos.floor"),
         "{e:?}"
     );
+    // A node whose mode mounts no litetrees needs no values.
+    assert!(parse(&format!(
+        "{base}nodepos = {{ room = \"r1\" }}\n[[node]]\nname = \"upd\"\nmode = \"update\"\n"
+    ))
+    .unwrap_err()
+    .iter()
+    .all(|e| !e.to_string().contains("node upd")));
     // Without node rows, unknown variables are still found.
     let e = errors("[[statelite.litetree]]\npriority = 1.0\ndirectory = \"10.0.0.1:/t/$nope\"\n");
     assert!(

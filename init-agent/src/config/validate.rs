@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
 
 use super::{is_xcat_column, Attributes, Config, FsType, Size, LITEFILE_OPTIONS, XCAT_TABLES};
-use crate::cmdline::{parse_abs_path, parse_name};
+use crate::cmdline::{parse_abs_path, parse_name, Mode};
 use crate::modes::statelite::plan::{Reason, TableRow, Variables};
 use crate::source::spec::{self, NfsExport, SpecError};
 
@@ -422,7 +422,8 @@ fn check_nodes(ck: &mut Checker, c: &Config) {
 }
 
 /// Litetree directories with variables, expanded for each `[[node]]` row as
-/// its boot would (its image, name and attributes); with no rows, once for a
+/// its boot would (its image, name and attributes), except rows whose mode
+/// (their own, else `[boot]`'s) mounts no litetrees; with no rows, once for a
 /// node the config does not know, which still finds unknown variables.
 fn check_litetree_variables(ck: &mut Checker, c: &Config) {
     let s = &c.statelite;
@@ -430,7 +431,15 @@ fn check_litetree_variables(ck: &mut Checker, c: &Config) {
     let rows: Vec<&super::Node> = if c.node.is_empty() {
         vec![&stranger]
     } else {
-        c.node.iter().collect()
+        c.node
+            .iter()
+            .filter(|n| {
+                !matches!(
+                    n.mode.or(c.boot.mode),
+                    Some(Mode::Sync | Mode::Nfsroot | Mode::Update)
+                )
+            })
+            .collect()
     };
     let mut reported = BTreeSet::new();
     for n in rows {
