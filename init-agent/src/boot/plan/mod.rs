@@ -249,12 +249,12 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
         .or_else(|| entry.and_then(|n| n.name.clone()))
         .or_else(|| net.hostname.clone());
     let source = source_plan(p, c, mode, t, &net, node.as_deref(), &mut errors);
-    if entry.is_none() && net.method == NetMethod::Dhcp && c.node.iter().any(|n| n.name.is_some()) {
+    if node.is_none() && net.method == NetMethod::Dhcp && c.node.iter().any(|n| n.name.is_some()) {
         // The plan (mode, image, groups, attributes) is made before DHCP
         // answers and never changed after: DHCP's host name names the node,
         // it does not pick its row.
         notes.push(
-            "no [[node]] row matched by BOOTIF=, NODE= or ip= host name: a row named only by the DHCP host name is not used (give BOOTIF= or NODE=)".into(),
+            "the node's name will come from DHCP: a [[node]] row matched only by that host name is not used (give BOOTIF= or NODE=)".into(),
         );
     }
 

@@ -653,7 +653,7 @@ fn a_row_named_only_by_dhcp_is_said_to_be_unused() {
     assert!(
         v["notes"]
             .to_string()
-            .contains("DHCP host name is not used"),
+            .contains("a [[node]] row matched only by that host name is not used"),
         "{v:#}"
     );
 }
