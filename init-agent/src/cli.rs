@@ -53,6 +53,15 @@ pub struct Hosted {
 /// initagent.disk=, initagent.config=, initagent.fallback=local|shell|reboot|retry,
 /// initagent.timeout=SECONDS, initagent.nodeid=, initagent.image=,
 /// initagent.checksum[=0|1], initagent.cdsl=0|1, initagent.nfs=user|kernel.
+///
+/// The node's [[node]] row is matched by BOOTIF='s MAC, else NODE=, else ip='s
+/// host name ("node row:", JSON node_row {row, name, by: mac|node|ip-hostname});
+/// NODE= naming another row than the MAC's is an error. DHCP's host name names
+/// the node but picks no row (the plan is made before DHCP answers): a note
+/// says so, and with --dhcp hostname= which row it would have been. Litetree
+/// $node, $image and $table.column (noderes, nodetype, nodepos) are expanded
+/// from the row and its [[group]]s (JSON attributes) as the boot does; one
+/// without a value is an error naming row, table, column and node.
 /// Exits 1 when the plan has errors.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "explain")]
@@ -192,8 +201,12 @@ pub enum StateliteCommand {
     Apply(StateliteApply),
 }
 
-/// Read xCAT tabdump CSV (litefile, litetree, statelite tables) and print the
-/// [statelite] TOML for init-agent.toml; disabled rows are left out.
+/// Read xCAT tabdump CSV (litefile, litetree, statelite tables; nodelist,
+/// noderes, nodetype, nodepos for the nodes) and print the [statelite],
+/// [[node]] and [[group]] TOML for init-agent.toml; disabled rows are left out.
+/// A noderes/nodetype/nodepos row whose node is a group in nodelist's groups
+/// column becomes a [[group]] row, any other a [[node]] row (name only: add
+/// each node's mac, or boot it with NODE=).
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "import-xcat")]
 pub struct ImportXcat {
@@ -206,6 +219,18 @@ pub struct ImportXcat {
     /// the `tabdump statelite` output
     #[argh(option)]
     pub statelite: Option<PathBuf>,
+    /// the `tabdump nodelist` output: node names and their groups
+    #[argh(option)]
+    pub nodelist: Option<PathBuf>,
+    /// the `tabdump noderes` output: $noderes.<column> values
+    #[argh(option)]
+    pub noderes: Option<PathBuf>,
+    /// the `tabdump nodetype` output: $nodetype.<column> values
+    #[argh(option)]
+    pub nodetype: Option<PathBuf>,
+    /// the `tabdump nodepos` output: $nodepos.<column> values
+    #[argh(option)]
+    pub nodepos: Option<PathBuf>,
 }
 
 /// Prepare an image as xCAT's liteimg does, and only that: each top-level
@@ -253,7 +278,9 @@ pub struct StateliteApply {
     /// configuration with the [statelite] tables
     #[argh(option)]
     pub config: PathBuf,
-    /// extra litetree variable NAME=VALUE (repeatable)
+    /// litetree variable TABLE.COLUMN=VALUE (repeatable), added to and
+    /// overriding the attributes of the config's [[node]] row named --node
+    /// and its [[group]]s
     #[argh(option)]
     pub var: Vec<String>,
 }

@@ -34,6 +34,7 @@ pub struct Config {
     pub statelite: Statelite,
     pub cdsl: Cdsl,
     pub node: Vec<Node>,
+    pub group: Vec<Group>,
     pub hooks: Hooks,
     /// `[hosts]`: `name = "address"`, like /etc/hosts; wins over DNS.
     pub hosts: BTreeMap<String, Ipv4Addr>,
@@ -385,31 +386,144 @@ impl Default for Cdsl {
     }
 }
 
-/// `[[node]]`: a node known by its MACs.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+/// `[[node]]`: a node known by its MACs, its name, or both.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Node {
     /// One MAC or a list; matched against `BOOTIF=`.
-    #[serde(deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub mac: Vec<Mac>,
-    /// Node name (host name, persistent directory).
-    #[serde(default)]
+    /// Node name (host name, persistent directory); matched against `NODE=`
+    /// and `ip=`'s host name when no MAC matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// CDSL node id.
-    #[serde(default, deserialize_with = "string_or_integer")]
+    #[serde(
+        default,
+        deserialize_with = "string_or_integer",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub nodeid: Option<String>,
-    /// Groups, for `[[statelite.node]]` rows naming a group.
-    #[serde(default)]
+    /// Groups, for `[[statelite.node]]` rows and `[[group]]` attributes; an
+    /// earlier group's value wins over a later one's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
     /// This node's mode (e.g. the update node).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
     /// This node's disk for sync mode.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<String>,
     /// This node's statelite image.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub noderes: Attributes,
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub nodetype: Attributes,
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub nodepos: Attributes,
+}
+
+/// `[[group]]`: attributes every node listing the group gets, unless the
+/// node (or a group it lists earlier) has its own value. The three tables
+/// repeat `Node`'s fields: serde's `flatten` of a shared struct would switch
+/// off `deny_unknown_fields`, which catches a misspelt table.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub noderes: Attributes,
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub nodetype: Attributes,
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub nodepos: Attributes,
+}
+
+/// One xCAT table's columns for a node or group: `[node.nodetype] os = "rhels8"`.
+/// Column names are checked against [`XCAT_TABLES`] by `check-config`.
+pub type Attributes = BTreeMap<String, String>;
+
+/// The xCAT tables a node's attributes come from, with the columns a litetree
+/// `$table.column` may name (xCAT's tabdump headers, less `node`, `comments`
+/// and `disable`).
+pub const XCAT_TABLES: [(&str, &[&str]); 3] = [
+    (
+        "noderes",
+        &[
+            "servicenode",
+            "netboot",
+            "tftpserver",
+            "tftpdir",
+            "nfsserver",
+            "monserver",
+            "nfsdir",
+            "installnic",
+            "primarynic",
+            "discoverynics",
+            "cmdinterface",
+            "xcatmaster",
+            "current_osimage",
+            "next_osimage",
+            "nimserver",
+            "routenames",
+            "nameservers",
+            "proxydhcp",
+            "syslog",
+        ],
+    ),
+    (
+        "nodetype",
+        &[
+            "os",
+            "arch",
+            "profile",
+            "provmethod",
+            "supportedarchs",
+            "nodetype",
+        ],
+    ),
+    (
+        "nodepos",
+        &["rack", "u", "chassis", "slot", "room", "height"],
+    ),
+];
+
+/// Whether `table.column` is one of [`XCAT_TABLES`]' columns.
+pub fn is_xcat_column(table: &str, column: &str) -> bool {
+    XCAT_TABLES
+        .iter()
+        .any(|(t, cols)| *t == table && cols.contains(&column))
+}
+
+/// A node's or group's three tables, in [`XCAT_TABLES`] order.
+fn tables<'a>(
+    noderes: &'a Attributes,
+    nodetype: &'a Attributes,
+    nodepos: &'a Attributes,
+) -> [(&'static str, &'a Attributes); 3] {
+    [
+        ("noderes", noderes),
+        ("nodetype", nodetype),
+        ("nodepos", nodepos),
+    ]
+}
+
+impl Node {
+    pub fn tables(&self) -> [(&'static str, &Attributes); 3] {
+        tables(&self.noderes, &self.nodetype, &self.nodepos)
+    }
+}
+
+impl Group {
+    pub fn tables(&self) -> [(&'static str, &Attributes); 3] {
+        tables(&self.noderes, &self.nodetype, &self.nodepos)
+    }
 }
 
 /// `[hooks]`: scripts run against the new root before switch_root.
@@ -527,9 +641,40 @@ pub fn load_for_boot(explicit: Option<&Path>, from_cmdline: Option<&str>) -> Loa
 }
 
 impl Config {
-    /// The `[[node]]` entry owning `mac`.
-    pub fn node_by_mac(&self, mac: &Mac) -> Option<&Node> {
-        self.node.iter().find(|n| n.mac.contains(mac))
+    /// The `[[node]]` row owning `mac`, with its index.
+    pub fn node_by_mac(&self, mac: &Mac) -> Option<(usize, &Node)> {
+        self.node
+            .iter()
+            .enumerate()
+            .find(|(_, n)| n.mac.contains(mac))
+    }
+
+    /// The `[[node]]` row named `name`, with its index.
+    pub fn node_by_name(&self, name: &str) -> Option<(usize, &Node)> {
+        self.node
+            .iter()
+            .enumerate()
+            .find(|(_, n)| n.name.as_deref() == Some(name))
+    }
+
+    /// The `$table.column` values of `node`: its own, else those of its
+    /// groups in the order it lists them (xCAT's precedence), keyed
+    /// `table.column`.
+    pub fn attributes(&self, node: &Node) -> Attributes {
+        let groups = node
+            .groups
+            .iter()
+            .filter_map(|g| self.group.iter().find(|r| &r.name == g));
+        let mut out = Attributes::new();
+        for layer in std::iter::once(node.tables()).chain(groups.map(Group::tables)) {
+            for (table, columns) in layer {
+                for (column, value) in columns {
+                    out.entry(format!("{table}.{column}"))
+                        .or_insert_with(|| value.clone());
+                }
+            }
+        }
+        out
     }
 
     /// The `[[disk]]` entry for exactly `device`.

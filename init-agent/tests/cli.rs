@@ -139,3 +139,64 @@ fn statelite_liteimg_dry_runs_prepares_then_has_nothing_to_change() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn explain_names_the_node_row_and_the_row_dhcp_would_have_named() {
+    let statelite = "root=nfs:10.0.0.1:/srv/root initagent.mode=statelite";
+    let (code, out) = run(&[
+        "explain",
+        "--config",
+        EXAMPLE,
+        "--cmdline",
+        &format!("{statelite} NODE=cn002"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    for needle in [
+        "node row:  [[node]] row 3 (cn002), matched by NODE=",
+        "nodetype.os=rocky9.4",
+        "litetrees 10.0.0.1:/statelite/litetree/cn002, 10.0.0.1:/statelite/rocky9.4/r101",
+    ] {
+        assert!(out.contains(needle), "{needle} not in:\n{out}");
+    }
+    // Named by DHCP only: the row is not used, and explain says which it is.
+    let (code, out) = run(&[
+        "explain",
+        "--config",
+        EXAMPLE,
+        "--cmdline",
+        statelite,
+        "--dhcp",
+        "hostname=cn002",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    for needle in [
+        "node row:  none of the [[node]] rows",
+        "the DHCP host name cn002 names [[node]] row 3, which this boot does not use",
+        "$noderes.nfsserver has no value for node (DHCP host name)",
+    ] {
+        assert!(out.contains(needle), "{needle} not in:\n{out}");
+    }
+}
+
+#[test]
+fn import_xcat_turns_node_tables_into_node_and_group_rows() {
+    let xcat = concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/xcat");
+    let table = |name: &str| format!("{xcat}/{name}-example.csv");
+    let (code, out) = run(&[
+        "statelite",
+        "import-xcat",
+        "--litefile",
+        &format!("{xcat}/litefile-alt.csv"),
+        "--nodelist",
+        &table("nodelist"),
+        "--noderes",
+        &table("noderes"),
+        "--nodetype",
+        &table("nodetype"),
+        "--nodepos",
+        &table("nodepos"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("[[group]]\nname = \"compute\""), "{out}");
+    assert!(out.contains("[[node]]\nname = \"cn002\""), "{out}");
+}

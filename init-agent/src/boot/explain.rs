@@ -90,6 +90,20 @@ pub fn assume(p: &mut BootPlan, dhcp: &DhcpAnswer) -> Option<SourceTarget> {
     target
 }
 
+/// The row the DHCP host name names when no row was matched before DHCP:
+/// the boot names the node after it, but does not take that row.
+fn unused_row(p: &BootPlan, c: &config::Config, dhcp: &DhcpAnswer) -> Option<String> {
+    if p.node_row.is_some() || p.node.is_some() {
+        return None;
+    }
+    let host = dhcp.hostname.as_deref()?;
+    let (i, _) = c.node_by_name(host)?;
+    Some(format!(
+        "the DHCP host name {host} names [[node]] row {}, which this boot does not use (its mode, image, groups and attributes are chosen before DHCP answers): give BOOTIF= or NODE={host}",
+        i + 1
+    ))
+}
+
 /// Prints the plan; `Ok(false)` when it has errors.
 pub fn run(args: &Explain) -> anyhow::Result<bool> {
     let raw = match &args.cmdline {
@@ -105,6 +119,12 @@ pub fn run(args: &Explain) -> anyhow::Result<bool> {
     let mut plan = prepared.plan;
     plan.errors.splice(0..0, prepared.config_errors);
     let resolved = dhcp.as_ref().and_then(|d| assume(&mut plan, d));
+    if let Some(note) = dhcp
+        .as_ref()
+        .and_then(|d| unused_row(&plan, &prepared.config, d))
+    {
+        plan.notes.push(note);
+    }
     if args.json {
         let mut v = serde_json::to_value(&plan)?;
         if let (Some(t), Some(obj)) = (&resolved, v.as_object_mut()) {
@@ -174,6 +194,22 @@ pub fn render(p: &BootPlan, config_source: &str, resolved: Option<&SourceTarget>
         "node:      {} (node id {})",
         or_dash(&p.node),
         or_dash(&p.nodeid)
+    );
+    let _ = writeln!(
+        out,
+        "node row:  {}",
+        p.node_row.as_ref().map_or_else(
+            || "none of the [[node]] rows".to_string(),
+            |r| format!(
+                "[[node]] row {}{}, matched by {}",
+                r.row,
+                r.name
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default(),
+                r.by
+            )
+        )
     );
     let _ = writeln!(
         out,

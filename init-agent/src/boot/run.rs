@@ -13,7 +13,7 @@ use super::plan::{self, BootPlan, DhcpAnswer, SourcePlan, SourceTarget, Step};
 use crate::cmdline::NfsClient;
 use crate::config;
 use crate::modes::disk::Found;
-use crate::modes::statelite::plan::{Entry, Inputs, Mountable};
+use crate::modes::statelite::plan::{trees as plan_trees, Entry, Inputs, Mountable, Variables};
 use crate::source::mount::nfs_mount;
 use crate::source::nfs::Endpoint;
 use crate::source::spec::{Host, NfsExport};
@@ -246,11 +246,16 @@ fn execute(
             node,
             entries,
             litetree,
+            attributes,
             store,
         } => {
             let node = node_name(name, node, facts)?;
-            let trees = crate::modes::statelite::node_trees(litetree, image, &node)
-                .map_err(|e| refused(list(&e)))?;
+            let vars = Variables {
+                node: Some(&node),
+                image,
+                attributes,
+            };
+            let trees = plan_trees(litetree, &vars).map_err(|e| refused(list(&e)))?;
             let store = store_mount(plan, name, store, sys, facts)?;
             let actions = sys
                 .statelite(

@@ -28,7 +28,8 @@ fn example_config_is_valid_and_complete() {
     assert_eq!(c.statelite.litetree[0].priority, 1.0);
     let update = c
         .node_by_mac(&"52:54:00:12:35:fe".parse().unwrap())
-        .unwrap();
+        .unwrap()
+        .1;
     assert_eq!(
         (update.name.as_deref(), update.nodeid.as_deref()),
         (Some("update"), Some("254"))
@@ -292,4 +293,118 @@ fn localdisk_is_refused_and_persistent_con_accepted_by_check_config() {
     assert_eq!(c.statelite.litefile[0].options, "persistent,con");
     let e = errors("[[statelite.litefile]]\nfile = \"/etc/ssh/\"\noptions = \"persistent,con\"\n");
     assert!(e[0].contains("`con` applies to files"), "{e:?}");
+}
+
+#[test]
+fn a_node_row_needs_a_mac_or_a_name_and_matches_one_node() {
+    assert!(parse("[[node]]\nname = \"cn002\"\n").is_ok());
+    let e = errors("[[node]]\nnodeid = 3\n");
+    assert!(
+        e[0].starts_with("1:") && e[0].contains("a MAC or a name"),
+        "{e:?}"
+    );
+    let e = errors(
+        "[[node]]\nmac = \"52:54:00:00:00:01\"\nname = \"cn001\"\n\n[[node]]\nmac = \"52:54:00:00:00:01\"\nname = \"cn001\"\n",
+    );
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].starts_with("6:") && e[0].contains("also belongs to node entry 1"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with("7:") && e[1].contains("`cn001` is used twice"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn attribute_columns_are_xcat_s_and_groups_are_one_row_each() {
+    let e = errors(
+        "[[node]]\nname = \"cn001\"\n[node.nodepos]\nroom = \"r1\"\nfloor = \"2\"\n\n[[group]]\nname = \"compute\"\n[group.noderes]\nnfsserver = \"10.0.0.1\"\n\n[[group]]\nname = \"compute\"\n\n[[group]]\nname = \"cn001\"\n",
+    );
+    assert_eq!(e.len(), 3, "{e:?}");
+    assert!(
+        e[0].contains("`floor` is not a column of xCAT's nodepos table (rack, u, chassis"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with("13:") && e[1].contains("group `compute` has two rows"),
+        "{e:?}"
+    );
+    assert!(
+        e[2].starts_with("16:") && e[2].contains("`cn001` is both a node and a group"),
+        "{e:?}"
+    );
+    // A table that is not one of the three is a typo serde already names.
+    let e = errors("[[node]]\nname = \"cn001\"\n[node.noderez]\nnfsserver = \"x\"\n");
+    assert!(e[0].contains("noderez"), "{e:?}");
+}
+
+#[test]
+fn attributes_are_the_node_s_then_its_groups_in_its_order() {
+    let c = parse(
+        r#"
+[[node]]
+name = "cn001"
+groups = ["rack1", "compute", "missing"]
+nodetype = { os = "rocky9.4" }
+[[group]]
+name = "compute"
+nodetype = { os = "rocky9", arch = "x86_64" }
+nodepos = { room = "r9" }
+[[group]]
+name = "rack1"
+nodepos = { room = "r1" }
+"#,
+    )
+    .unwrap();
+    let (_, n) = c.node_by_name("cn001").unwrap();
+    let got: Vec<(String, String)> = c.attributes(n).into_iter().collect();
+    let want = [
+        ("nodepos.room", "r1"),
+        ("nodetype.arch", "x86_64"),
+        ("nodetype.os", "rocky9.4"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()));
+    assert_eq!(got, want);
+}
+
+#[test]
+fn litetree_variables_are_checked_for_every_node_row() {
+    let base = r#"
+[[statelite.litetree]]
+priority = 1.0
+directory = "$noderes.nfsserver:/rooms/$nodepos.room"
+[[statelite.litetree]]
+priority = 2.0
+directory = "10.0.0.1:/t/$nodepos.floor"
+[[node]]
+name = "cn001"
+noderes = { nfsserver = "10.0.0.1" }
+"#;
+    let e = errors(base);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].starts_with("4:")
+            && e[0]
+                .contains("$nodepos.room has no value for node cn001 (table nodepos, column room)"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with("7:") && e[1].contains("unknown variable $nodepos.floor"),
+        "{e:?}"
+    );
+    // A node whose mode mounts no litetrees needs no values.
+    assert!(parse(&format!(
+        "{base}nodepos = {{ room = \"r1\" }}\n[[node]]\nname = \"upd\"\nmode = \"update\"\n"
+    ))
+    .unwrap_err()
+    .iter()
+    .all(|e| !e.to_string().contains("node upd")));
+    // Without node rows, unknown variables are still found.
+    let e = errors("[[statelite.litetree]]\npriority = 1.0\ndirectory = \"10.0.0.1:/t/$nope\"\n");
+    assert!(
+        e.iter().any(|e| e.contains("unknown variable $nope")),
+        "{e:?}"
+    );
 }

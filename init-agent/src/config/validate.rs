@@ -3,9 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
 
-use super::{Config, FsType, Size, LITEFILE_OPTIONS};
-use crate::cmdline::{parse_abs_path, parse_name};
-use crate::modes::statelite::plan::Reason;
+use super::{is_xcat_column, Attributes, Config, FsType, Size, LITEFILE_OPTIONS, XCAT_TABLES};
+use crate::cmdline::{parse_abs_path, parse_name, Mode};
+use crate::modes::statelite::plan::{Reason, TableRow, Variables};
 use crate::source::spec;
 
 /// One step into the document: a table key or an array index.
@@ -131,6 +131,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     );
 
     check_nodes(&mut ck, c);
+    check_litetree_variables(&mut ck, c);
 
     ck.check(&[K("hooks"), K("dir")], parse_abs_path(&c.hooks.dir));
     if c.hooks.timeout == 0 {
@@ -268,13 +269,13 @@ fn check_litefile_tree(ck: &mut Checker, s: &super::Statelite) {
             continue;
         };
         for e in errors {
-            let Reason::Parent(rule) = e.reason else {
+            let (TableRow::Litefile(path), Reason::Parent(rule)) = (e.row, e.reason) else {
                 continue;
             };
             let row = s
                 .litefile
                 .iter()
-                .position(|r| r.file.trim_end_matches('/') == e.path.trim_end_matches('/'));
+                .position(|r| r.file.trim_end_matches('/') == path.trim_end_matches('/'));
             if let Some(i) = row {
                 let message = rule.to_string();
                 if reported.insert((i, message.clone())) {
@@ -375,8 +376,12 @@ fn check_nodes(ck: &mut Checker, c: &Config) {
     let mut ids = BTreeSet::new();
     for (i, n) in c.node.iter().enumerate() {
         let at = |k: &'static str| vec![K("node"), I(i), K(k)];
-        if n.mac.is_empty() {
-            ck.fail(&at("mac"), "a node needs at least one MAC".into());
+        if n.mac.is_empty() && n.name.is_none() {
+            ck.fail(
+                &at("mac"),
+                "a node needs a MAC or a name to be matched by (BOOTIF=, NODE=, ip= host name)"
+                    .into(),
+            );
         }
         for m in &n.mac {
             if let Some(j) = macs.insert(*m, i) {
@@ -408,6 +413,101 @@ fn check_nodes(ck: &mut Checker, c: &Config) {
         }
         if let Some(img) = &n.image {
             ck.check(&at("image"), parse_name(img));
+        }
+        check_attributes(ck, &[K("node"), I(i)], n.tables());
+    }
+    let mut groups = BTreeSet::new();
+    for (i, g) in c.group.iter().enumerate() {
+        let at = [K("group"), I(i), K("name")];
+        ck.check(&at, parse_name(&g.name));
+        if !groups.insert(g.name.as_str()) {
+            ck.fail(&at, format!("group `{}` has two rows", g.name));
+        }
+        // xCAT keeps one namespace: a name is a node or a group.
+        if names.contains(g.name.as_str()) {
+            ck.fail(&at, format!("`{}` is both a node and a group", g.name));
+        }
+        check_attributes(ck, &[K("group"), I(i)], g.tables());
+    }
+}
+
+/// Litetree directories with variables, expanded for each `[[node]]` row as
+/// its boot would (its image, name and attributes), except rows whose mode
+/// (their own, else `[boot]`'s) mounts no litetrees; with no rows, once for a
+/// node the config does not know, which still finds unknown variables.
+fn check_litetree_variables(ck: &mut Checker, c: &Config) {
+    let s = &c.statelite;
+    let stranger = super::Node::default();
+    let rows: Vec<&super::Node> = if c.node.is_empty() {
+        vec![&stranger]
+    } else {
+        c.node
+            .iter()
+            .filter(|n| {
+                !matches!(
+                    n.mode.or(c.boot.mode),
+                    Some(Mode::Sync | Mode::Nfsroot | Mode::Update)
+                )
+            })
+            .collect()
+    };
+    let mut reported = BTreeSet::new();
+    for n in rows {
+        let attributes = c.attributes(n);
+        let vars = Variables {
+            node: n.name.as_deref(),
+            image: n
+                .image
+                .as_deref()
+                .or(s.image.as_deref())
+                .unwrap_or_default(),
+            attributes: &attributes,
+        };
+        let Err(errors) = crate::modes::statelite::plan::trees(&s.litetree, &vars) else {
+            continue;
+        };
+        for e in errors {
+            let TableRow::Litetree(row) = e.row else {
+                continue;
+            };
+            let i = row.saturating_sub(1);
+            // Rows without variables are checked once, above.
+            let with_variables = s.litetree.get(i).is_some_and(|r| r.directory.contains('$'));
+            let message = e.reason.to_string();
+            if with_variables && reported.insert((i, message.clone())) {
+                ck.fail(
+                    &[K("statelite"), K("litetree"), I(i), K("directory")],
+                    message,
+                );
+            }
+        }
+    }
+}
+
+/// Column names of `[node.noderes]`-style tables: a typo would leave a
+/// `$table.column` without a value, so it is caught here.
+fn check_attributes(ck: &mut Checker, row: &[Seg], tables: [(&'static str, &Attributes); 3]) {
+    for (table, columns) in tables {
+        let mut at = row.to_vec();
+        at.push(K(table));
+        for (column, value) in columns {
+            if !is_xcat_column(table, column) {
+                ck.fail(
+                    &at,
+                    format!(
+                        "`{column}` is not a column of xCAT's {table} table ({})",
+                        XCAT_TABLES
+                            .iter()
+                            .find(|(t, _)| *t == table)
+                            .map_or_else(String::new, |(_, c)| c.join(", "))
+                    ),
+                );
+            } else if value.chars().any(char::is_control) {
+                ck.fail(
+                    &at,
+                    format!("{table}.{column}: control character in the value"),
+                );
+            }
         }
     }
 }

@@ -10,6 +10,8 @@
 //! the kernel command line, the node's `[[node]]` entry and the site
 //! configuration lives here.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
@@ -79,6 +81,11 @@ pub struct BootPlan {
     pub statemnt: Option<NfsExport>,
     /// Node name: `NODE=`, the `[[node]]` entry, or `ip=`'s host name.
     pub node: Option<String>,
+    /// The `[[node]]` row this boot uses, and what matched it.
+    pub node_row: Option<NodeRow>,
+    /// The node's `table.column` values (its row, then its `[[group]]`s),
+    /// for litetree `$table.column` variables.
+    pub attributes: BTreeMap<String, String>,
     pub nodeid: Option<String>,
     /// Statelite image name.
     pub image: Option<String>,
@@ -123,6 +130,77 @@ pub struct NetPlan {
     pub mtu: Option<u32>,
 }
 
+/// The `[[node]]` row of this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeRow {
+    /// 1-based, in `[[node]]` order.
+    pub row: usize,
+    pub name: Option<String>,
+    pub by: MatchedBy,
+}
+
+/// What matched the `[[node]]` row, in the order they are tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MatchedBy {
+    /// `BOOTIF=` is one of the row's `mac`s.
+    Mac,
+    /// `NODE=` is the row's `name`.
+    Node,
+    /// `ip=`'s host name field is the row's `name`.
+    IpHostname,
+}
+
+impl fmt::Display for MatchedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MatchedBy::Mac => "BOOTIF= MAC",
+            MatchedBy::Node => "NODE=",
+            MatchedBy::IpHostname => "ip= host name",
+        })
+    }
+}
+
+/// The node's `[[node]]` row: by `BOOTIF=`'s MAC, else `NODE=`, else `ip=`'s
+/// host name (DHCP's is learnt after the plan is made: see the note
+/// [`boot`] leaves). `NODE=` naming another row than the MAC's is an error.
+fn node_row<'c>(
+    p: &BootParams,
+    c: &'c Config,
+    errors: &mut Vec<String>,
+) -> Option<(NodeRow, &'c Node)> {
+    let found = |(i, n): (usize, &'c Node), by| {
+        let row = NodeRow {
+            row: i + 1,
+            name: n.name.clone(),
+            by,
+        };
+        (row, n)
+    };
+    if let Some((i, n)) = p.bootif.as_ref().and_then(|m| c.node_by_mac(m)) {
+        if let Some(asked) = &p.node {
+            let other = c.node_by_name(asked).filter(|(j, _)| *j != i);
+            let renamed = n.name.as_ref().filter(|name| *name != asked);
+            if other.is_some() || renamed.is_some() {
+                errors.push(format!(
+                    "BOOTIF= matches [[node]] row {} ({}) but NODE={asked} names {}: give one of them, or make them agree",
+                    i + 1,
+                    n.name.as_deref().unwrap_or("no name"),
+                    other.map_or_else(|| "another node".to_string(), |(j, _)| format!("row {}", j + 1)),
+                ));
+            }
+        }
+        return Some(found((i, n), MatchedBy::Mac));
+    }
+    if let Some(row) = p.node.as_deref().and_then(|n| c.node_by_name(n)) {
+        return Some(found(row, MatchedBy::Node));
+    }
+    p.ip.as_ref()
+        .and_then(|ip| ip.hostname.as_deref())
+        .and_then(|h| c.node_by_name(h))
+        .map(|row| found(row, MatchedBy::IpHostname))
+}
+
 /// Where the plan is carried out.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
@@ -144,7 +222,9 @@ impl Default for Target<'_> {
 pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
     let mut errors: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
     let mut notes = Vec::new();
-    let entry: Option<&Node> = p.bootif.as_ref().and_then(|m| c.node_by_mac(m));
+    let matched = node_row(p, c, &mut errors);
+    let entry: Option<&Node> = matched.as_ref().map(|(_, n)| *n);
+    let attributes = entry.map(|n| c.attributes(n)).unwrap_or_default();
     let root = t.root.to_string();
 
     let asked_mode = p.agent.mode.or(entry.and_then(|n| n.mode)).or(c.boot.mode);
@@ -171,6 +251,14 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
         .or_else(|| entry.and_then(|n| n.name.clone()))
         .or_else(|| net.hostname.clone());
     let source = source_plan(p, c, mode, t, &net, node.as_deref(), &mut errors);
+    if node.is_none() && net.method == NetMethod::Dhcp && c.node.iter().any(|n| n.name.is_some()) {
+        // The plan (mode, image, groups, attributes) is made before DHCP
+        // answers and never changed after: DHCP's host name names the node,
+        // it does not pick its row.
+        notes.push(
+            "the node's name will come from DHCP: a [[node]] row matched only by that host name is not used (give BOOTIF= or NODE=)".into(),
+        );
+    }
 
     let nodeid = p
         .agent
@@ -273,6 +361,8 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
         source,
         statemnt,
         node,
+        node_row: matched.map(|(row, _)| row),
+        attributes,
         nodeid,
         image,
         disks,

@@ -4,8 +4,9 @@
 use super::disks::{SYNC_EXCLUDE, SYNC_PROTECT};
 use super::{BootPlan, Named, Packaging, Step, OVERLAY_SCRATCH};
 use crate::cmdline::{BreakStage, Mode, NfsClient};
-use crate::config::{Config, LiteTree};
+use crate::config::Config;
 use crate::hooks::Phase;
+use crate::modes::statelite::plan::{trees, Variables};
 use crate::source::spec::Host;
 
 /// The host names the agent itself connects to, known from the plan, each
@@ -164,18 +165,15 @@ pub(super) fn steps(
                     Vec::new()
                 }
             };
-            let litetree: Vec<LiteTree> = c
-                .statelite
-                .litetree
-                .iter()
-                .filter(|r| crate::modes::statelite::plan::applies(&r.image, &img))
-                .cloned()
-                .collect();
-            // The trees the boot will mount, checked now with what is known.
-            let probe_node = plan.node.clone().unwrap_or_else(|| "node".into());
-            if let Err(table_errors) =
-                crate::modes::statelite::node_trees(&litetree, &img, &probe_node)
-            {
+            let litetree = c.statelite.litetree.clone();
+            // The trees the boot will mount, checked now with what is known:
+            // the boot runs the same expansion with the node's name then.
+            let vars = Variables {
+                node: plan.node.as_deref(),
+                image: &img,
+                attributes: &plan.attributes,
+            };
+            if let Err(table_errors) = trees(&litetree, &vars) {
                 errors.extend(table_errors.iter().map(|e| e.to_string()));
             }
             if plan.mode == Mode::Statelite {
@@ -185,6 +183,7 @@ pub(super) fn steps(
                     node: plan.node.clone(),
                     entries,
                     litetree,
+                    attributes: plan.attributes.clone(),
                     store: plan.statemnt.clone(),
                 });
             } else {

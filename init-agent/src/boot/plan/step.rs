@@ -1,6 +1,7 @@
 //! The steps of a plan: typed values that carry everything their executor
 //! needs, and print as `explain` shows them.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
@@ -10,7 +11,7 @@ use super::{Named, NetPlan, SourcePlan};
 use crate::cmdline::BreakStage;
 use crate::config::{self, Disk, LiteTree};
 use crate::hooks::Phase;
-use crate::modes::statelite::plan::Entry;
+use crate::modes::statelite::plan::{applies, trees, Entry, Variables};
 use crate::source::spec::{Host, NfsExport};
 
 /// One step of the boot, in order, with everything its executor needs.
@@ -90,7 +91,12 @@ pub enum Step {
         /// `None`: DHCP's host name, known once the network is up.
         node: Option<String>,
         entries: Vec<Entry>,
+        /// Every `[[statelite.litetree]]` row (errors name them by their
+        /// place); those of `image` are mounted.
         litetree: Vec<LiteTree>,
+        /// The node's `table.column` values for litetree directories, from
+        /// its `[[node]]` row and `[[group]]`s.
+        attributes: BTreeMap<String, String>,
         store: Option<NfsExport>,
     },
     /// Overlay: overlayfs of the read-only root and a tmpfs upper, the
@@ -272,14 +278,27 @@ impl fmt::Display for Step {
                 node,
                 entries,
                 litetree,
+                attributes,
                 store,
                 ..
             } => write!(
                 f,
-                "statelite for image {} node {}: {} litetree rows, store {}, {} entries: {}",
+                "statelite for image {} node {}{}: {}, store {}, {} entries: {}",
                 if image.is_empty() { "(any)" } else { image },
                 node.as_deref().unwrap_or("(DHCP host name)"),
-                litetree.len(),
+                if attributes.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({})",
+                        attributes
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
+                trees_text(litetree, image, node.as_deref(), attributes),
                 store_text(store),
                 entries.len(),
                 list_or_none(&entries.iter().map(Entry::describe).collect::<Vec<_>>())
@@ -323,6 +342,34 @@ fn store_text(store: &Option<NfsExport>) -> String {
         Some(e) if e.server.is_none() => format!("(the standard root's server):{}", e.path),
         Some(e) => e.to_string(),
         None => "none".into(),
+    }
+}
+
+/// The litetrees as the boot will mount them once the node's name is known
+/// (the boot's own expansion), else how many rows the image has.
+fn trees_text(
+    rows: &[LiteTree],
+    image: &str,
+    node: Option<&str>,
+    attributes: &BTreeMap<String, String>,
+) -> String {
+    let vars = Variables {
+        node,
+        image,
+        attributes,
+    };
+    match (node, trees(rows, &vars)) {
+        (Some(_), Ok(t)) if !t.is_empty() => format!(
+            "litetrees {}",
+            t.iter()
+                .map(|t| t.source.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => format!(
+            "{} litetree rows",
+            rows.iter().filter(|r| applies(&r.image, image)).count()
+        ),
     }
 }
 

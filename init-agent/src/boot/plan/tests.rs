@@ -271,6 +271,25 @@ mode = "update"
 "#;
 
 #[test]
+fn a_row_found_by_node_gives_what_a_mac_row_gives() {
+    let by_mac = plan_json("BOOTIF=01-52-54-00-00-00-01", SITE);
+    let by_name = plan_json("NODE=cn001", SITE);
+    // Only the interface differs: BOOTIF= picks it, NODE= does not.
+    for key in [
+        "mode", "node", "nodeid", "statemnt", "disks", "source", "local",
+    ] {
+        assert_eq!(by_mac[key], by_name[key], "{key}");
+    }
+    expect(
+        &by_name,
+        &[
+            ("node_row.by", json!("node")),
+            ("statemnt.server", json!("10.0.0.9")),
+        ],
+    );
+}
+
+#[test]
 fn site_config_fills_what_the_cmdline_lacks() {
     let v = plan_json("BOOTIF=01-52-54-00-00-00-01", SITE);
     expect(
@@ -522,4 +541,187 @@ fn the_userspace_client_is_refused_where_it_cannot_serve() {
         let errors = v["errors"].to_string();
         assert!(errors.contains(why), "{cmd}: {errors}");
     }
+}
+
+const NODES: &str = r#"
+[statelite]
+image = "img"
+statemnt = "10.0.0.1:/state"
+[[statelite.litetree]]
+priority = 1.0
+directory = "10.0.0.1:/trees/$node"
+[[statelite.litetree]]
+priority = 2.0
+directory = "$noderes.nfsserver:/rooms/$nodepos.room/$nodetype.os"
+
+[[node]]
+mac = "52:54:00:00:00:01"
+name = "cn001"
+nodeid = 1
+groups = ["rack1", "compute"]
+[node.nodetype]
+os = "rocky9.4"
+
+[[node]]
+name = "cn002"
+nodeid = 2
+groups = ["compute"]
+image = "img2"
+
+[[group]]
+name = "compute"
+[group.noderes]
+nfsserver = "10.0.0.5"
+[group.nodetype]
+os = "rocky9"
+[group.nodepos]
+room = "r9"
+
+[[group]]
+name = "rack1"
+[group.nodepos]
+room = "r1"
+"#;
+
+const STATELITE: &str = "root=nfs:10.0.0.1:/srv/root initagent.mode=statelite";
+
+#[test]
+fn the_node_row_is_matched_by_mac_then_node_then_ip_host_name() {
+    let by = |cmdline: &str| plan_json(&format!("{STATELITE} {cmdline}"), NODES);
+    for (cmdline, row, name, how, nodeid) in [
+        ("BOOTIF=01-52-54-00-00-00-01", 1, "cn001", "mac", "1"),
+        (
+            "BOOTIF=01-52-54-00-00-00-01 NODE=cn001",
+            1,
+            "cn001",
+            "mac",
+            "1",
+        ),
+        ("NODE=cn002", 2, "cn002", "node", "2"),
+        // A MAC no row has: NODE= still finds the row.
+        (
+            "BOOTIF=01-52-54-00-00-00-09 NODE=cn002",
+            2,
+            "cn002",
+            "node",
+            "2",
+        ),
+        (
+            "ip=10.0.0.12::10.0.0.254:255.255.255.0:cn002:eth0:none",
+            2,
+            "cn002",
+            "ip-hostname",
+            "2",
+        ),
+    ] {
+        let v = by(cmdline);
+        expect(
+            &v,
+            &[
+                ("node_row.row", json!(row)),
+                ("node_row.name", json!(name)),
+                ("node_row.by", json!(how)),
+                ("node", json!(name)),
+                ("nodeid", json!(nodeid)),
+                ("errors", json!([])),
+            ],
+        );
+    }
+    // The row gives the image (and so the statelite rows) too.
+    expect(&by("NODE=cn002"), &[("image", json!("img2"))]);
+    let v = by("NODE=cn404");
+    expect(&v, &[("node_row", Value::Null), ("node", json!("cn404"))]);
+}
+
+#[test]
+fn a_mac_row_and_another_node_row_are_a_plan_error() {
+    for cmdline in [
+        "BOOTIF=01-52-54-00-00-00-01 NODE=cn002",
+        // NODE= renames the MAC's node: its directory and attributes would not agree.
+        "BOOTIF=01-52-54-00-00-00-01 NODE=cn404",
+    ] {
+        let v = plan_json(&format!("{STATELITE} {cmdline}"), NODES);
+        let errors = v["errors"].to_string();
+        assert!(
+            errors.contains("BOOTIF= matches [[node]] row 1 (cn001) but NODE="),
+            "{cmdline}: {errors}"
+        );
+    }
+}
+
+#[test]
+fn a_row_named_only_by_dhcp_is_said_to_be_unused() {
+    let v = plan_json(STATELITE, NODES);
+    expect(&v, &[("node_row", Value::Null), ("node", Value::Null)]);
+    assert!(
+        v["notes"]
+            .to_string()
+            .contains("a [[node]] row matched only by that host name is not used"),
+        "{v:#}"
+    );
+}
+
+#[test]
+fn litetree_variables_come_from_the_row_then_its_groups_in_order() {
+    let v = plan_json(&format!("{STATELITE} BOOTIF=01-52-54-00-00-00-01"), NODES);
+    // Its own os, rack1's room (listed before compute), compute's server.
+    expect(
+        &v,
+        &[
+            (
+                "attributes",
+                json!({
+                    "nodetype.os": "rocky9.4",
+                    "nodepos.room": "r1",
+                    "noderes.nfsserver": "10.0.0.5",
+                }),
+            ),
+            ("errors", json!([])),
+        ],
+    );
+    let step = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "statelite")
+        .unwrap();
+    assert_eq!(step["attributes"], v["attributes"]);
+    // The same expansion the boot runs, shown by explain.
+    let c = config::parse(NODES).unwrap();
+    let p = boot(
+        &parse(&format!("{STATELITE} BOOTIF=01-52-54-00-00-00-01")),
+        &c,
+        Target::default(),
+    );
+    let text = p.steps.iter().map(ToString::to_string).collect::<String>();
+    assert!(text.contains("nodepos.room=r1"), "{text}");
+    assert!(
+        text.contains("litetrees 10.0.0.1:/trees/cn001, 10.0.0.5:/rooms/r1/rocky9.4,"),
+        "{text}"
+    );
+    let shown = crate::boot::explain::render(&p, "test", None);
+    assert!(
+        shown.contains("node row:  [[node]] row 1 (cn001), matched by BOOTIF= MAC\n"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_variable_without_a_value_is_an_explain_error_naming_table_column_node() {
+    let v = plan_json(&format!("{STATELITE} NODE=cn404"), NODES);
+    let errors = v["errors"].to_string();
+    assert!(
+        errors.contains(
+            "litetree row 2: $noderes.nfsserver has no value for node cn404 (table noderes, column nfsserver)"
+        ),
+        "{errors}"
+    );
+    // Before DHCP has named the node, explain says whose value is missing.
+    let v = plan_json(STATELITE, NODES);
+    assert!(
+        v["errors"]
+            .to_string()
+            .contains("has no value for node (DHCP host name)"),
+        "{v:#}"
+    );
 }

@@ -26,10 +26,23 @@ options = "tmpfs"
 priority = 1.0
 image = "ALL"
 directory = "10.0.0.9:/trees/$node"
+[[statelite.litetree]]
+priority = 2.0
+image = "rhels8"
+directory = "$noderes.nfsserver:/rooms/$nodepos.room"
 [[node]]
 mac = ["52:54:00:12:34:56"]
 name = "cn042"
 nodeid = "42"
+groups = ["compute"]
+[[node]]
+name = "cn01"
+groups = ["compute"]
+nodepos = { room = "r2" }
+[[group]]
+name = "compute"
+noderes = { nfsserver = "10.0.0.9" }
+nodepos = { room = "r1" }
 [hosts]
 cnfs = "10.0.0.8"
 "#;
@@ -353,6 +366,9 @@ const CMDLINES: &[&str] = &[
     "root=nfs:cnfs:/srv/root ip=10.0.0.5::10.0.0.254:255.255.255.0:cn05:eth0:off initagent.mode=overlay STATEMNT=/state",
     // Refused by explain: a name nothing can resolve, bad tables.
     "root=nfs:master.cluster:/srv/root ip=10.0.0.5::10.0.0.254:255.255.255.0:cn05:eth0:off",
+    // Refused: the MAC's row is not NODE='s; no row gives $nodepos.room.
+    "BOOTIF=01-52-54-00-12-34-56 NODE=cn01 root=nfs:10.0.0.1:/srv/root initagent.mode=statelite",
+    "root=nfs:10.0.0.1:/srv/root initagent.mode=statelite NODE=cn77",
 ];
 
 const ROOT_PATHS: &[Option<&str>] = &[

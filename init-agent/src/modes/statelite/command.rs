@@ -1,7 +1,5 @@
 //! `init-agent statelite …`: the admin entry points.
 
-use std::collections::BTreeMap;
-
 use anyhow::{bail, Context};
 
 use super::plan::{self, Action, Store};
@@ -16,11 +14,27 @@ pub fn run(args: &cli::Statelite) -> anyhow::Result<bool> {
                 std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
             };
             let litefile = read(&a.litefile)?;
-            let litetree = a.litetree.as_deref().map(read).transpose()?;
-            let statelite = a.statelite.as_deref().map(read).transpose()?;
+            let optional = |p: &Option<std::path::PathBuf>| p.as_deref().map(read).transpose();
+            let litetree = optional(&a.litetree)?;
+            let statelite = optional(&a.statelite)?;
+            let nodelist = optional(&a.nodelist)?;
+            let noderes = optional(&a.noderes)?;
+            let nodetype = optional(&a.nodetype)?;
+            let nodepos = optional(&a.nodepos)?;
+            let node_tables = import::NodeTables {
+                nodelist: nodelist.as_deref(),
+                noderes: noderes.as_deref(),
+                nodetype: nodetype.as_deref(),
+                nodepos: nodepos.as_deref(),
+            };
             print!(
                 "{}",
-                import::import_xcat(&litefile, litetree.as_deref(), statelite.as_deref())?
+                import::import_xcat(
+                    &litefile,
+                    litetree.as_deref(),
+                    statelite.as_deref(),
+                    &node_tables
+                )?
             );
             Ok(true)
         }
@@ -35,7 +49,7 @@ fn liteimg(a: &StateliteLiteimg) -> anyhow::Result<bool> {
         .clone()
         .unwrap_or_else(|| a.root.join("etc/init-agent.toml"));
     let conf = config::load_file(&path).with_context(|| format!("loading {}", path.display()))?;
-    let image = image_name(a.image.as_ref(), &conf);
+    let image = image_name(a.image.as_ref(), None, &conf);
     let entries = match plan::entries(&conf.statelite.litefile, &image) {
         Ok(e) => e,
         Err(errors) => {
@@ -68,14 +82,17 @@ fn liteimg(a: &StateliteLiteimg) -> anyhow::Result<bool> {
 fn apply(a: &StateliteApply) -> anyhow::Result<bool> {
     let conf =
         config::load_file(&a.config).with_context(|| format!("loading {}", a.config.display()))?;
-    let mut vars = BTreeMap::new();
+    // The node's row gives its image and `$table.column` values, as at boot;
+    // --var adds to them or overrides them.
+    let row = conf.node_by_name(&a.node).map(|(_, n)| n);
+    let mut attributes = row.map(|n| conf.attributes(n)).unwrap_or_default();
     for v in &a.var {
         let Some((k, val)) = v.split_once('=') else {
             bail!("--var {v}: expected NAME=VALUE");
         };
-        vars.insert(k.to_string(), val.to_string());
+        attributes.insert(k.to_string(), val.to_string());
     }
-    let image = image_name(a.image.as_ref(), &conf);
+    let image = image_name(a.image.as_ref(), row.and_then(|n| n.image.as_ref()), &conf);
     // An existing directory is a local store; <server>:<path> is NFS.
     let store = match &a.state {
         Some(s) if std::path::Path::new(s).is_dir() => {
@@ -96,7 +113,7 @@ fn apply(a: &StateliteApply) -> anyhow::Result<bool> {
         image: &image,
         node: &a.node,
         store,
-        vars,
+        attributes,
     };
     match apply_to(&a.root, &req) {
         Ok(actions) => {
@@ -114,8 +131,10 @@ fn apply(a: &StateliteApply) -> anyhow::Result<bool> {
 
 /// `--image`, else the configuration's `[statelite] image`, else none (only
 /// the rows for every image apply).
-fn image_name(arg: Option<&String>, conf: &config::Config) -> String {
-    arg.or(conf.statelite.image.as_ref())
+/// `--image`, else the node row's, else the configuration's.
+fn image_name(arg: Option<&String>, row: Option<&String>, conf: &config::Config) -> String {
+    arg.or(row)
+        .or(conf.statelite.image.as_ref())
         .cloned()
         .unwrap_or_default()
 }

@@ -1,5 +1,8 @@
 //! `init-agent statelite import-xcat`: xCAT `tabdump` CSV of the litefile,
-//! litetree and statelite tables into init-agent.toml rows.
+//! litetree and statelite tables into init-agent.toml rows, and of the
+//! nodelist, noderes, nodetype and nodepos tables into `[[node]]` and
+//! `[[group]]` rows (names, groups, the attributes litetree `$table.column`
+//! variables read).
 //!
 //! tabdump writes a `#col,col,…` header, then one CSV row per entry with every
 //! non-empty value double-quoted. Columns are found by header name (xCAT has
@@ -11,7 +14,9 @@
 use csv::{Position, StringRecord};
 use serde::Serialize;
 
-use crate::config::{self, LiteFile, LiteTree, StateliteNode, LITEFILE_OPTIONS};
+use crate::config::{
+    self, Attributes, Group, LiteFile, LiteTree, Node, StateliteNode, LITEFILE_OPTIONS, XCAT_TABLES,
+};
 
 /// What is wrong, in which table, on which 1-based line of its tabdump text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -385,6 +390,140 @@ fn statelite_rows(text: &str) -> Result<Lined<StateliteNode>, ImportError> {
         .collect()
 }
 
+/// `tabdump nodelist`: each node and its groups (xCAT's `groups` column,
+/// comma-separated).
+fn nodelist_rows(text: &str) -> Result<Lined<(String, Vec<String>)>, ImportError> {
+    let t = Table::open("nodelist", text)?;
+    let [node, groups] = t.columns(["node", "groups"])?;
+    t.rows()
+        .map(|row| {
+            let row = row?;
+            let name = t.required(&row, node, "node")?;
+            let groups = t
+                .value(&row, groups, "groups")?
+                .split(',')
+                .map(str::trim)
+                .filter(|g| !g.is_empty())
+                .map(String::from)
+                .collect();
+            Ok((row.line, (name, groups)))
+        })
+        .collect()
+}
+
+/// One of xCAT's per-node tables ([`XCAT_TABLES`]): each row's node or
+/// group and its non-empty columns. Columns the table has that litetree
+/// variables cannot name (`comments`, newer additions) are left out.
+fn attribute_rows(
+    table: &'static str,
+    text: &str,
+) -> Result<Lined<(String, Attributes)>, ImportError> {
+    let t = Table::open(table, text)?;
+    let [node] = t.columns(["node"])?;
+    let present: Vec<(&'static str, usize)> = XCAT_TABLES
+        .iter()
+        .filter(|(name, _)| *name == table)
+        .flat_map(|(_, columns)| columns.iter())
+        .filter_map(|c| t.optional(c).map(|i| (*c, i)))
+        .collect();
+    t.rows()
+        .map(|row| {
+            let row = row?;
+            let name = t.required(&row, node, "node")?;
+            let mut values = Attributes::new();
+            for &(column, i) in &present {
+                if let Some(v) = t.maybe(&row, Some(i), column)? {
+                    values.insert(column.to_string(), v);
+                }
+            }
+            Ok((row.line, (name, values)))
+        })
+        .collect()
+}
+
+/// The tabdump texts of xCAT's node tables, each optional.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NodeTables<'a> {
+    /// Node names and groups: a name listed as some node's group is a group.
+    pub nodelist: Option<&'a str>,
+    pub noderes: Option<&'a str>,
+    pub nodetype: Option<&'a str>,
+    pub nodepos: Option<&'a str>,
+}
+
+/// A node or group as the tables describe it, before it becomes a row.
+struct Named {
+    /// The table and line that named it first, for errors in its row.
+    table: &'static str,
+    line: u64,
+    name: String,
+    groups: Vec<String>,
+    /// In [`XCAT_TABLES`] order.
+    tables: [Attributes; 3],
+}
+
+/// The nodes and the groups of `t`, each in first-seen order.
+fn node_rows(t: &NodeTables) -> Result<(Vec<Named>, Vec<Named>), ImportError> {
+    let listed = t
+        .nodelist
+        .map(nodelist_rows)
+        .transpose()?
+        .unwrap_or_default();
+    let group_names: Vec<String> = listed
+        .iter()
+        .flat_map(|(_, (_, g))| g.iter().cloned())
+        .collect();
+    let mut nodes: Vec<Named> = listed
+        .into_iter()
+        .map(|(line, (name, groups))| Named {
+            table: "nodelist",
+            line,
+            name,
+            groups,
+            tables: Default::default(),
+        })
+        .collect();
+    let mut groups: Vec<Named> = Vec::new();
+    for (k, (table, text)) in [t.noderes, t.nodetype, t.nodepos]
+        .into_iter()
+        .enumerate()
+        .filter_map(|(k, text)| Some((k, (XCAT_TABLES.get(k)?.0, text?))))
+    {
+        for (line, (name, values)) in attribute_rows(table, text)? {
+            let rows = if group_names.contains(&name) {
+                &mut groups
+            } else {
+                &mut nodes
+            };
+            let i = match rows.iter().position(|r| r.name == name) {
+                Some(i) => i,
+                None => {
+                    rows.push(Named {
+                        table,
+                        line,
+                        name,
+                        groups: Vec::new(),
+                        tables: Default::default(),
+                    });
+                    rows.len() - 1
+                }
+            };
+            let Some(slot) = rows.get_mut(i).and_then(|r| r.tables.get_mut(k)) else {
+                continue;
+            };
+            if !slot.is_empty() {
+                return Err(ImportError::Invalid {
+                    table,
+                    line,
+                    message: "an earlier row of this table has the same node".into(),
+                });
+            }
+            *slot = values;
+        }
+    }
+    Ok((nodes, groups))
+}
+
 fn strip<T>(rows: Lined<T>) -> Vec<T> {
     rows.into_iter().map(|(_, r)| r).collect()
 }
@@ -407,6 +546,10 @@ pub fn parse_statelite(text: &str) -> Result<Vec<StateliteNode>, ImportError> {
 #[derive(Serialize)]
 struct Doc {
     statelite: Tables,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    node: Vec<Node>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    group: Vec<Group>,
 }
 
 #[derive(Serialize)]
@@ -421,17 +564,29 @@ struct Tables {
 
 const COMMENT: &str = "# Imported from xCAT tabdump by init-agent statelite import-xcat\n";
 
-/// Table names in error messages, in output order.
-const TABLES: [&str; 3] = ["litefile", "litetree", "statelite"];
-/// The header each row of those tables starts with in the output.
-const SECTIONS: [&str; 3] = [
+/// The header each row starts with in the output, in output order.
+const SECTIONS: [&str; 5] = [
     "[[statelite.litefile]]",
     "[[statelite.litetree]]",
     "[[statelite.node]]",
+    "[[node]]",
+    "[[group]]",
 ];
 
-/// Parses each given table's tabdump text and renders the `[statelite]` TOML rows
-/// (`[[statelite.litefile]]`, `[[statelite.litetree]]`, `[[statelite.node]]`).
+/// The tabdump (table, line) each output row of a section came from.
+type Origins = [Vec<(&'static str, u64)>; 5];
+
+fn from(table: &'static str, rows: &Lined<impl Sized>) -> Vec<(&'static str, u64)> {
+    rows.iter().map(|(l, _)| (table, *l)).collect()
+}
+
+fn row_of(n: &Named) -> (&'static str, u64) {
+    (n.table, n.line)
+}
+
+/// Parses each given table's tabdump text and renders the TOML rows: the
+/// `[statelite]` tables (`[[statelite.litefile]]`, `[[statelite.litetree]]`,
+/// `[[statelite.node]]`), then `[[node]]` and `[[group]]` from the node tables.
 ///
 /// The first problem is reported, tables in that order and rows by line; the
 /// output is known to load with [`config::parse`] into the same rows.
@@ -439,6 +594,7 @@ pub fn import_xcat(
     litefile: &str,
     litetree: Option<&str>,
     statelite: Option<&str>,
+    node_tables: &NodeTables,
 ) -> Result<String, ImportError> {
     let litefile = litefile_rows(litefile)?;
     let litetree = litetree.map(litetree_rows).transpose()?.unwrap_or_default();
@@ -446,10 +602,13 @@ pub fn import_xcat(
         .map(statelite_rows)
         .transpose()?
         .unwrap_or_default();
-    let lines: [Vec<u64>; 3] = [
-        litefile.iter().map(|(l, _)| *l).collect(),
-        litetree.iter().map(|(l, _)| *l).collect(),
-        node.iter().map(|(l, _)| *l).collect(),
+    let (nodes, groups) = node_rows(node_tables)?;
+    let origins: Origins = [
+        from("litefile", &litefile),
+        from("litetree", &litetree),
+        from("statelite", &node),
+        nodes.iter().map(row_of).collect(),
+        groups.iter().map(row_of).collect(),
     ];
     let doc = Doc {
         statelite: Tables {
@@ -457,6 +616,32 @@ pub fn import_xcat(
             litetree: strip(litetree),
             node: strip(node),
         },
+        node: nodes
+            .into_iter()
+            .map(|n| {
+                let [noderes, nodetype, nodepos] = n.tables;
+                Node {
+                    name: Some(n.name),
+                    groups: n.groups,
+                    noderes,
+                    nodetype,
+                    nodepos,
+                    ..Node::default()
+                }
+            })
+            .collect(),
+        group: groups
+            .into_iter()
+            .map(|g| {
+                let [noderes, nodetype, nodepos] = g.tables;
+                Group {
+                    name: g.name,
+                    noderes,
+                    nodetype,
+                    nodepos,
+                }
+            })
+            .collect(),
     };
     let body = toml::to_string(&doc).map_err(|e| ImportError::Render {
         message: e.to_string(),
@@ -466,7 +651,7 @@ pub fn import_xcat(
         Ok(_) => Ok(text),
         Err(errors) => Err(errors
             .iter()
-            .map(|e| blame(&text, &lines, e))
+            .map(|e| blame(&text, &origins, e))
             .min_by_key(|(order, _)| *order)
             .map_or_else(
                 || ImportError::Render {
@@ -479,33 +664,31 @@ pub fn import_xcat(
 
 /// The tabdump row a config error in our output points into, and its place in
 /// report order. Exact because every value is one line (control characters
-/// are refused), so only row headers start with `[`.
-fn blame(
-    text: &str,
-    lines: &[Vec<u64>; 3],
-    e: &config::ConfigError,
-) -> ((usize, u64), ImportError) {
-    let mut seen = [0usize; 3];
+/// are refused), so only row headers start with `[`; a `[node.noderes]`-style
+/// header continues the row above it.
+fn blame(text: &str, origins: &Origins, e: &config::ConfigError) -> ((usize, u64), ImportError) {
+    let mut seen = [0usize; 5];
     let mut at = None;
     for l in text.lines().take(e.line) {
-        if l.starts_with('[') {
+        let continues = l.starts_with("[node.") || l.starts_with("[group.");
+        if l.starts_with('[') && !continues {
             at = SECTIONS.iter().position(|s| *s == l.trim()).map(|t| {
                 seen[t] += 1;
                 (t, seen[t] - 1)
             });
         }
     }
-    match at.and_then(|(t, i)| Some((t, *lines[t].get(i)?))) {
-        Some((t, line)) => (
+    match at.and_then(|(t, i)| Some((t, *origins[t].get(i)?))) {
+        Some((t, (table, line))) => (
             (t, line),
             ImportError::Invalid {
-                table: TABLES[t],
+                table,
                 line,
                 message: e.message.clone(),
             },
         ),
         None => (
-            (TABLES.len(), 0),
+            (SECTIONS.len(), 0),
             ImportError::Render {
                 message: e.to_string(),
             },

@@ -12,8 +12,8 @@ pub mod plan;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::config::{self, LiteTree};
-use plan::{Action, Entry, Inputs, Store, TableError, Tree};
+use crate::config;
+use plan::{Action, Entry, Inputs, Store, TableError, Tree, Variables};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateliteError {
@@ -31,17 +31,20 @@ pub struct Request<'a> {
     pub image: &'a str,
     pub node: &'a str,
     pub store: Option<Store>,
-    /// Extra `$name` values for litetree directories (`$node`, `$image` are set).
-    pub vars: BTreeMap<String, String>,
+    /// `table.column` values for litetree directories (`$node`, `$image` are
+    /// the two above).
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// The node's entries and trees, every table error at once.
 pub fn resolve(req: &Request) -> Result<(Vec<Entry>, Vec<Tree>), StateliteError> {
-    let mut vars = req.vars.clone();
-    vars.insert("node".into(), req.node.into());
-    vars.insert("image".into(), req.image.into());
+    let vars = Variables {
+        node: Some(req.node),
+        image: req.image,
+        attributes: &req.attributes,
+    };
     let entries = plan::entries(&req.tables.litefile, req.image);
-    let trees = plan::trees(&req.tables.litetree, req.image, &vars);
+    let trees = plan::trees(&req.tables.litetree, &vars);
     match (entries, trees) {
         (Ok(e), Ok(t)) => Ok((e, t)),
         (e, t) => {
@@ -50,20 +53,6 @@ pub fn resolve(req: &Request) -> Result<(Vec<Entry>, Vec<Tree>), StateliteError>
             Err(StateliteError::Tables(errors))
         }
     }
-}
-
-/// The trees a node mounts: the image's litetree rows, `$node` and `$image`
-/// expanded, each parsed by the one NFS location parser.
-pub fn node_trees(
-    rows: &[LiteTree],
-    image: &str,
-    node: &str,
-) -> Result<Vec<Tree>, Vec<TableError>> {
-    let vars = BTreeMap::from([
-        ("node".to_string(), node.to_string()),
-        ("image".to_string(), image.to_string()),
-    ]);
-    plan::trees(rows, image, &vars)
 }
 
 /// Builds the layout in `root`, then each entry; returns what was done.

@@ -293,10 +293,28 @@ pub trait Probe {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("litefile {path}: {reason}")]
+#[error("{row}: {reason}")]
 pub struct TableError {
-    pub path: String,
+    pub row: TableRow,
     pub reason: Reason,
+}
+
+/// The row a [`TableError`] is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableRow {
+    /// A litefile row, by its file.
+    Litefile(String),
+    /// A litetree row, 1-based in `[[statelite.litetree]]` order.
+    Litetree(usize),
+}
+
+impl fmt::Display for TableRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TableRow::Litefile(path) => write!(f, "litefile {path}"),
+            TableRow::Litetree(n) => write!(f, "litetree row {n}"),
+        }
+    }
 }
 
 /// Why a litefile or litetree row, or the node, is refused.
@@ -324,8 +342,14 @@ pub enum Reason {
     Parent(#[from] ParentRule),
     #[error("unclosed ${{ in {0:?}")]
     Unclosed(String),
-    #[error("unknown variable ${name} in {text:?}")]
+    #[error("unknown variable ${name} in {text:?} ($node, $image or $table.column of noderes, nodetype, nodepos)")]
     UnknownVariable { name: String, text: String },
+    #[error("${table}.{column} has no value for node {node} (table {table}, column {column})")]
+    NoValue {
+        table: String,
+        column: String,
+        node: String,
+    },
     #[error(transparent)]
     Location(#[from] SpecError),
     #[error("node name must be a plain name (no '/')")]
@@ -347,7 +371,7 @@ pub enum ParentRule {
 
 fn refuse(path: &str, reason: impl Into<Reason>) -> TableError {
     TableError {
-        path: path.to_string(),
+        row: TableRow::Litefile(path.to_string()),
         reason: reason.into(),
     }
 }
@@ -466,9 +490,50 @@ fn child_allowed(parent: &Entry, child: &Entry) -> Result<(), ParentRule> {
     Ok(())
 }
 
-/// Expands `$node`, `$image` and any `$name`/`${name}` the boot plan knows; an
-/// unknown variable is an error, never silently empty.
-pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> Result<String, Reason> {
+/// What litetree directories may name: `$node`, `$image` and the node's
+/// `$table.column` attributes (its `[[node]]` row and groups, see
+/// `Config::attributes`).
+#[derive(Debug, Clone, Copy)]
+pub struct Variables<'a> {
+    /// `None` while the name is still to come from DHCP: `$node` is checked
+    /// with a stand-in and the boot expands it with DHCP's host name.
+    pub node: Option<&'a str>,
+    pub image: &'a str,
+    pub attributes: &'a BTreeMap<String, String>,
+}
+
+/// What `$node` stands for while the name is still to come from DHCP.
+const NODE_STANDIN: &str = "node";
+
+impl Variables<'_> {
+    fn value(&self, name: &str, text: &str) -> Result<&str, Reason> {
+        match name {
+            "node" => return Ok(self.node.unwrap_or(NODE_STANDIN)),
+            "image" => return Ok(self.image),
+            _ => {}
+        }
+        if let Some(v) = self.attributes.get(name) {
+            return Ok(v);
+        }
+        match name.split_once('.') {
+            Some((table, column)) if crate::config::is_xcat_column(table, column) => {
+                Err(Reason::NoValue {
+                    table: table.into(),
+                    column: column.into(),
+                    node: self.node.unwrap_or("(DHCP host name)").into(),
+                })
+            }
+            _ => Err(Reason::UnknownVariable {
+                name: name.into(),
+                text: text.into(),
+            }),
+        }
+    }
+}
+
+/// Expands `$node`, `$image`, `$table.column` (also as `${…}`); a variable
+/// without a value is an error, never silently empty.
+pub fn expand(text: &str, vars: &Variables) -> Result<String, Reason> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(i) = rest.find('$') {
@@ -483,31 +548,32 @@ pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> Result<String, Rea
                 .unwrap_or(after.len());
             (&after[..end], &after[end..])
         };
-        let value = vars.get(name).ok_or_else(|| Reason::UnknownVariable {
-            name: name.into(),
-            text: text.into(),
-        })?;
-        out.push_str(value);
+        out.push_str(vars.value(name, text)?);
         rest = tail;
     }
     out.push_str(rest);
     Ok(out)
 }
 
-/// Trees for `image`, by ascending priority, variables expanded.
-pub fn trees(
-    rows: &[LiteTree],
-    image: &str,
-    vars: &BTreeMap<String, String>,
-) -> Result<Vec<Tree>, Vec<TableError>> {
+/// Trees for the image, by ascending priority, variables expanded. Errors
+/// name the row by its place in `rows`, the `[[statelite.litetree]]` list.
+pub fn trees(rows: &[LiteTree], vars: &Variables) -> Result<Vec<Tree>, Vec<TableError>> {
     let mut errors = Vec::new();
     let mut out = Vec::new();
-    let mut rows: Vec<&LiteTree> = rows.iter().filter(|r| applies(&r.image, image)).collect();
-    rows.sort_by(|a, b| a.priority.total_cmp(&b.priority));
-    for r in rows {
+    let mut rows: Vec<(usize, &LiteTree)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| applies(&r.image, vars.image))
+        .collect();
+    rows.sort_by(|(_, a), (_, b)| a.priority.total_cmp(&b.priority));
+    for (i, r) in rows {
+        let refuse = |reason: Reason| TableError {
+            row: TableRow::Litetree(i + 1),
+            reason,
+        };
         let options = match r.mntopts.as_deref().map(spec::parse_options) {
             Some(Err(e)) => {
-                errors.push(refuse(&r.directory, e));
+                errors.push(refuse(e.into()));
                 continue;
             }
             Some(Ok(o)) => o,
@@ -521,7 +587,7 @@ pub fn trees(
                 priority: r.priority,
                 source,
             }),
-            Err(reason) => errors.push(refuse(&r.directory, reason)),
+            Err(reason) => errors.push(refuse(reason)),
         }
     }
     if errors.is_empty() {

@@ -102,7 +102,7 @@ fn overlay_apply(lower: &Path, scratch: &Path, target: &Path, req: &Request) {
         image: req.image,
         node: req.node,
         store: req.store.clone(),
-        vars: req.vars.clone(),
+        attributes: req.attributes.clone(),
     };
     apply_to(target, &only).unwrap();
 }
@@ -113,7 +113,7 @@ fn request<'a>(t: &'a Statelite, state: &Path) -> Request<'a> {
         image: "debian",
         node: "cn01",
         store: Some(Store::Dir(state.display().to_string())),
-        vars: BTreeMap::new(),
+        attributes: BTreeMap::new(),
     }
 }
 

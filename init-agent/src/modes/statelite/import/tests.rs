@@ -58,7 +58,7 @@ fn imported_toml_round_trips_through_the_config_parser() {
         (Some(TREE), Some(NODES)),
     ];
     for (tree, nodes) in cases {
-        let text = import_xcat(ALT, tree, nodes).unwrap();
+        let text = import_xcat(ALT, tree, nodes, &NodeTables::default()).unwrap();
         assert!(
             text.starts_with("# Imported from xCAT tabdump by init-agent statelite import-xcat\n")
         );
@@ -77,7 +77,7 @@ fn imported_toml_round_trips_through_the_config_parser() {
 
 #[test]
 fn an_empty_table_still_renders_a_valid_file() {
-    let text = import_xcat(LF, None, None).unwrap();
+    let text = import_xcat(LF, None, None, &NodeTables::default()).unwrap();
     assert!(!text.contains("[[statelite"));
     crate::config::parse(&text).unwrap();
 }
@@ -200,7 +200,7 @@ fn every_error_names_table_line_and_cause() {
     let cases: Vec<(&str, Result<String, ImportError>, ImportError, &str)> = vec![
         (
             "empty input",
-            import_xcat("", None, None),
+            import_xcat("", None, None, &NodeTables::default()),
             NoHeader {
                 table: "litefile",
                 line: 1,
@@ -209,7 +209,12 @@ fn every_error_names_table_line_and_cause() {
         ),
         (
             "header without #",
-            import_xcat("\n\nimage,file,options\n", None, None),
+            import_xcat(
+                "\n\nimage,file,options\n",
+                None,
+                None,
+                &NodeTables::default(),
+            ),
             NoHeader {
                 table: "litefile",
                 line: 3,
@@ -218,7 +223,12 @@ fn every_error_names_table_line_and_cause() {
         ),
         (
             "litefile header lacks file",
-            import_xcat("#image,options,comments,disable\n\"ALL\",,,\n", None, None),
+            import_xcat(
+                "#image,options,comments,disable\n\"ALL\",,,\n",
+                None,
+                None,
+                &NodeTables::default(),
+            ),
             MissingColumn {
                 table: "litefile",
                 line: 1,
@@ -228,7 +238,7 @@ fn every_error_names_table_line_and_cause() {
         ),
         (
             "bare # header",
-            import_xcat("#\n", None, None),
+            import_xcat("#\n", None, None, &NodeTables::default()),
             MissingColumn {
                 table: "litefile",
                 line: 1,
@@ -238,7 +248,7 @@ fn every_error_names_table_line_and_cause() {
         ),
         (
             "litetree header lacks priority",
-            import_xcat(LF, Some("#image,directory\n"), None),
+            import_xcat(LF, Some("#image,directory\n"), None, &NodeTables::default()),
             MissingColumn {
                 table: "litetree",
                 line: 1,
@@ -248,7 +258,7 @@ fn every_error_names_table_line_and_cause() {
         ),
         (
             "statelite header lacks statemnt",
-            import_xcat(LF, None, Some("\n#node,image\n")),
+            import_xcat(LF, None, Some("\n#node,image\n"), &NodeTables::default()),
             MissingColumn {
                 table: "statelite",
                 line: 2,
@@ -258,7 +268,12 @@ fn every_error_names_table_line_and_cause() {
         ),
         (
             "too few fields, after a comment and a blank line",
-            import_xcat(&format!("{LF}# note\n\n\"ALL\",\"/x\"\n"), None, None),
+            import_xcat(
+                &format!("{LF}# note\n\n\"ALL\",\"/x\"\n"),
+                None,
+                None,
+                &NodeTables::default(),
+            ),
             FieldCount {
                 table: "litefile",
                 line: 4,
@@ -273,6 +288,7 @@ fn every_error_names_table_line_and_cause() {
                 &format!("{LF}\"ALL\",\"/a\",,,\n\"ALL\",\"/x\",,,,,\n"),
                 None,
                 None,
+                &NodeTables::default(),
             ),
             FieldCount {
                 table: "litefile",
@@ -288,6 +304,7 @@ fn every_error_names_table_line_and_cause() {
                 &format!("{LF}\"ALL\",\"/a\",,\"1\n2\n3\",\n\"ALL\",,,,\n"),
                 None,
                 None,
+                &NodeTables::default(),
             ),
             EmptyField {
                 table: "litefile",
@@ -298,7 +315,12 @@ fn every_error_names_table_line_and_cause() {
         ),
         (
             "empty directory",
-            import_xcat(LF, Some(&format!("{LT}\"1\",\"ALL\",,,,\n")), None),
+            import_xcat(
+                LF,
+                Some(&format!("{LT}\"1\",\"ALL\",,,,\n")),
+                None,
+                &NodeTables::default(),
+            ),
             EmptyField {
                 table: "litetree",
                 line: 2,
@@ -308,7 +330,12 @@ fn every_error_names_table_line_and_cause() {
         ),
         (
             "empty node",
-            import_xcat(LF, None, Some(&format!("{SL},,\"s:/p\",,,\n"))),
+            import_xcat(
+                LF,
+                None,
+                Some(&format!("{SL},,\"s:/p\",,,\n")),
+                &NodeTables::default(),
+            ),
             EmptyField {
                 table: "statelite",
                 line: 2,
@@ -322,6 +349,7 @@ fn every_error_names_table_line_and_cause() {
                 LF,
                 Some(&format!("{LT}\"1\",,\"s:/a\",,,\n\"high\",,\"s:/t\",,,\n")),
                 None,
+                &NodeTables::default(),
             ),
             BadPriority {
                 table: "litetree",
@@ -332,7 +360,12 @@ fn every_error_names_table_line_and_cause() {
         ),
         (
             "unknown option",
-            import_xcat(&format!("{LF}\"ALL\",\"/x\",\"tempfs\",,\n"), None, None),
+            import_xcat(
+                &format!("{LF}\"ALL\",\"/x\",\"tempfs\",,\n"),
+                None,
+                None,
+                &NodeTables::default(),
+            ),
             UnknownOption {
                 table: "litefile",
                 line: 2,
@@ -342,7 +375,12 @@ fn every_error_names_table_line_and_cause() {
         ),
         (
             "a newline inside a value",
-            import_xcat(&format!("{LF}\"ALL\",\"/a\nb\",,,\n"), None, None),
+            import_xcat(
+                &format!("{LF}\"ALL\",\"/a\nb\",,,\n"),
+                None,
+                None,
+                &NodeTables::default(),
+            ),
             ControlChar {
                 table: "litefile",
                 line: 2,
@@ -356,6 +394,7 @@ fn every_error_names_table_line_and_cause() {
                 &format!("{LF}\"ALL\",\"/a\",,,\n\"ALL\",\"etc/x\",,,\n"),
                 None,
                 None,
+                &NodeTables::default(),
             ),
             Invalid {
                 table: "litefile",
@@ -370,6 +409,7 @@ fn every_error_names_table_line_and_cause() {
                 &format!("{LF}\"ALL\",\"/a\",,,\n\"ALL\",\"/a\",,,\n"),
                 None,
                 None,
+                &NodeTables::default(),
             ),
             Invalid {
                 table: "litefile",
@@ -386,6 +426,7 @@ fn every_error_names_table_line_and_cause() {
                 Some(&format!(
                     "{SL}\"n1\",,\"10.0.0.1:/p\",,,\n\"n1\",,\"10.0.0.1:/q\",,,\n"
                 )),
+                &NodeTables::default(),
             ),
             Invalid {
                 table: "statelite",
@@ -396,7 +437,12 @@ fn every_error_names_table_line_and_cause() {
         ),
         (
             "an empty statemnt",
-            import_xcat(LF, None, Some(&format!("{SL}\"n1\",,,,,\n"))),
+            import_xcat(
+                LF,
+                None,
+                Some(&format!("{SL}\"n1\",,,,,\n")),
+                &NodeTables::default(),
+            ),
             Invalid {
                 table: "statelite",
                 line: 2,
@@ -428,12 +474,24 @@ fn every_error_names_table_line_and_cause() {
 fn the_first_table_with_a_problem_is_reported() {
     let bad_tree = format!("{LT}\"x\",,\"s:/t\",,,\n");
     let bad_nodes = format!("{SL},,,,,\n");
-    let err = import_xcat("", Some(&bad_tree), Some(&bad_nodes)).unwrap_err();
+    let err = import_xcat(
+        "",
+        Some(&bad_tree),
+        Some(&bad_nodes),
+        &NodeTables::default(),
+    )
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "litefile line 1: expected tabdump's `#column,…` header line"
     );
-    let err = import_xcat(LF, Some(&bad_tree), Some(&bad_nodes)).unwrap_err();
+    let err = import_xcat(
+        LF,
+        Some(&bad_tree),
+        Some(&bad_nodes),
+        &NodeTables::default(),
+    )
+    .unwrap_err();
     assert!(matches!(
         err,
         ImportError::BadPriority {
@@ -465,9 +523,9 @@ fn quoted(fields: &[&str]) -> String {
 proptest! {
     #[test]
     fn never_panics(litefile in "\\PC{0,200}", tree in "\\PC{0,100}", nodes in "[#a-z,\"\r\n ]{0,100}") {
-        let _ = import_xcat(&litefile, Some(&tree), Some(&nodes));
-        let _ = import_xcat(&format!("{LF}{litefile}"), Some(&format!("{LT}{tree}")), Some(&format!("{SL}{nodes}")));
-        let _ = import_xcat(LF, Some(&format!("{LT}{nodes}")), Some(&format!("{SL}{nodes}")));
+        let _ = import_xcat(&litefile, Some(&tree), Some(&nodes), &NodeTables::default());
+        let _ = import_xcat(&format!("{LF}{litefile}"), Some(&format!("{LT}{tree}")), Some(&format!("{SL}{nodes}")), &NodeTables::default());
+        let _ = import_xcat(LF, Some(&format!("{LT}{nodes}")), Some(&format!("{SL}{nodes}")), &NodeTables::default());
     }
 
     #[test]
@@ -510,7 +568,7 @@ proptest! {
             sl += &quoted(&[n, "img", "srv:/state", "nolock", "", ""]);
         }
         // Config rules may reject a combination; what is printed must load.
-        if let Ok(text) = import_xcat(&lf, Some(&lt), Some(&sl)) {
+        if let Ok(text) = import_xcat(&lf, Some(&lt), Some(&sl), &NodeTables::default()) {
             let conf = crate::config::parse(&text).unwrap();
             prop_assert_eq!(conf.statelite.litefile, parse_litefile(&lf).unwrap());
             prop_assert_eq!(conf.statelite.litetree, parse_litetree(&lt).unwrap());
@@ -526,6 +584,7 @@ fn persistent_con_imports_and_localdisk_is_refused_naming_the_line() {
         &format!("{header}\"ALL\",\"/etc/hosts\",\"persistent,con\",,\n"),
         None,
         None,
+        &NodeTables::default(),
     )
     .expect("persistent,con imports");
     assert!(out.contains("options = \"persistent,con\""), "{out}");
@@ -535,10 +594,114 @@ fn persistent_con_imports_and_localdisk_is_refused_naming_the_line() {
         ),
         None,
         None,
+        &NodeTables::default(),
     )
     .unwrap_err();
     assert_eq!(
         refused.to_string(),
         "litefile line 3: localdisk is not supported: use sync mode for local disks"
+    );
+}
+
+const NODELIST: &str = include_str!("../../../../../conf/xcat/nodelist-example.csv");
+const NODERES: &str = include_str!("../../../../../conf/xcat/noderes-example.csv");
+const NODETYPE: &str = include_str!("../../../../../conf/xcat/nodetype-example.csv");
+const NODEPOS: &str = include_str!("../../../../../conf/xcat/nodepos-example.csv");
+const VARIABLES: &str = "#priority,image,directory,comments,disable
+\"1\",\"ALL\",\"$noderes.nfsserver:/trees/$nodetype.os/$nodepos.room\",,
+";
+
+fn all_node_tables() -> NodeTables<'static> {
+    NodeTables {
+        nodelist: Some(NODELIST),
+        noderes: Some(NODERES),
+        nodetype: Some(NODETYPE),
+        nodepos: Some(NODEPOS),
+    }
+}
+
+#[test]
+fn node_tables_become_node_and_group_rows_with_attributes() {
+    let text = import_xcat(LF, Some(VARIABLES), None, &all_node_tables()).unwrap();
+    let conf = crate::config::parse(&text).unwrap();
+    let names: Vec<&str> = conf.node.iter().filter_map(|n| n.name.as_deref()).collect();
+    // cn003 is disabled; `compute` and `rack1` are groups in nodelist.
+    assert_eq!(names, ["cn001", "cn002"]);
+    let groups: Vec<&str> = conf.group.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(groups, ["compute", "rack1"]);
+    assert_eq!(conf.node[0].groups, ["compute", "rack1", "all"]);
+    assert!(conf.node.iter().all(|n| n.mac.is_empty()));
+    let attrs = |name: &str| {
+        let (_, n) = conf.node_by_name(name).unwrap();
+        conf.attributes(n)
+    };
+    let cn001 = attrs("cn001");
+    assert_eq!(cn001["noderes.nfsserver"], "10.0.0.1");
+    assert_eq!(cn001["nodetype.os"], "rhels8.6");
+    assert_eq!(cn001["nodepos.room"], "r101");
+    assert_eq!(cn001["nodepos.u"], "12");
+    let cn002 = attrs("cn002");
+    assert_eq!(cn002["noderes.nfsserver"], "10.0.0.2");
+    assert_eq!(cn002["noderes.xcatmaster"], "10.0.0.1");
+    // Comments are no variable.
+    assert!(!cn002.keys().any(|k| k.contains("comments")), "{cn002:?}");
+}
+
+#[test]
+fn without_nodelist_every_row_is_a_node() {
+    let tables = NodeTables {
+        nodepos: Some(NODEPOS),
+        ..NodeTables::default()
+    };
+    let conf = crate::config::parse(&import_xcat(LF, None, None, &tables).unwrap()).unwrap();
+    let names: Vec<&str> = conf.node.iter().filter_map(|n| n.name.as_deref()).collect();
+    assert_eq!(names, ["cn001", "cn002", "rack1"]);
+    assert!(conf.group.is_empty());
+}
+
+#[test]
+fn node_table_problems_name_their_table_and_line() {
+    // A variable some node has no value for: the boot of that node would fail.
+    let tables = NodeTables {
+        nodetype: None,
+        ..all_node_tables()
+    };
+    let err = import_xcat(LF, Some(VARIABLES), None, &tables).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "litetree line 2: $nodetype.os has no value for node cn001 (table nodetype, column os)"
+    );
+    // The same node twice in one table.
+    let twice = format!("{NODEPOS}\"cn002\",,,,,\"r9\",,,\n");
+    let tables = NodeTables {
+        nodepos: Some(&twice),
+        ..all_node_tables()
+    };
+    let err = import_xcat(LF, None, None, &tables).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "nodepos line 5: an earlier row of this table has the same node"
+    );
+    // A name the config refuses is blamed on the row that brought it.
+    let bad = "#node,os,arch,profile,provmethod,supportedarchs,nodetype,comments,disable\n\"a/b\",\"x\",,,,,,,\n";
+    let tables = NodeTables {
+        nodetype: Some(bad),
+        ..all_node_tables()
+    };
+    let err = import_xcat(LF, None, None, &tables).unwrap_err();
+    assert!(err.to_string().starts_with("nodetype line 2: "), "{err}");
+    let err = import_xcat(
+        LF,
+        None,
+        None,
+        &NodeTables {
+            noderes: Some("#servicenode,nfsserver\n"),
+            ..NodeTables::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "noderes line 1: the header has no `node` column"
     );
 }

@@ -184,9 +184,14 @@ fn hostile_and_inconsistent_tables_are_refused_naming_the_entry() {
 
 #[test]
 fn litetrees_sort_by_priority_and_expand_variables() {
-    let vars: BTreeMap<String, String> = [("node", "cn01"), ("nodetype.os", "rhels8")]
+    let attributes: BTreeMap<String, String> = [("nodetype.os", "rhels8")]
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .into();
+    let vars = Variables {
+        node: Some("cn01"),
+        image: "img",
+        attributes: &attributes,
+    };
     let rows = [
         LiteTree {
             priority: 2.0,
@@ -201,7 +206,7 @@ fn litetrees_sort_by_priority_and_expand_variables() {
             mntopts: Some("vers=4".into()),
         },
     ];
-    let t = trees(&rows, "img", &vars).unwrap();
+    let t = trees(&rows, &vars).unwrap();
     assert_eq!(t[0].source.to_string(), "10.0.0.1:/trees/cn01/x");
     let Mountable::Nfs(m) = &t[0].source else {
         panic!("{:?}", t[0].source)
@@ -211,42 +216,61 @@ fn litetrees_sort_by_priority_and_expand_variables() {
         ("nfs4", "vers=4,addr=10.0.0.1,proto=tcp", true)
     );
     assert_eq!(t[1].source.to_string(), "10.0.0.1:/trees/rhels8");
-    // A server the boot cannot reach by name is refused now, in its words.
-    let named = [LiteTree {
-        priority: 1.0,
-        image: String::new(),
-        directory: "$noderes.nfsserver:/trees".into(),
-        mntopts: None,
-    }];
-    let e = trees(&named, "img", &vars).unwrap_err();
+    // A known column without a value names table, column, node and row.
+    let named = [
+        rows[1].clone(),
+        LiteTree {
+            priority: 1.0,
+            image: String::new(),
+            directory: "$noderes.nfsserver:/trees".into(),
+            mntopts: None,
+        },
+    ];
+    let e = trees(&named, &vars).unwrap_err();
     assert_eq!(
-        e[0].reason.to_string(),
-        r#"unknown variable $noderes.nfsserver in "$noderes.nfsserver:/trees""#
+        e[0].to_string(),
+        "litetree row 2: $noderes.nfsserver has no value for node cn01 (table noderes, column nfsserver)"
     );
-    let with = |k: &str, v: &str| {
-        let mut v2 = vars.clone();
-        v2.insert(k.into(), v.into());
-        v2
+    // Before DHCP has named the node, the error says so.
+    let e = trees(&named, &Variables { node: None, ..vars }).unwrap_err();
+    assert!(
+        e[0].to_string().contains("for node (DHCP host name)"),
+        "{e:?}"
+    );
+    let with_server = |server: &str| {
+        let mut with = attributes.clone();
+        with.insert("noderes.nfsserver".into(), server.into());
+        let vars = Variables {
+            attributes: &with,
+            ..vars
+        };
+        trees(&named, &vars)
     };
-    let e = trees(&named, "img", &with("noderes.nfsserver", "cnfs")).unwrap_err();
+    let e = with_server("cnfs").unwrap_err();
     assert!(e[0].reason.to_string().contains("host name"), "{e:?}");
-    let bad = [LiteTree {
-        priority: 1.0,
-        image: String::new(),
-        directory: "srv:/$nope".into(),
-        mntopts: None,
-    }];
-    assert!(trees(&bad, "img", &vars).unwrap_err()[0]
-        .reason
-        .to_string()
-        .contains("$nope"));
+    let t = with_server("10.0.0.9").unwrap();
+    assert_eq!(t[0].source.to_string(), "10.0.0.9:/trees");
+    // Neither $node, $image nor a column of the three tables.
+    for unknown in ["srv:/$nope", "srv:/$nodepos.floor", "srv:/$hosts.ip"] {
+        let bad = [LiteTree {
+            priority: 1.0,
+            image: String::new(),
+            directory: unknown.into(),
+            mntopts: None,
+        }];
+        let e = trees(&bad, &vars).unwrap_err();
+        assert!(
+            matches!(e[0].reason, Reason::UnknownVariable { .. }),
+            "{unknown}: {e:?}"
+        );
+    }
     let up = [LiteTree {
         priority: 1.0,
         image: String::new(),
         directory: "srv:/a/../../etc".into(),
         mntopts: None,
     }];
-    assert!(trees(&up, "img", &vars).is_err());
+    assert!(trees(&up, &vars).is_err());
 }
 
 #[test]
