@@ -255,7 +255,12 @@ fn execute(
                 image,
                 attributes,
             };
-            let trees = plan_trees(litetree, &vars).map_err(|e| refused(list(&e)))?;
+            let rows = plan_trees(litetree, &vars).map_err(|e| refused(list(&e)))?;
+            let trees = rows
+                .iter()
+                .map(|t| t.mount(|h| address(plan, h, sys, facts)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(at)?;
             let store = store_mount(plan, name, store, sys, facts)?;
             let actions = sys
                 .statelite(

@@ -203,6 +203,15 @@ pub fn on_host(name: &str) -> Result<Ipv4Addr, DnsError> {
     )
 }
 
+/// A server's address for the admin's commands: as given, or its name as
+/// this machine resolves it ([`on_host`]).
+pub fn host_addr(host: &crate::source::spec::Host) -> Result<std::net::IpAddr, DnsError> {
+    match host {
+        crate::source::spec::Host::Addr(a) => Ok(*a),
+        crate::source::spec::Host::Name(n) => on_host(n).map(Into::into),
+    }
+}
+
 /// A query id nobody on the wire can guess from the previous one.
 fn query_id(n: u32) -> u16 {
     let t = std::time::SystemTime::now()

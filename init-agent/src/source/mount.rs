@@ -84,7 +84,10 @@ mod tests {
 
     fn m(loc: &str) -> NfsMount {
         let e = parse_location(loc).unwrap();
-        nfs_mount(&e, e.server.as_ref().unwrap().addr().unwrap())
+        let Some(Host::Addr(a)) = e.server else {
+            panic!("{loc}: these tests mount addresses")
+        };
+        nfs_mount(&e, a)
     }
 
     #[test]

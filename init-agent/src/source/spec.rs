@@ -22,7 +22,7 @@ fn err<T>(s: impl Into<String>) -> Result<T, SpecError> {
     Err(SpecError(s.into()))
 }
 
-/// A server: an address, or a name something must resolve.
+/// A server: an address, or a name the boot resolves (`[hosts]`, DNS).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
     Addr(IpAddr),
@@ -42,19 +42,6 @@ impl fmt::Display for Host {
 impl Serialize for Host {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
-    }
-}
-
-impl Host {
-    /// The address to connect to. No resolver runs in the initramfs yet, so
-    /// a name is refused here, in the words `explain` uses too.
-    pub fn addr(&self) -> Result<IpAddr, SpecError> {
-        match self {
-            Host::Addr(a) => Ok(*a),
-            Host::Name(n) => err(format!(
-                "server `{n}` is a host name: the initramfs resolves no names yet, give its IP address"
-            )),
-        }
     }
 }
 

@@ -6,14 +6,14 @@ use super::{BootPlan, Named, Packaging, Step, OVERLAY_SCRATCH};
 use crate::cmdline::{BreakStage, Mode, NfsClient};
 use crate::config::Config;
 use crate::hooks::Phase;
-use crate::modes::statelite::plan::{trees, Variables};
+use crate::modes::statelite::plan::{trees, TableError, TreeRow, Variables};
 use crate::source::spec::Host;
 
 /// The host names the agent itself connects to, known from the plan, each
 /// with how it will be resolved (names nothing can resolve are the plan's
 /// errors already). Names only DHCP's root-path gives are resolved when
 /// they come, by the same executor function.
-fn named(plan: &BootPlan) -> Vec<Named> {
+fn named(plan: &BootPlan, trees: &[&Host]) -> Vec<Named> {
     let root = plan
         .source
         .servers
@@ -21,7 +21,7 @@ fn named(plan: &BootPlan) -> Vec<Named> {
         .filter(|_| plan.packaging != Packaging::Dracut);
     let store = plan.statemnt.iter().filter_map(|e| e.server.as_ref());
     let mut out: Vec<Named> = Vec::new();
-    for host in root.chain(store) {
+    for host in root.chain(store).chain(trees.iter().copied()) {
         if let Host::Name(name) = host {
             if let (Ok(how), false) = (plan.names.how(name), out.iter().any(|n| &n.name == name)) {
                 out.push(Named {
@@ -34,6 +34,24 @@ fn named(plan: &BootPlan) -> Vec<Named> {
     out
 }
 
+/// Statelite: the litetree rows the boot will mount, expanded with what is
+/// known now (the boot expands them again, by the same function, with the
+/// node's name once DHCP gave it).
+fn litetree_rows(plan: &BootPlan, c: &Config) -> Result<Vec<TreeRow>, Vec<TableError>> {
+    if plan.mode != Mode::Statelite {
+        return Ok(Vec::new());
+    }
+    let image = plan.image.clone().unwrap_or_default();
+    trees(
+        &c.statelite.litetree,
+        &Variables {
+            node: plan.node.as_deref(),
+            image: &image,
+            attributes: &plan.attributes,
+        },
+    )
+}
+
 /// The boot's steps and the `local` fallback's, from the plan's values;
 /// with the table errors found on the way.
 pub(super) fn steps(
@@ -43,6 +61,21 @@ pub(super) fn steps(
     cdsl: Option<&str>,
 ) -> (Vec<Step>, Vec<Step>, Vec<String>) {
     let mut errors = Vec::new();
+    let tree_rows = litetree_rows(plan, c);
+    let mut tree_hosts: Vec<&Host> = Vec::new();
+    for host in tree_rows
+        .iter()
+        .flatten()
+        .filter_map(|t| t.location.server())
+    {
+        match plan.names.check(host) {
+            Err(e) => errors.push(format!("litetree: {e}")),
+            // A name made with the stand-in for a node name DHCP gives
+            // later is resolved when it is known.
+            Ok(()) if plan.node.is_some() => tree_hosts.push(host),
+            Ok(()) => {}
+        }
+    }
     let hooks = |phase: &str| {
         Step::Hooks(Phase {
             phase: phase.into(),
@@ -89,7 +122,7 @@ pub(super) fn steps(
     } else {
         steps.push(Step::HostNetwork);
     }
-    let names = named(plan);
+    let names = named(plan, &tree_hosts);
     if !names.is_empty() {
         steps.push(Step::Resolve { names });
     }
@@ -166,14 +199,7 @@ pub(super) fn steps(
                 }
             };
             let litetree = c.statelite.litetree.clone();
-            // The trees the boot will mount, checked now with what is known:
-            // the boot runs the same expansion with the node's name then.
-            let vars = Variables {
-                node: plan.node.as_deref(),
-                image: &img,
-                attributes: &plan.attributes,
-            };
-            if let Err(table_errors) = trees(&litetree, &vars) {
+            if let Err(table_errors) = &tree_rows {
                 errors.extend(table_errors.iter().map(|e| e.to_string()));
             }
             if plan.mode == Mode::Statelite {

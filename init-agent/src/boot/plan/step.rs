@@ -362,7 +362,7 @@ fn trees_text(
         (Some(_), Ok(t)) if !t.is_empty() => format!(
             "litetrees {}",
             t.iter()
-                .map(|t| t.source.to_string())
+                .map(|t| t.location.to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         ),

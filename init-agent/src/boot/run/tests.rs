@@ -25,7 +25,7 @@ options = "tmpfs"
 [[statelite.litetree]]
 priority = 1.0
 image = "ALL"
-directory = "10.0.0.9:/trees/$node"
+directory = "cnfs:/trees/$node"
 [[statelite.litetree]]
 priority = 2.0
 image = "rhels8"
@@ -41,7 +41,7 @@ groups = ["compute"]
 nodepos = { room = "r2" }
 [[group]]
 name = "compute"
-noderes = { nfsserver = "10.0.0.9" }
+noderes = { nfsserver = "trees.cluster" }
 nodepos = { room = "r1" }
 [hosts]
 cnfs = "10.0.0.8"
@@ -193,8 +193,24 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
                 node,
                 entries,
                 store,
-                ..
+                litetree,
+                image,
+                attributes,
             } => {
+                let name = node
+                    .clone()
+                    .or(env.dhcp.hostname.clone())
+                    .unwrap_or_default();
+                let vars = crate::modes::statelite::plan::Variables {
+                    node: Some(&name),
+                    image,
+                    attributes,
+                };
+                let rows =
+                    crate::modes::statelite::plan::trees(litetree, &vars).unwrap_or_default();
+                for h in rows.iter().filter_map(|t| t.location.server()) {
+                    addr_of(h, plan, env, &mut known, &mut calls);
+                }
                 let store = store_text(store, &root_server, plan, env, &mut known, &mut calls);
                 calls.push(Call::Statelite {
                     root: root.clone(),

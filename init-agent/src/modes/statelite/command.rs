@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context};
 
-use super::plan::{self, Action, Store};
+use super::plan::{self, Action, Location, Store};
 use super::{apply_to, import, Request};
 use crate::cli::{StateliteApply, StateliteCommand, StateliteLiteimg};
 use crate::{cli, config};
@@ -100,9 +100,12 @@ fn apply(a: &StateliteApply) -> anyhow::Result<bool> {
         }
         Some(s) => {
             let rw = [vec!["rw".to_string()], conf.statelite.mntopts.clone()].concat();
-            match Store::parse(s, &rw) {
-                Ok(m @ Store::Nfs(_)) => Some(m),
-                Ok(Store::Dir(_)) => bail!("--state {s}: no such directory"),
+            match Location::parse(s, &rw) {
+                Ok(l @ Location::Nfs(_)) => Some(
+                    l.mountable(crate::net::dns::host_addr)
+                        .map_err(|e| anyhow::anyhow!("--state {s}: {e}"))?,
+                ),
+                Ok(Location::Dir(_)) => bail!("--state {s}: no such directory"),
                 Err(e) => bail!("--state {s}: {e}"),
             }
         }

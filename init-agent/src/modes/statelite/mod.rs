@@ -23,6 +23,8 @@ pub enum StateliteError {
     Apply(#[from] apply::ApplyError),
     #[error("{0}")]
     Root(String),
+    #[error(transparent)]
+    Name(#[from] crate::net::dns::DnsError),
 }
 
 /// Who and what: the node, its image, where its state lives.
@@ -46,7 +48,13 @@ pub fn resolve(req: &Request) -> Result<(Vec<Entry>, Vec<Tree>), StateliteError>
     let entries = plan::entries(&req.tables.litefile, req.image);
     let trees = plan::trees(&req.tables.litetree, &vars);
     match (entries, trees) {
-        (Ok(e), Ok(t)) => Ok((e, t)),
+        (Ok(e), Ok(t)) => {
+            let trees = t
+                .iter()
+                .map(|t| t.mount(crate::net::dns::host_addr))
+                .collect::<Result<_, _>>()?;
+            Ok((e, trees))
+        }
         (e, t) => {
             let mut errors = e.err().unwrap_or_default();
             errors.extend(t.err().unwrap_or_default());

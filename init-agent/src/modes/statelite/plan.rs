@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 
 use crate::config::{LiteFile, LiteTree};
 use crate::source::mount::{nfs_mount, NfsMount};
-use crate::source::spec::{self, SpecError};
+use crate::source::spec::{self, Host, NfsExport, SpecError};
 pub use crate::sys::root::link_target;
 
 /// The xCAT layout inside the new root.
@@ -123,8 +124,77 @@ impl Entry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tree {
     pub priority: f64,
-    /// `$node`-style variables expanded, parsed by the one NFS location parser.
     pub source: Mountable,
+}
+
+/// A litetree row for one node: variables expanded, the location parsed;
+/// a server name is given its address when the tree is mounted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeRow {
+    pub priority: f64,
+    pub location: Location,
+}
+
+impl TreeRow {
+    /// The tree to mount, its server's address found by `addr`.
+    pub fn mount<E>(&self, addr: impl FnMut(&Host) -> Result<IpAddr, E>) -> Result<Tree, E> {
+        Ok(Tree {
+            priority: self.priority,
+            source: self.location.mountable(addr)?,
+        })
+    }
+}
+
+/// A location as the tables and `--state` write it: an NFS export (its
+/// server an address or a host name) or a local directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Nfs(NfsExport),
+    Dir(String),
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Nfs(e) => write!(f, "{e}"),
+            Location::Dir(d) => f.write_str(d),
+        }
+    }
+}
+
+impl Location {
+    /// `[<server>:]<path>` by the one NFS location parser; `options` are
+    /// NFS options added to the location's own.
+    pub fn parse(location: &str, options: &[String]) -> Result<Location, SpecError> {
+        let mut export = spec::parse_location(location)?;
+        export.options.extend(options.iter().cloned());
+        Ok(match &export.server {
+            Some(_) => Location::Nfs(export),
+            None => Location::Dir(export.path),
+        })
+    }
+
+    /// The server named, if any.
+    pub fn server(&self) -> Option<&Host> {
+        match self {
+            Location::Nfs(e) => e.server.as_ref(),
+            Location::Dir(_) => None,
+        }
+    }
+
+    /// What to mount, the server's address found by `addr`.
+    pub fn mountable<E>(
+        &self,
+        mut addr: impl FnMut(&Host) -> Result<IpAddr, E>,
+    ) -> Result<Mountable, E> {
+        Ok(match self {
+            Location::Nfs(e) => match &e.server {
+                Some(h) => Mountable::Nfs(nfs_mount(e, addr(h)?)),
+                None => Mountable::Dir(e.path.clone()),
+            },
+            Location::Dir(d) => Mountable::Dir(d.clone()),
+        })
+    }
 }
 
 /// What the layout mounts: an NFS export (mount arguments made by the one
@@ -140,19 +210,6 @@ impl fmt::Display for Mountable {
         match self {
             Mountable::Nfs(m) => write!(f, "{}", m.source),
             Mountable::Dir(d) => f.write_str(d),
-        }
-    }
-}
-
-impl Mountable {
-    /// A location as the tables and `--state` write it: `server:/path`
-    /// (the server an address) or a directory; `options` are NFS options.
-    pub fn parse(location: &str, options: &[String]) -> Result<Mountable, SpecError> {
-        let mut export = spec::parse_location(location)?;
-        export.options.extend(options.iter().cloned());
-        match &export.server {
-            Some(h) => Ok(Mountable::Nfs(nfs_mount(&export, h.addr()?))),
-            None => Ok(Mountable::Dir(export.path)),
         }
     }
 }
@@ -557,7 +614,7 @@ pub fn expand(text: &str, vars: &Variables) -> Result<String, Reason> {
 
 /// Trees for the image, by ascending priority, variables expanded. Errors
 /// name the row by its place in `rows`, the `[[statelite.litetree]]` list.
-pub fn trees(rows: &[LiteTree], vars: &Variables) -> Result<Vec<Tree>, Vec<TableError>> {
+pub fn trees(rows: &[LiteTree], vars: &Variables) -> Result<Vec<TreeRow>, Vec<TableError>> {
     let mut errors = Vec::new();
     let mut out = Vec::new();
     let mut rows: Vec<(usize, &LiteTree)> = rows
@@ -581,11 +638,11 @@ pub fn trees(rows: &[LiteTree], vars: &Variables) -> Result<Vec<Tree>, Vec<Table
         };
         let ro = [vec!["ro".to_string()], options].concat();
         match expand(&r.directory, vars)
-            .and_then(|d| Mountable::parse(&d, &ro).map_err(Reason::from))
+            .and_then(|d| Location::parse(&d, &ro).map_err(Reason::from))
         {
-            Ok(source) => out.push(Tree {
+            Ok(location) => out.push(TreeRow {
                 priority: r.priority,
-                source,
+                location,
             }),
             Err(reason) => errors.push(refuse(reason)),
         }

@@ -58,10 +58,7 @@ impl Endpoint {
     pub fn from_url(url: &str) -> Result<Endpoint, SpecError> {
         let export = spec::parse_url(url)?;
         let host = match &export.server {
-            Some(spec::Host::Addr(a)) => *a,
-            Some(spec::Host::Name(n)) => crate::net::dns::on_host(n)
-                .map(IpAddr::V4)
-                .map_err(|e| SpecError(e.to_string()))?,
+            Some(h) => crate::net::dns::host_addr(h).map_err(|e| SpecError(e.to_string()))?,
             None => return Err(SpecError("nfs:// URL without a server".into())),
         };
         Ok(Endpoint::new(&export, host))

@@ -207,15 +207,16 @@ fn litetrees_sort_by_priority_and_expand_variables() {
         },
     ];
     let t = trees(&rows, &vars).unwrap();
-    assert_eq!(t[0].source.to_string(), "10.0.0.1:/trees/cn01/x");
-    let Mountable::Nfs(m) = &t[0].source else {
-        panic!("{:?}", t[0].source)
+    assert_eq!(t[0].location.to_string(), "10.0.0.1:/trees/cn01/x");
+    let tree = t[0].mount(addr).unwrap();
+    let Mountable::Nfs(m) = &tree.source else {
+        panic!("{:?}", tree.source)
     };
     assert_eq!(
         (m.fstype, m.data.as_str(), m.read_only),
         ("nfs4", "vers=4,addr=10.0.0.1,proto=tcp", true)
     );
-    assert_eq!(t[1].source.to_string(), "10.0.0.1:/trees/rhels8");
+    assert_eq!(t[1].location.to_string(), "10.0.0.1:/trees/rhels8");
     // A known column without a value names table, column, node and row.
     let named = [
         rows[1].clone(),
@@ -246,10 +247,21 @@ fn litetrees_sort_by_priority_and_expand_variables() {
         };
         trees(&named, &vars)
     };
-    let e = with_server("cnfs").unwrap_err();
-    assert!(e[0].reason.to_string().contains("host name"), "{e:?}");
+    // A server name stays a name until the tree is mounted; the mount
+    // asks for its address then.
+    let t = with_server("cnfs").unwrap();
+    assert_eq!(t[0].location.to_string(), "cnfs:/trees");
+    let mut asked = Vec::new();
+    let tree = t[0]
+        .mount(|h: &Host| {
+            asked.push(h.to_string());
+            Ok::<_, ()>("10.0.0.7".parse().unwrap())
+        })
+        .unwrap();
+    assert_eq!(asked, ["cnfs"]);
+    assert_eq!(tree.source.to_string(), "10.0.0.7:/trees");
     let t = with_server("10.0.0.9").unwrap();
-    assert_eq!(t[0].source.to_string(), "10.0.0.9:/trees");
+    assert_eq!(t[0].location.to_string(), "10.0.0.9:/trees");
     // Neither $node, $image nor a column of the three tables.
     for unknown in ["srv:/$nope", "srv:/$nodepos.floor", "srv:/$hosts.ip"] {
         let bad = [LiteTree {
@@ -287,10 +299,17 @@ fn link_targets_are_relative_like_liteimg() {
 
 #[test]
 fn layout_mounts_store_and_trees_in_order() {
-    let store = Store::parse("10.0.0.1:/state", &["rw".into(), "nolock".into()]).unwrap();
+    let mountable = |l: &str, o: &[&str]| {
+        let options: Vec<String> = o.iter().map(|s| s.to_string()).collect();
+        Location::parse(l, &options)
+            .unwrap()
+            .mountable(addr)
+            .unwrap()
+    };
+    let store = mountable("10.0.0.1:/state", &["rw", "nolock"]);
     let trees = [Tree {
         priority: 1.0,
-        source: Store::parse("10.0.0.1:/tree", &["ro".into()]).unwrap(),
+        source: mountable("10.0.0.1:/tree", &["ro"]),
     }];
     let inp = Inputs {
         entries: &[],
@@ -593,4 +612,12 @@ fn liteimg_prepares_link_entries_records_them_and_undoes_removed_rows() {
     // A hostile record cannot name a path outside the tables' rules.
     let got = lines(&plan_liteimg(&[], &["/../etc/passwd".into()], &done));
     assert!(got[0].starts_with("warning: /../etc/passwd"), "{got:?}");
+}
+
+/// An address server as given; these tests name no host.
+fn addr(h: &Host) -> Result<std::net::IpAddr, String> {
+    match h {
+        Host::Addr(a) => Ok(*a),
+        Host::Name(n) => Err(format!("{n}: no address in this test")),
+    }
 }
