@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Servers named by host name, booted in QEMU as PID 1 of the standalone
-# initramfs (and inside initramfs-tools and dracut), statelite mode (the
-# standard root and STATEMNT both named):
+# initramfs (and inside initramfs-tools and dracut), statelite mode: the
+# standard root, STATEMNT and a litetree (its server the node row's xCAT
+# `noderes.nfsserver`, matched by NODE=) all named by host name:
 #   dns:      a real DNS server (dnsmasq, in the test's network namespace),
 #             reached through what DHCP says (QEMU's DNS proxy, search
 #             domain by option 119); `master` is a single label;
@@ -18,10 +19,12 @@ vm_agent
 
 T=$WORK/names
 rm -rf "$T"
-mkdir -p "$T/state"
+mkdir -p "$T/state" "$T/trees/cn01/etc"
+echo "from the litetree of cn01" >"$T/trees/cn01/etc/ia-motd"
 STD=$T/standard
 # A small root: busybox, an init that proves the persistent entry works.
 mkdir -p "$STD"/{bin,sbin,dev,proc,sys,run,etc,root,tmp,.statelite}
+echo "from the image" >"$STD/etc/ia-motd"
 cp /bin/busybox "$STD/bin/busybox"
 ln -s busybox "$STD/bin/sh"
 cat >"$STD/sbin/init" <<'NODEINIT'
@@ -29,22 +32,47 @@ cat >"$STD/sbin/init" <<'NODEINIT'
 PATH=/bin
 busybox echo "NODE-INIT pid $$ root $(busybox awk '$2 == "/" {print $3}' /proc/mounts | busybox tail -1)"
 busybox echo "persistent: $(busybox cat /root/ia-boots 2>/dev/null | busybox wc -l) earlier boots"
+busybox echo "motd: $(busybox cat /etc/ia-motd)"
 busybox echo "boot" >>/root/ia-boots
 busybox sync
 busybox poweroff -f
 NODEINIT
 chmod +x "$STD/sbin/init"
 
+# The litetree's server comes from the node row's xCAT noderes.nfsserver:
+# a name too.
 conf() { # file [extra toml]
-    printf '[boot]\nreboot_delay = 1\ntimeout = 20\n\n[[statelite.litefile]]\nfile = "/root/"\noptions = "persistent"\n%s' "${2:-}" >"$1"
+    cat >"$1" <<TOML
+[boot]
+reboot_delay = 1
+timeout = 20
+
+[[statelite.litefile]]
+file = "/root/"
+options = "persistent"
+
+[[statelite.litefile]]
+file = "/etc/ia-motd"
+options = "tmpfs"
+
+[[statelite.litetree]]
+priority = 1.0
+directory = "\$noderes.nfsserver:/trees/\$node"
+
+[[node]]
+name = "cn01"
+[node.noderes]
+nfsserver = "trees.cluster"
+${2:-}
+TOML
     "$AGENT" check-config "$1" >/dev/null
     "$AGENT" mkinitramfs --kernel-release "$KREL" --modules-dir "$KDIR/lib/modules" \
         --config "$1" --output "${1%.toml}.img" 2>"$1.log"
 }
 conf "$T/dns.toml"
-conf "$T/hosts.toml" $'\n[hosts]\nmaster = "10.0.2.2"\n"state.cluster" = "10.0.2.2"\n'
+conf "$T/hosts.toml" $'\n[hosts]\nmaster = "10.0.2.2"\n"state.cluster" = "10.0.2.2"\n"trees.cluster" = "10.0.2.2"\n'
 
-export VM_EXTRA_EXPORTS="/state=$T/state"
+export VM_EXTRA_EXPORTS="/state=$T/state /trees=$T/trees"
 SL="STATEMNT=state.cluster:/state MNTOPTS=vers=4.2 NODE=cn01 initagent.mode=statelite initagent.fallback=reboot"
 STATIC="ip=10.0.2.15::10.0.2.2:255.255.255.0:cn01:eth0:off"
 boot() { # name image cmdline
@@ -54,14 +82,17 @@ boot() { # name image cmdline
 }
 booted() { # what
     expect "NODE-INIT pid 1 root nfs4" "$1: the node did not boot its NFS root"
+    expect "motd: from the litetree of cn01" "$1: the litetree (server by name, from noderes.nfsserver) did not serve the node's file"
 }
 
-export VM_DNS_RECORDS="master.cluster=10.0.2.2 state.cluster=10.0.2.2" VM_DNS_DOMAIN=cluster
+export VM_DNS_RECORDS="master.cluster=10.0.2.2 state.cluster=10.0.2.2 trees.cluster=10.0.2.2" VM_DNS_DOMAIN=cluster
 VM_NETDEV=dnssearch=cluster boot dns "$T/dns.img" "root=nfs:master:/export $SL"
 explain=$("$AGENT" explain --config "$T/dns.toml" --cmdline "root=nfs:master:/export $SL")
 grep -q "name:      master (resolved at boot by DNS via DHCP)" <<<"$explain" || fail "explain does not say how master is resolved"
+grep -q "name:      trees.cluster (resolved at boot by DNS via DHCP)" <<<"$explain" || fail "explain does not list the litetree's server"
 expect "init-agent: master is 10.0.2.2 (DNS 10.0.2.3)" "dns: master was not resolved through DHCP's DNS server and search domain"
 expect "init-agent: state.cluster is 10.0.2.2 (DNS 10.0.2.3)" "dns: the STATEMNT server was not resolved"
+expect "init-agent: trees.cluster is 10.0.2.2 (DNS 10.0.2.3)" "dns: the litetree server was not resolved"
 booted dns
 expect "persistent: 0 earlier boots" "dns: the persistent entry was not empty on the first boot"
 grep -q "query\[A\] master.cluster" "$WORK/dnsmasq-last.log" || fail "dns: the DNS server was not asked"
