@@ -200,3 +200,38 @@ fn import_xcat_turns_node_tables_into_node_and_group_rows() {
     assert!(out.contains("[[group]]\nname = \"compute\""), "{out}");
     assert!(out.contains("[[node]]\nname = \"cn002\""), "{out}");
 }
+
+#[test]
+fn sync_makes_a_missing_destination_as_rsync_does_but_not_its_parents() {
+    let dir = std::env::temp_dir().join(format!("ia-cli-sync-dst-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src/etc")).unwrap();
+    std::fs::write(dir.join("src/etc/motd"), "hello\n").unwrap();
+    let src = dir.join("src");
+    let dst = dir.join("dst");
+    let (code, out) = run(&["sync", src.to_str().unwrap(), dst.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("created directory"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(dst.join("etc/motd")).unwrap(),
+        "hello\n"
+    );
+    // A dry run writes nothing, not even DST.
+    let dry = dir.join("dry");
+    let (code, out) = run(&[
+        "sync",
+        "--dry-run",
+        src.to_str().unwrap(),
+        dry.to_str().unwrap(),
+    ]);
+    assert!(!dry.exists(), "{code} {out}");
+    // Missing parents are named, not made.
+    let deep = dir.join("no/such/dst");
+    let (code, out) = run(&["sync", src.to_str().unwrap(), deep.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("creating") && !dir.join("no").exists(),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

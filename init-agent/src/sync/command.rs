@@ -37,6 +37,21 @@ pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
         no_marker: false,
         inflight: args.inflight.unwrap_or(conf.inflight as usize),
     };
+    // As rsync does: a missing DST (its parent there) is made; at boot DST
+    // is the mounted disk and never made.
+    if !args.dry_run && std::fs::symlink_metadata(&args.dst).is_err() {
+        match std::fs::create_dir(&args.dst) {
+            Ok(()) if !args.quiet => eprintln!("created directory {}", args.dst.display()),
+            Ok(()) => {}
+            Err(e) => {
+                eprintln!(
+                    "init-agent sync: failed: creating {}: {e}",
+                    args.dst.display()
+                );
+                return Ok(false);
+            }
+        }
+    }
     let report = match super::SyncSource::parse(&args.src)
         .and_then(|src| super::run(&src, &args.dst, &opts))
     {

@@ -244,6 +244,14 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
         None => Mode::Nfsroot,
     };
 
+    if let Some(x) = &p.xcat {
+        // xCAT's initrd asks xcatd for postscripts; the agent runs hooks.
+        notes.push(format!(
+            "XCAT={}:{} is read and not used: init-agent asks no xcatd; xCAT postscripts run as hooks (post-sync.d/, pre-switch.d/ under [hooks] dir or in the standard root)",
+            x.host, x.port
+        ));
+    }
+
     let net = net_plan(p, entry, &mut errors);
     let node = p
         .node

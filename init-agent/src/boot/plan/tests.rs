@@ -725,3 +725,15 @@ fn a_variable_without_a_value_is_an_explain_error_naming_table_column_node() {
         "{v:#}"
     );
 }
+
+#[test]
+fn xcat_s_xcatd_endpoint_is_said_to_be_unused() {
+    let v = plan_json("root=nfs:10.0.0.1:/img XCAT=10.0.0.1:3001", "");
+    let notes = v["notes"].to_string();
+    assert!(
+        notes.contains("XCAT=10.0.0.1:3001 is read and not used")
+            && notes.contains("postscripts run as hooks"),
+        "{notes}"
+    );
+    assert_eq!(v["errors"], serde_json::json!([]));
+}
