@@ -98,6 +98,8 @@ sfdisk -J "$DISK" | grep -q '"name":"root"' || sfdisk -J "$DISK" | grep -q '"nam
     || fail "the disk has no GPT partition named root"
 compare "first boot"
 grep -q '^complete ' "$MNT/.init-agent/state" || fail "the state marker is not complete"
+expect "boot: [0-9.]* s to the switch: .*sync [0-9.]* s" "the boot's stage timings were not printed"
+grep -q '"stage": "sync"' "$MNT/.init-agent/last-boot.json" || fail "no boot report with the sync stage on the node's disk"
 [ "$(report counts.created)" -gt 2000 ] || fail "the first sync created only $(report counts.created) entries"
 machine_id=$(cat "$MNT/etc/machine-id")
 [[ $machine_id =~ ^[0-9a-f]{32}$ ]] || fail "no machine-id of the node's own: '$machine_id'"

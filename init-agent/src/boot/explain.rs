@@ -285,6 +285,16 @@ pub fn render(p: &BootPlan, config_source: &str, resolved: Option<&SourceTarget>
         if p.shell { " (rd.shell)" } else { "" }
     );
     let _ = writeln!(out, "init:      {} {}", p.init, p.init_args.join(" "));
+    let _ = writeln!(
+        out,
+        "report:    stage timings on the console and in {}{}",
+        super::report::RUN_REPORT,
+        if p.mode == cmdline::Mode::Sync {
+            format!(" and /{} on the node's disk", super::report::DISK_REPORT)
+        } else {
+            String::new()
+        }
+    );
     let _ = writeln!(out, "steps:");
     for (i, st) in p.steps.iter().enumerate() {
         let _ = writeln!(out, "  {:2}. {st}", i + 1);

@@ -9,6 +9,7 @@ pub mod hosted;
 pub mod outcome;
 pub mod pid1;
 pub mod plan;
+pub mod report;
 pub mod run;
 
 use std::path::{Path, PathBuf};

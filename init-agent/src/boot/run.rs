@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::plan::{self, BootPlan, DhcpAnswer, SourcePlan, SourceTarget, Step};
+use super::report::{BootReport, SyncFigures};
 use crate::cmdline::NfsClient;
 use crate::config;
 use crate::modes::disk::Found;
@@ -32,6 +33,9 @@ pub struct Facts {
     pub synced: Option<Synced>,
     /// Host names given addresses so far (`[hosts]` or DNS).
     pub addrs: BTreeMap<String, IpAddr>,
+    /// When the first step began, and what each step took.
+    pub started: Option<Instant>,
+    pub timings: Vec<(&'static str, Duration)>,
 }
 
 /// The standard root once a server answered.
@@ -52,6 +56,7 @@ pub struct Synced {
     pub first: bool,
     pub generation: String,
     pub fstab: Vec<String>,
+    pub figures: Option<SyncFigures>,
 }
 
 /// Why the boot stopped at a step.
@@ -83,10 +88,28 @@ pub fn run(
             count: plan.errors.len(),
         });
     }
+    let started = *facts.started.get_or_insert_with(Instant::now);
+    // Sync mode: the node's disk keeps the report beside its state marker.
+    let disk = steps.iter().find_map(|s| match s {
+        Step::MountLocal { at, .. } | Step::MountLastComplete { at, .. } => Some(at.as_str()),
+        _ => None,
+    });
+    let report = |sys: &mut dyn Sys, facts: &Facts| {
+        let figures = facts.synced.as_ref().and_then(|s| s.figures.clone());
+        let r = BootReport::new(plan, &facts.timings, started.elapsed(), figures);
+        sys.boot_report(&r, disk);
+    };
     for step in steps {
         log::debug!("step: {step}");
+        if matches!(step, Step::SwitchRoot { .. }) {
+            report(sys, facts);
+        }
+        let began = Instant::now();
         execute(plan, step, sys, facts)?;
+        facts.timings.push((step.name(), began.elapsed()));
     }
+    // Under a host initramfs, which switches itself.
+    report(sys, facts);
     Ok(())
 }
 
@@ -166,6 +189,7 @@ fn execute(
                 first,
                 generation: String::new(),
                 fstab: crate::modes::disk::fstab_lines(disks),
+                figures: None,
             });
         }
         Step::MountLocal { disk, at: to } => {
@@ -230,6 +254,11 @@ fn execute(
             );
             if let Some(s) = facts.synced.as_mut() {
                 s.generation = report.generation.clone();
+                s.figures = Some(SyncFigures {
+                    counts: report.counts.clone(),
+                    bytes_copied: report.bytes_copied,
+                    manifest: report.manifest.clone(),
+                });
             }
         }
         Step::ReleaseSource { at: on } => {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::boot::plan::{DhcpAnswer, NetPlan};
+use crate::boot::report::BootReport;
 use crate::config::{self, Disk};
 use crate::hooks::Phase;
 use crate::modes::disk::Found;
@@ -72,6 +73,9 @@ pub trait Sys {
     fn bring_up(&mut self, net: &NetPlan, c: &config::Net) -> Result<DhcpAnswer, SysError>;
     /// What the host initramfs's DHCP said (klibc ipconfig's files).
     fn host_network(&mut self) -> DhcpAnswer;
+    /// The boot report: its headline on the console, the JSON in /run (and
+    /// on the node's disk mounted on `disk`). Never fails the boot.
+    fn boot_report(&mut self, report: &BootReport, disk: Option<&str>);
     /// A host name's IPv4 address from DNS.
     fn resolve(&mut self, name: &str, ask: &Ask) -> Result<Ipv4Addr, SysError>;
     fn mkdir_p(&mut self, dir: &str) -> Result<(), SysError>;
@@ -158,6 +162,21 @@ impl Sys for Real {
 
     fn resolve(&mut self, name: &str, ask: &Ask) -> Result<Ipv4Addr, SysError> {
         Ok(crate::net::dns::resolve(name, ask)?)
+    }
+
+    fn boot_report(&mut self, report: &BootReport, disk: Option<&str>) {
+        log::info!("{}", report.headline());
+        let json = serde_json::to_string_pretty(report).unwrap_or_default() + "\n";
+        let disk = disk.map(|d| Path::new(d).join(crate::boot::report::DISK_REPORT));
+        for path in std::iter::once(PathBuf::from(crate::boot::report::RUN_REPORT)).chain(disk) {
+            let written = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&path, &json));
+            if let Err(e) = written {
+                log::warn!("boot report {}: {e}", path.display());
+            }
+        }
     }
 
     fn mkdir_p(&mut self, dir: &str) -> Result<(), SysError> {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::machine::{PreparedDisk, Sys, SysError};
 use crate::boot::plan::{DhcpAnswer, NetPlan};
+use crate::boot::report::BootReport;
 use crate::config::{self, Disk};
 use crate::hooks::Phase;
 use crate::modes::disk::Found;
@@ -28,6 +29,8 @@ pub enum Call {
     LoadModules(Vec<String>),
     BringUp(Option<String>),
     HostNetwork,
+    /// The boot report, with the node's disk it also goes to.
+    BootReport(Option<String>),
     /// A DNS lookup, with the servers it would ask.
     Resolve {
         name: String,
@@ -112,6 +115,9 @@ impl Sys for Recording {
     fn host_network(&mut self) -> DhcpAnswer {
         self.calls.push(Call::HostNetwork);
         self.dhcp.clone()
+    }
+    fn boot_report(&mut self, _report: &BootReport, disk: Option<&str>) {
+        self.calls.push(Call::BootReport(disk.map(String::from)));
     }
     fn resolve(&mut self, name: &str, ask: &Ask) -> Result<Ipv4Addr, SysError> {
         self.calls.push(Call::Resolve {

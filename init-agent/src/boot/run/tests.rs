@@ -89,6 +89,11 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
     let mut endpoint: Option<String> = None;
     let mut root_server: Option<Host> = None;
     let mut known = std::collections::BTreeSet::new();
+    // The report goes to the node's disk too where one is mounted.
+    let disk = steps.iter().find_map(|s| match s {
+        Step::MountLocal { at, .. } | Step::MountLastComplete { at, .. } => Some(at.clone()),
+        _ => None,
+    });
     for s in steps {
         match s {
             Step::Early => calls.push(Call::MountPseudo),
@@ -255,11 +260,17 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
                 root: h.root.clone(),
                 phase: h.phase.clone(),
             }),
-            Step::SwitchRoot { root, init, .. } => calls.push(Call::SwitchRoot {
-                root: root.clone(),
-                init: init.clone(),
-            }),
+            Step::SwitchRoot { root, init, .. } => {
+                calls.push(Call::BootReport(disk.clone()));
+                calls.push(Call::SwitchRoot {
+                    root: root.clone(),
+                    init: init.clone(),
+                })
+            }
         }
+    }
+    if !steps.iter().any(|s| matches!(s, Step::SwitchRoot { .. })) {
+        calls.push(Call::BootReport(disk));
     }
     calls
 }
