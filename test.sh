@@ -81,6 +81,9 @@ done
 # kernel's NFS modules.
 log "sync mode, userspace NFS client"
 vmtests/sync-boot.sh userspace-nfs
+# The default client's fallback: a server without NFSv3 MOUNT gets the kernel client.
+log "sync mode, kernel client fallback"
+vmtests/sync-boot.sh kernel-fallback
 
 if [ "$LONG" = 1 ]; then
     log "long: faults (power cuts, disks, DHCP)"

@@ -7,21 +7,30 @@
 #   2. second boot, after a change to the standard root: copies only the change;
 #   3. master down: boots the last complete local copy (fallback local).
 # Every result is checked from outside the guest, on the disk image.
-# Usage: sync-boot.sh [standalone|dracut|initramfs-tools|userspace-nfs]
+# Usage: sync-boot.sh [standalone|dracut|initramfs-tools|userspace-nfs|kernel-fallback]
 # (who builds the initramfs; the master-down boot is the standalone image's:
 # under dracut and initramfs-tools the host initramfs owns the NFS mount and
-# its retries). userspace-nfs: the standalone image built with `--nfs user`
-# (no NFS kernel modules in it), booted with initagent.nfs=user over NFSv3;
-# the update node boots a regular image, as an admin's would.
+# its retries). ganesha serves NFSv3 with MOUNT (rpcbind), so standalone and
+# initramfs-tools take sync mode's default path, the userspace NFSv3 client;
+# dracut's own nfs module mounts the root, which the agent syncs from.
+# userspace-nfs: the standalone image built with `--nfs user` (no NFS kernel
+# modules in it), booted with initagent.nfs=user. kernel-fallback: the
+# standalone image against a server without NFSv3 MOUNT (NFSv4 only): the
+# default client finds none and the kernel client mounts the root instead.
+# The update node boots a regular image, as an admin's would.
 set -euo pipefail
 . "$(dirname "$0")/lib/setup.sh"
 PACKAGING=${1:-standalone}
 . "$(dirname "$0")/lib/check.sh" "sync-boot ($PACKAGING)"
-BUILD=$PACKAGING CLIENT=kernel
-if [ "$PACKAGING" = userspace-nfs ]; then
-    BUILD=standalone CLIENT=user
-    export VM_NFS_V3=1
-fi
+BUILD=$PACKAGING CLIENT=default
+case $PACKAGING in
+userspace-nfs) BUILD=standalone CLIENT=user ;;
+kernel-fallback) BUILD=standalone CLIENT=fallback ;;
+dracut) CLIENT=kernel ;;
+esac
+# NFSv3 and its MOUNT service for the userspace client (not for the
+# fallback, which needs a server without them).
+case $CLIENT in user | default) export VM_NFS_V3=1 ;; esac
 vm_install
 vm_kernel
 vm_agent
@@ -48,11 +57,18 @@ DISK=$T/disk.raw
 qemu-img create -q -f raw "$DISK" 2G
 ROOT_ARGS=$(vm_root_args "$BUILD")
 UPDATE_ROOT_ARGS=$ROOT_ARGS UPDATE_INITRD=$T/initrd.img
-if [ "$CLIENT" = user ]; then
-    # ganesha's NFSv3 MOUNT takes the export's real path.
+# ganesha's NFSv3 MOUNT takes the export's real path; the update node's
+# kernel client mounts it by NFSv3 too.
+case $CLIENT in
+user)
     UPDATE_ROOT_ARGS=$(vm_root_args "$BUILD" "$STD") UPDATE_INITRD=$T/initrd-update.img
     ROOT_ARGS="root=nfs:10.0.2.2:$STD:vers=3 initagent.nfs=user"
-fi
+    ;;
+default)
+    UPDATE_ROOT_ARGS=$(vm_root_args "$BUILD" "$STD")
+    ROOT_ARGS=${ROOT_ARGS/10.0.2.2:\/export/10.0.2.2:$STD}
+    ;;
+esac
 CMDLINE="$ROOT_ARGS initagent.mode=sync initagent.disk=/dev/vda init=/sbin/ia-test-init NODE=cn01 initagent.timeout=5"
 boot() { # name [with-nfs]
     BOOT=$1
@@ -90,10 +106,16 @@ print(v)' "$MNT/.init-agent/last-sync.json" "$1"
 boot first with-nfs
 expect "disk /dev/vda: blank: partitioning and formatting" "the blank disk was not prepared"
 expect "NODE-INIT pid 1 root ext4" "the node did not boot its local copy"
-if [ "$CLIENT" = user ]; then
+case $CLIENT in
+user | default)
     expect "mounted from userspace (NFSv3" "the userspace NFS client did not read the standard root"
     ! grep -aq "standard root .* mounted on" "$T/console-$BOOT.log" || fail "the kernel client mounted the standard root"
-fi
+    ;;
+fallback)
+    expect "no NFSv3 MOUNT service .*: mounting it with the kernel client" "the default client's fallback was not named"
+    expect "standard root .* mounted on" "the kernel client did not mount the standard root"
+    ;;
+esac
 sfdisk -J "$DISK" | grep -q '"name":"root"' || sfdisk -J "$DISK" | grep -q '"name": "root"' \
     || fail "the disk has no GPT partition named root"
 compare "first boot"
