@@ -184,7 +184,17 @@ expect "NODE-INIT pid 1 root ext4" "the last complete local copy did not boot"
 vm_mount_partition "$DISK" 1 "$T/mnt-down"
 MNT=$T/mnt-down
 [ "$(wc -l <"$MNT/var/log/ia-test.log")" -eq 3 ] || fail "the fallback boot left no trace"
+vm_unmount "$MNT"
+# 4. Mode local on purpose: no network asked for, no server, the copy boots.
+CMDLINE="initagent.mode=local initagent.disk=/dev/vda ip=off init=/sbin/ia-test-init NODE=cn01"
+VM_NO_NET=1 boot local
+expect "booting the last complete local copy" "local mode did not boot the last complete copy"
+expect "NODE-INIT pid 1 root ext4" "local mode: the copy did not boot"
+! grep -aq "boot stopped" "$T/console-$BOOT.log" || fail "local mode went through a failure"
+vm_mount_partition "$DISK" 1 "$T/mnt-local"
+MNT=$T/mnt-local
+[ "$(wc -l <"$MNT/var/log/ia-test.log")" -eq 4 ] || fail "the local-mode boot left no trace"
 [ -f "$MNT/opt/site/tool.bin" ] || fail "the fallback did not boot the latest copy"
 vm_unmount "$MNT"
 
-echo "sync-boot ($PACKAGING): first boot ${first_took} s (sync ${first_sync} s); second boot: ${second}; master down: local copy booted"
+echo "sync-boot ($PACKAGING): first boot ${first_took} s (sync ${first_sync} s); second boot: ${second}; master down: local copy booted; mode local booted with no network"

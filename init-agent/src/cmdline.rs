@@ -109,6 +109,9 @@ pub enum Mode {
     Nfsroot,
     /// Read-write NFS root, for maintaining the standard itself.
     Update,
+    /// Boot the last complete local copy without syncing: no network, no
+    /// server (Clonezilla's `local`), e.g. while the master is serviced.
+    Local,
 }
 
 /// What happens when the boot cannot go on.
@@ -157,7 +160,7 @@ macro_rules! keyword_enum {
 
 keyword_enum!(Mode, "mode", {
     "sync" => Mode::Sync, "statelite" => Mode::Statelite, "overlay" => Mode::Overlay,
-    "nfsroot" => Mode::Nfsroot, "update" => Mode::Update,
+    "nfsroot" => Mode::Nfsroot, "update" => Mode::Update, "local" => Mode::Local,
 });
 keyword_enum!(NfsClient, "NFS client", { "kernel" => NfsClient::Kernel, "user" => NfsClient::User });
 keyword_enum!(Fallback, "fallback", {

@@ -190,7 +190,7 @@ fn reasons_keep_their_words() {
         ("XCAT=10.0.0.1:0", "`0` is not a port"),
         ("root=", "empty root"),
         ("root=nfs://", "nfs:// URL without a server"),
-        ("initagent.mode=fast", "unknown mode `fast` (one of: sync, statelite, overlay, nfsroot, update)"),
+        ("initagent.mode=fast", "unknown mode `fast` (one of: sync, statelite, overlay, nfsroot, update, local)"),
         ("rd.break=x", "unknown rd.break stage `x` (one of: cmdline, net, pre-mount, mount, pre-pivot)"),
         ("BOOTIF=nonsense", "`nonsense` is not a MAC address"),
     ] {

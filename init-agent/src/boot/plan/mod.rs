@@ -252,7 +252,7 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
         ));
     }
 
-    let net = net_plan(p, entry, &mut errors);
+    let net = net_plan(p, entry, mode, &mut errors);
     let node = p
         .node
         .clone()
@@ -284,7 +284,7 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
     // Every server the agent mounts gets an address at boot, or the plan
     // says why not; dracut resolves and mounts the standard root itself.
     let names = NamePlan::new(c, &net, t.packaging);
-    let agent_mounts_root = t.packaging != Packaging::Dracut;
+    let agent_mounts_root = t.packaging != Packaging::Dracut && mode != Mode::Local;
     let root_servers = source.servers.iter().filter(|_| agent_mounts_root);
     for (what, s) in root_servers.map(|s| ("standard root", s)).chain(
         statemnt
@@ -306,7 +306,12 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
         errors.push(NEEDS_NODE.into());
     }
 
-    let disks = if mode == Mode::Sync {
+    if mode == Mode::Local && t.packaging != Packaging::Standalone {
+        errors.push(
+            "initagent.mode=local boots without network nor server: use the standalone image (under dracut / initramfs-tools the host initramfs mounts root= first)".into(),
+        );
+    }
+    let disks = if matches!(mode, Mode::Sync | Mode::Local) {
         sync_disks(p, c, entry, &mut errors)
     } else {
         Vec::new()
@@ -344,6 +349,7 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
 
     let mut modules = c.boot.modules.clone();
     let nfs_modules: &[&str] = match (source.client, source.version) {
+        _ if mode == Mode::Local => &[],
         (NfsClient::User, _) => &[],
         (_, Some(3)) => &["nfsv3"],
         (_, Some(_)) => &["nfsv4"],
@@ -351,7 +357,7 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
     };
     let mode_modules: &[&str] = match mode {
         Mode::Overlay => &["overlay"],
-        Mode::Sync => &["ext4"],
+        Mode::Sync | Mode::Local => &["ext4"],
         _ => &[],
     };
     for m in nfs_modules.iter().chain(mode_modules) {
@@ -398,11 +404,11 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
     plan
 }
 
-fn net_plan(p: &BootParams, entry: Option<&Node>, errors: &mut Vec<String>) -> NetPlan {
+fn net_plan(p: &BootParams, entry: Option<&Node>, mode: Mode, errors: &mut Vec<String>) -> NetPlan {
     let ip =
         p.ip.clone()
             .unwrap_or_else(|| IpConfig::method_only(NetMethod::Dhcp));
-    if ip.method == NetMethod::None {
+    if ip.method == NetMethod::None && mode != Mode::Local {
         errors.push("ip=off/none: the standard root is on NFS, the node needs a network".into());
     }
     // BOOTIF picks the interface; else the MAC ifname= binds to ip='s device.

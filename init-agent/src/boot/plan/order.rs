@@ -101,6 +101,26 @@ pub(super) fn steps(
             });
         }
     };
+    if plan.mode == Mode::Local {
+        // The last complete copy as the `local` fallback boots it, with
+        // neither network nor server.
+        steps.push(Step::Early);
+        brk(&mut steps, BreakStage::Cmdline);
+        steps.push(Step::LoadModules {
+            modules: plan.modules.clone(),
+            skip: Vec::new(),
+        });
+        if let Some(root_disk) = plan.disks.first() {
+            steps.push(Step::MountLastComplete {
+                disk: root_disk.clone(),
+                at: plan.root.clone(),
+            });
+            steps.push(hooks("pre-switch"));
+            brk(&mut steps, BreakStage::PrePivot);
+            steps.push(switch);
+        }
+        return (steps, Vec::new(), errors);
+    }
     if standalone {
         steps.push(Step::Early);
         brk(&mut steps, BreakStage::Cmdline);
@@ -227,7 +247,7 @@ pub(super) fn steps(
                 });
             }
         }
-        Mode::Nfsroot | Mode::Update => {}
+        Mode::Nfsroot | Mode::Update | Mode::Local => {}
     }
     if let Some(id) = cdsl {
         steps.push(Step::Cdsl {

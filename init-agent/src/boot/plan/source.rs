@@ -166,7 +166,12 @@ pub(super) fn source_plan(
             .or_else(|| p.nfsroot.clone())
             .or_else(from_config),
     };
-    if export.is_none() && net.method != NetMethod::Dhcp && errors.len() == errors_before {
+    // Local mode reaches no server: whatever root= says is not used.
+    if export.is_none()
+        && mode != Mode::Local
+        && net.method != NetMethod::Dhcp
+        && errors.len() == errors_before
+    {
         errors.push(
             "no standard root: give root=nfs:<server>:<path>, NFSROOT=, [source] path, or use DHCP root-path".into(),
         );
@@ -208,6 +213,7 @@ pub(super) fn source_plan(
     let wants_rw = match mode {
         Mode::Update => true,
         Mode::Nfsroot => options.iter().any(|o| o == "rw") || p.rw == Some(true),
+        Mode::Local => false,
         Mode::Sync | Mode::Statelite | Mode::Overlay => {
             if options.iter().any(|o| o == "rw") {
                 errors.push(format!(

@@ -737,3 +737,35 @@ fn xcat_s_xcatd_endpoint_is_said_to_be_unused() {
     );
     assert_eq!(v["errors"], serde_json::json!([]));
 }
+
+#[test]
+fn local_mode_boots_the_last_complete_copy_with_neither_network_nor_server() {
+    let v = plan_json("initagent.mode=local initagent.disk=/dev/vda ip=off", "");
+    assert_eq!(v["errors"], serde_json::json!([]), "{v:#}");
+    let steps: Vec<&str> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "early",
+            "load_modules",
+            "mount_last_complete",
+            "hooks",
+            "switch_root"
+        ]
+    );
+    assert_eq!(v["modules"], serde_json::json!(["ext4"]));
+    // A host name nobody can resolve does not matter: nothing is reached.
+    let v = plan_json(
+        "initagent.mode=local initagent.disk=/dev/vda root=nfs:master:/r ip=10.0.0.5:::24::eth0:off",
+        "",
+    );
+    assert_eq!(v["errors"], serde_json::json!([]), "{v:#}");
+    // It needs its disk, and the standalone image.
+    let v = plan_json("initagent.mode=local", "");
+    assert!(v["errors"].to_string().contains("disk"), "{v:#}");
+}
