@@ -87,6 +87,11 @@ pub struct Explain {
     /// options 6 and 119) (a root-path may hold commas)
     #[argh(option)]
     pub dhcp: Vec<String>,
+    /// the standard root (or a copy of it): its cluster configuration
+    /// (/etc/init-agent/cluster.toml, or initagent.cluster=) is merged as the
+    /// boot merges it, and the plan made with it is shown
+    #[argh(option)]
+    pub config_root: Option<PathBuf>,
 }
 
 /// Check configuration files; report every error with line and column.

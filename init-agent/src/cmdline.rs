@@ -81,6 +81,17 @@ pub struct AgentParams {
     pub cdsl: Option<bool>,
     /// Which NFS client reads the standard root (`initagent.nfs=`).
     pub nfs: Option<NfsClient>,
+    /// `initagent.cluster=<path in the standard root>|off`: the cluster
+    /// configuration read from the master.
+    pub cluster: Option<ClusterKey>,
+}
+
+/// Where the cluster configuration is read from in the standard root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterKey {
+    Off,
+    Path(String),
 }
 
 /// Which NFS client reads the standard root.
@@ -417,6 +428,13 @@ pub fn parse(cmdline: &str) -> BootParams {
                 .map(|m| p.agent.mode = Some(m)),
             ("initagent.disk", Some(v)) => parse_abs_path(v).map(|d| p.agent.disk = Some(d)),
             ("initagent.config", Some(v)) => parse_abs_path(v).map(|c| p.agent.config = Some(c)),
+            ("initagent.cluster", Some("off" | "0")) => {
+                p.agent.cluster = Some(ClusterKey::Off);
+                Ok(())
+            }
+            ("initagent.cluster", Some(v)) => {
+                parse_abs_path(v).map(|c| p.agent.cluster = Some(ClusterKey::Path(c)))
+            }
             ("initagent.fallback", Some(v)) => v
                 .parse()
                 .map_err(InvalidValue::from)
@@ -468,8 +486,8 @@ pub fn parse(cmdline: &str) -> BootParams {
             (
                 "ip" | "BOOTIF" | "root" | "nfsroot" | "NFSROOT" | "NODE" | "XCAT" | "init"
                 | "console" | "ifname" | "nameserver" | "initagent.mode" | "initagent.disk"
-                | "initagent.config" | "initagent.fallback" | "initagent.timeout"
-                | "initagent.nodeid" | "initagent.image" | "initagent.nfs",
+                | "initagent.config" | "initagent.cluster" | "initagent.fallback"
+                | "initagent.timeout" | "initagent.nodeid" | "initagent.image" | "initagent.nfs",
                 None,
             ) => Err(InvalidValue::Missing),
             _ => continue,

@@ -18,7 +18,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::cmdline::{Fallback, Mode};
 use crate::hwaddr::Mac;
 
-pub use load::{load_file, parse, ConfigError, LoadError};
+pub use load::{load_file, parse, parse_cluster, ConfigError, LoadError};
+
+/// Where the cluster configuration lives in the standard root, unless
+/// `initagent.cluster=` says otherwise.
+pub const CLUSTER_PATH: &str = "/etc/init-agent/cluster.toml";
 
 /// Where the agent looks for its configuration when `initagent.config=` names none.
 pub const DEFAULT_PATH: &str = "/etc/init-agent.toml";

@@ -116,8 +116,39 @@ pub fn run(args: &Explain) -> anyhow::Result<bool> {
         root: args.root.as_deref().unwrap_or(NEW_ROOT),
     };
     let prepared = super::prepare(&raw, args.config.as_deref(), target);
-    let mut plan = prepared.plan;
-    plan.errors.splice(0..0, prepared.config_errors);
+    let mut cluster_line = None;
+    let mut plan = match (&args.config_root, &prepared.plan.cluster) {
+        (Some(dir), Some(path)) => {
+            let file = dir.join(path.trim_start_matches('/'));
+            match std::fs::read(&file) {
+                Ok(text) => match super::replan(&prepared, target, &text) {
+                    Ok(p) => {
+                        cluster_line =
+                            Some(format!("{} (merged over the initramfs's)", file.display()));
+                        p
+                    }
+                    Err(why) => {
+                        let mut p = prepared.plan.clone();
+                        p.errors.push(format!(
+                            "cluster configuration {}:{why}: the boot goes on with the initramfs's configuration",
+                            file.display()
+                        ));
+                        p
+                    }
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    cluster_line = Some(format!(
+                        "none at {}: the initramfs's configuration",
+                        file.display()
+                    ));
+                    prepared.plan.clone()
+                }
+                Err(e) => anyhow::bail!("reading {}: {e}", file.display()),
+            }
+        }
+        _ => prepared.plan.clone(),
+    };
+    plan.errors.splice(0..0, prepared.config_errors.clone());
     let resolved = dhcp.as_ref().and_then(|d| assume(&mut plan, d));
     if let Some(note) = dhcp
         .as_ref()
@@ -127,8 +158,13 @@ pub fn run(args: &Explain) -> anyhow::Result<bool> {
     }
     if args.json {
         let mut v = serde_json::to_value(&plan)?;
-        if let (Some(t), Some(obj)) = (&resolved, v.as_object_mut()) {
-            obj.insert("resolved_source".into(), serde_json::to_value(t)?);
+        if let Some(obj) = v.as_object_mut() {
+            if let Some(t) = &resolved {
+                obj.insert("resolved_source".into(), serde_json::to_value(t)?);
+            }
+            if let Some(c) = &cluster_line {
+                obj.insert("cluster_file".into(), c.clone().into());
+            }
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -136,6 +172,9 @@ pub fn run(args: &Explain) -> anyhow::Result<bool> {
             || "built-in defaults".to_string(),
             |p| p.display().to_string(),
         );
+        if let Some(c) = &cluster_line {
+            println!("cluster:   {c}");
+        }
         print!("{}", render(&plan, &source, resolved.as_ref()));
     }
     Ok(plan.errors.is_empty())
@@ -188,7 +227,7 @@ pub fn render(p: &BootPlan, config_source: &str, resolved: Option<&SourceTarget>
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default()
     );
-    let _ = writeln!(out, "mode:      {}", p.mode);
+    let _ = writeln!(out, "mode:      {} (from {})", p.mode, p.mode_from);
     let _ = writeln!(
         out,
         "node:      {} (node id {})",

@@ -87,17 +87,16 @@ pub fn run(args: &Hosted) -> bool {
     } else {
         Packaging::Dracut
     };
-    let prepared = super::prepare(
-        &raw,
-        None,
-        Target {
-            packaging,
-            root: &args.root,
-        },
-    );
+    let target = Target {
+        packaging,
+        root: &args.root,
+    };
+    let prepared = super::prepare(&raw, None, target);
     super::start_logging(&prepared);
-    let plan = &prepared.plan;
-    let why = match run::run(plan, &plan.steps, &mut Real, &mut Facts::default()) {
+    let replan = |text: &[u8]| super::replan(&prepared, target, text);
+    let (plan, ended) = run::run_boot(&prepared.plan, &replan, &mut Real, &mut Facts::default());
+    let plan = &plan;
+    let why = match ended {
         Ok(()) => return true,
         Err(why) => why,
     };

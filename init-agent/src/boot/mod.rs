@@ -50,6 +50,20 @@ pub fn prepare(cmdline: &[u8], config: Option<&Path>, target: Target) -> Prepare
     }
 }
 
+/// The plan made with the cluster configuration `text` (read from the
+/// standard root) merged over the initramfs's; `Err`: `line:column: why`.
+pub fn replan(p: &Prepared, target: Target, text: &[u8]) -> Result<BootPlan, String> {
+    let text = std::str::from_utf8(text).map_err(|_| "1:1: not UTF-8 text".to_string())?;
+    let (merged, _) = config::parse_cluster(text, &p.config).map_err(|errors| {
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    Ok(plan::boot(&p.params, &merged, target))
+}
+
 /// Starts the console + kmsg logger and says what the boot will do.
 pub fn start_logging(p: &Prepared) {
     crate::console::init_logger(p.params.debug);

@@ -25,9 +25,10 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
     let raw = super::read_cmdline().map_err(|e| early(format!("reading /proc/cmdline: {e}")))?;
     let prepared = super::prepare(&raw, None, Target::default());
     super::start_logging(&prepared);
-    let plan = prepared.plan;
-    outcome::release_mounts(&plan.root);
-    let why = match run::run(&plan, &plan.steps, &mut sys, &mut Facts::default()) {
+    outcome::release_mounts(&prepared.plan.root);
+    let replan = |text: &[u8]| super::replan(&prepared, Target::default(), text);
+    let (plan, ended) = run::run_boot(&prepared.plan, &replan, &mut sys, &mut Facts::default());
+    let why = match ended {
         // The steps end in switch_root, which only returns with why not.
         Ok(()) => "the plan has no switch_root step".to_string(),
         Err(e) => e.to_string(),

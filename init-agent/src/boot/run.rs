@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::plan::{self, BootPlan, DhcpAnswer, SourcePlan, SourceTarget, Step};
 use super::report::{BootReport, SyncFigures};
-use crate::cmdline::NfsClient;
+use crate::cmdline::{BreakStage, NfsClient};
 use crate::config;
 use crate::modes::disk::Found;
 use crate::modes::statelite::plan::{trees as plan_trees, Entry, Inputs, Mountable, Variables};
@@ -33,6 +33,8 @@ pub struct Facts {
     pub synced: Option<Synced>,
     /// Host names given addresses so far (`[hosts]` or DNS).
     pub addrs: BTreeMap<String, IpAddr>,
+    /// The cluster configuration read from the standard root: where, and its text.
+    pub cluster: Option<(String, Vec<u8>)>,
     /// When the first step began, and what each step took.
     pub started: Option<Instant>,
     pub timings: Vec<(&'static str, Duration)>,
@@ -108,9 +110,128 @@ pub fn run(
         execute(plan, step, sys, facts)?;
         facts.timings.push((step.name(), began.elapsed()));
     }
-    // Under a host initramfs, which switches itself.
-    report(sys, facts);
+    // Under a host initramfs, which switches itself; not after the first
+    // part of a boot that goes on with the cluster configuration.
+    if !matches!(steps.last(), Some(Step::ReadCluster { .. })) {
+        report(sys, facts);
+    }
     Ok(())
+}
+
+/// The boot: `first`'s steps up to reading the cluster configuration, then
+/// the plan made with it (`replan` with the merged configuration), from its
+/// source step on: the network, the names found and the modules loaded stay,
+/// the standard root reached stays when the second plan reaches it the same
+/// way (else it is let go and reached again). A cluster file that does not
+/// parse is one line and the first plan goes on. Returns the plan the boot
+/// ended in (its fallback applies) and how it ended.
+pub fn run_boot(
+    first: &BootPlan,
+    replan: &dyn Fn(&[u8]) -> Result<BootPlan, String>,
+    sys: &mut dyn Sys,
+    facts: &mut Facts,
+) -> (BootPlan, Result<(), BootError>) {
+    let Some(split) = first
+        .steps
+        .iter()
+        .position(|s| matches!(s, Step::ReadCluster { .. }))
+    else {
+        return (first.clone(), run(first, &first.steps, sys, facts));
+    };
+    if let Err(e) = run(first, &first.steps[..=split], sys, facts) {
+        return (first.clone(), Err(e));
+    }
+    let rest_of_first = || first.steps[split + 1..].to_vec();
+    let Some((at, text)) = facts.cluster.clone() else {
+        return (first.clone(), run(first, &rest_of_first(), sys, facts));
+    };
+    let second = match replan(&text) {
+        Ok(p) => p,
+        Err(why) => {
+            log::error!(
+                "cluster configuration {at}:{why}; booting with the initramfs's configuration"
+            );
+            return (first.clone(), run(first, &rest_of_first(), sys, facts));
+        }
+    };
+    log::info!(
+        "cluster configuration {at}: mode {} (from {}), fallback {}",
+        second.mode,
+        second.mode_from,
+        second.fallback
+    );
+    for n in &second.notes {
+        log::warn!("{n}");
+    }
+    let reached_by = |p: &BootPlan| p.steps.iter().find(|s| is_source_step(s)).cloned();
+    let same_source = reached_by(first) == reached_by(&second);
+    if !same_source {
+        let_go(first, sys, facts);
+    }
+    let loaded: Vec<String> = first
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::LoadModules { modules, .. } => Some(modules.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let rest: Vec<Step> = second
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Early | Step::Network { .. } | Step::HostNetwork | Step::ReadCluster { .. } => {
+                None
+            }
+            Step::Break {
+                stage: BreakStage::Cmdline | BreakStage::Net,
+                ..
+            } => None,
+            Step::LoadModules { modules, skip } => {
+                let more: Vec<String> = modules
+                    .iter()
+                    .filter(|m| !loaded.contains(m))
+                    .cloned()
+                    .collect();
+                (!more.is_empty()).then(|| Step::LoadModules {
+                    modules: more,
+                    skip: skip.clone(),
+                })
+            }
+            s if is_source_step(s) && same_source => None,
+            s => Some(s.clone()),
+        })
+        .collect();
+    let ended = run(&second, &rest, sys, facts);
+    (second, ended)
+}
+
+fn is_source_step(s: &Step) -> bool {
+    matches!(
+        s,
+        Step::MountSource { .. } | Step::ConnectSource { .. } | Step::AdoptSource { .. }
+    )
+}
+
+/// Lets the standard root go as the first plan reached it, for the second
+/// plan to reach it its own way: what the agent mounted is unmounted, what
+/// dracut mounted is moved back.
+fn let_go(first: &BootPlan, sys: &mut dyn Sys, facts: &mut Facts) {
+    let Some(reached) = facts.source.take() else {
+        return;
+    };
+    let adopted = first.steps.iter().find_map(|s| match s {
+        Step::AdoptSource { root, aside, .. } => Some((root, aside)),
+        _ => None,
+    });
+    let undone = match (adopted, &reached.mounted_on) {
+        (Some((root, Some(aside))), _) => sys.move_mount(aside, root),
+        (Some((_, None)), _) | (None, None) => Ok(()),
+        (None, Some(on)) => sys.unmount(on),
+    };
+    if let Err(e) = undone {
+        log::warn!("letting the standard root go: {e}");
+    }
 }
 
 fn execute(
@@ -141,6 +262,24 @@ fn execute(
                 plan::resolve_source(source, &facts.dhcp, hostname(plan, facts).as_deref())
                     .map_err(|e| refused(e.to_string()))?;
             facts.source = Some(reach(plan, source, &target, *timeout, sys, facts).map_err(at)?);
+        }
+        Step::ReadCluster { path } => {
+            let reached = facts
+                .source
+                .as_ref()
+                .ok_or_else(|| refused("the standard root was not reached".into()))?;
+            let at = format!("{}{path}", reached.name.trim_end_matches('/'));
+            // Never a reason to stop: the initramfs's configuration serves.
+            match sync_source(reached).map(|src| sys.read_source_file(&src, path)) {
+                Some(Ok(Some(text))) => facts.cluster = Some((at, text)),
+                Some(Ok(None)) => {
+                    log::info!("no cluster configuration at {at}: the initramfs's is in force")
+                }
+                Some(Err(e)) => log::error!(
+                    "cluster configuration {at}: {e}; booting with the initramfs's configuration"
+                ),
+                None => {}
+            }
         }
         Step::AdoptSource {
             root,

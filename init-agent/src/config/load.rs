@@ -96,6 +96,71 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
         .collect())
 }
 
+/// The cluster configuration read from the standard root, merged over the
+/// initramfs's (`embedded`): each section the cluster file has replaces the
+/// embedded one whole (a `[[node]]` list replaces the list), the others stay;
+/// `[net]`, `[source]` and `[hosts]` (how the node reaches the master)
+/// cannot come from it.
+/// Checked like a configuration file, then checked merged. Returns the
+/// merged configuration and the sections taken from the cluster file.
+pub fn parse_cluster(
+    text: &str,
+    embedded: &Config,
+) -> Result<(Config, Vec<String>), Vec<ConfigError>> {
+    let cluster = parse(text)?;
+    let (root, _) = DeTable::parse_recoverable(text);
+    let root = Spanned::new(root.span(), DeValue::Table(root.into_inner()));
+    let DeValue::Table(table) = root.get_ref() else {
+        return Ok((embedded.clone(), Vec::new()));
+    };
+    let at = |span: Range<usize>, message: String| {
+        let (line, column) = line_col(text, span.start);
+        ConfigError {
+            line,
+            column,
+            message,
+        }
+    };
+    let mut merged = embedded.clone();
+    let mut taken = Vec::new();
+    let mut errors = Vec::new();
+    for (key, value) in table.iter() {
+        let key: &str = key.get_ref();
+        match key {
+            "boot" => merged.boot = cluster.boot.clone(),
+            "sync" => merged.sync = cluster.sync.clone(),
+            "disk" => merged.disk = cluster.disk.clone(),
+            "statelite" => merged.statelite = cluster.statelite.clone(),
+            "cdsl" => merged.cdsl = cluster.cdsl.clone(),
+            "node" => merged.node = cluster.node.clone(),
+            "group" => merged.group = cluster.group.clone(),
+            "hooks" => merged.hooks = cluster.hooks.clone(),
+            // deny_unknown_fields left only net, source and hosts here.
+            _ => {
+                errors.push(at(
+                    value.span(),
+                    format!("[{key}] cannot come from the cluster file: the node needs it to reach the master (set it in the initramfs's configuration)"),
+                ));
+                continue;
+            }
+        }
+        taken.push(key.to_string());
+    }
+    // Sections that each pass alone may not together (a node row naming a
+    // group only the other file has).
+    errors.extend(validate(&merged).into_iter().map(|p| {
+        at(
+            span_of(&root, &p.path),
+            format!("merged with the initramfs's configuration: {}", p.message),
+        )
+    }));
+    if errors.is_empty() {
+        Ok((merged, taken))
+    } else {
+        Err(errors)
+    }
+}
+
 fn deserialize(doc: &Spanned<DeValue<'_>>) -> Result<Config, toml::de::Error> {
     Config::deserialize(ValueDeserializer::from(doc.clone()))
 }

@@ -408,3 +408,37 @@ noderes = { nfsserver = "10.0.0.1" }
         "{e:?}"
     );
 }
+
+#[test]
+fn a_cluster_file_replaces_the_sections_it_has_and_not_how_to_reach_the_master() {
+    let embedded = parse(
+        "[boot]\nmode = \"sync\"\n[sync]\nexclude = [\"/scratch/**\"]\n[net]\ndns = [\"10.0.0.53\"]\n",
+    )
+    .unwrap();
+    let (merged, taken) = parse_cluster(
+        "[sync]\nprotect = [\"/var/lib/site/**\"]\n\n[[node]]\nname = \"cn001\"\nmode = \"local\"\n",
+        &embedded,
+    )
+    .unwrap();
+    assert_eq!(taken, ["node", "sync"]);
+    // [sync] replaced whole: the embedded exclude is gone, [boot] and [net] stay.
+    assert_eq!(merged.sync.protect, ["/var/lib/site/**"]);
+    assert!(merged.sync.exclude.is_empty());
+    assert_eq!(merged.boot.mode, Some(crate::cmdline::Mode::Sync));
+    assert_eq!(merged.net.dns, embedded.net.dns);
+    assert_eq!(merged.node[0].mode, Some(crate::cmdline::Mode::Local));
+    // What reaches the master, and a broken file: line and column.
+    let e = parse_cluster(
+        "[boot]\nmode = \"sync\"\n\n[net]\ndns = [\"10.0.0.9\"]\n",
+        &embedded,
+    )
+    .unwrap_err();
+    assert_eq!((e[0].line, e[0].column), (4, 1), "{e:?}");
+    assert!(
+        e[0].message
+            .contains("[net] cannot come from the cluster file"),
+        "{e:?}"
+    );
+    let e = parse_cluster("[boot]\nmode = \"fast\"\n", &embedded).unwrap_err();
+    assert_eq!(e[0].line, 2, "{e:?}");
+}

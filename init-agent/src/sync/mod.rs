@@ -238,6 +238,21 @@ impl std::fmt::Display for SyncSource {
     }
 }
 
+impl SyncSource {
+    /// A small file of the source (`rel` below its root, never through a
+    /// symlink), or None when it is not there; at most `limit` bytes.
+    pub fn read_small(&self, rel: &str, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+        let rel = rel.trim_start_matches('/').as_bytes();
+        match self {
+            SyncSource::Nfs(at) => {
+                let nfs = nfs::Nfs::connect(at, 1)?;
+                source::read_small(&nfs, &nfs.root(), rel, limit)
+            }
+            SyncSource::Dir(d) => source::read_small(&Local, &fsops::open_root(d)?, rel, limit),
+        }
+    }
+}
+
 /// Makes `dst` an exact copy of `src`.
 pub fn run(src: &SyncSource, dst: &Path, opts: &Options) -> Result<Report, SyncError> {
     let start = Instant::now();

@@ -76,6 +76,12 @@ pub trait Sys {
     /// The boot report: its headline on the console, the JSON in /run (and
     /// on the node's disk mounted on `disk`). Never fails the boot.
     fn boot_report(&mut self, report: &BootReport, disk: Option<&str>);
+    /// A small file of the reached standard root; `None` when absent.
+    fn read_source_file(
+        &mut self,
+        from: &SyncSource,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, SysError>;
     /// A host name's IPv4 address from DNS.
     fn resolve(&mut self, name: &str, ask: &Ask) -> Result<Ipv4Addr, SysError>;
     fn mkdir_p(&mut self, dir: &str) -> Result<(), SysError>;
@@ -162,6 +168,16 @@ impl Sys for Real {
 
     fn resolve(&mut self, name: &str, ask: &Ask) -> Result<Ipv4Addr, SysError> {
         Ok(crate::net::dns::resolve(name, ask)?)
+    }
+
+    fn read_source_file(
+        &mut self,
+        from: &SyncSource,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, SysError> {
+        // A configuration file, not a root image.
+        from.read_small(path, 1 << 20)
+            .map_err(io(format!("{from}{path}")))
     }
 
     fn boot_report(&mut self, report: &BootReport, disk: Option<&str>) {

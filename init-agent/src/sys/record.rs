@@ -29,6 +29,8 @@ pub enum Call {
     LoadModules(Vec<String>),
     BringUp(Option<String>),
     HostNetwork,
+    /// A file of the standard root read (the cluster configuration).
+    ReadSourceFile(String),
     /// The boot report, with the node's disk it also goes to.
     BootReport(Option<String>),
     /// A DNS lookup, with the servers it would ask.
@@ -96,6 +98,8 @@ pub struct Recording {
     pub dhcp: DhcpAnswer,
     /// What the host initramfs mounted on the new root (dracut).
     pub host_mount: Option<(String, bool)>,
+    /// The cluster configuration the standard root holds.
+    pub cluster: Option<Vec<u8>>,
 }
 
 impl Sys for Recording {
@@ -115,6 +119,15 @@ impl Sys for Recording {
     fn host_network(&mut self) -> DhcpAnswer {
         self.calls.push(Call::HostNetwork);
         self.dhcp.clone()
+    }
+    fn read_source_file(
+        &mut self,
+        from: &SyncSource,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, SysError> {
+        self.calls
+            .push(Call::ReadSourceFile(format!("{from}{path}")));
+        Ok(self.cluster.clone())
     }
     fn boot_report(&mut self, _report: &BootReport, disk: Option<&str>) {
         self.calls.push(Call::BootReport(disk.map(String::from)));

@@ -17,7 +17,9 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::cmdline::{BootParams, BreakStage, Fallback, IpConfig, Mode, NetMethod, NfsClient};
+use crate::cmdline::{
+    BootParams, BreakStage, ClusterKey, Fallback, IpConfig, Mode, NetMethod, NfsClient,
+};
 use crate::config::{Config, Disk, Node};
 use crate::hwaddr::Mac;
 use crate::source::spec::NfsExport;
@@ -70,6 +72,11 @@ impl FromStr for Packaging {
 pub struct BootPlan {
     pub packaging: Packaging,
     pub mode: Mode,
+    /// Where the mode came from: `initagent.mode=`, the node row, `[boot] mode`, …
+    pub mode_from: &'static str,
+    /// The cluster configuration's path in the standard root, read once it
+    /// is reached; `None`: `initagent.cluster=off`, or nothing is reached.
+    pub cluster: Option<String>,
     /// Where the new root is assembled: [`NEW_ROOT`] as PID 1, the host
     /// initramfs's root mount point under dracut or initramfs-tools.
     pub root: String,
@@ -227,21 +234,33 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
     let attributes = entry.map(|n| c.attributes(n)).unwrap_or_default();
     let root = t.root.to_string();
 
-    let asked_mode = p.agent.mode.or(entry.and_then(|n| n.mode)).or(c.boot.mode);
+    let asked_mode = p
+        .agent
+        .mode
+        .map(|m| (m, "initagent.mode="))
+        .or(entry
+            .and_then(|n| n.mode)
+            .map(|m| (m, "the node's [[node]] row")))
+        .or(c.boot.mode.map(|m| (m, "[boot] mode")));
     let live_overlay = p.live_overlay == Some(true);
-    let mode = match asked_mode {
-        Some(m) => {
+    let (mode, mode_from) = match asked_mode {
+        Some((m, from)) => {
             if live_overlay && m != Mode::Overlay {
                 notes.push(format!(
                     "rd.live.overlay.overlayfs ignored: mode {m} was asked for (overlay mode gives a writable overlay)"
                 ));
             }
-            m
+            (m, from)
         }
         // dracut's writable overlay on a read-only root is our overlay mode.
-        None if live_overlay => Mode::Overlay,
-        None if p.statemnt.is_some() => Mode::Statelite,
-        None => Mode::Nfsroot,
+        None if live_overlay => (Mode::Overlay, "rd.live.overlay.overlayfs"),
+        None if p.statemnt.is_some() => (Mode::Statelite, "STATEMNT="),
+        None => (Mode::Nfsroot, "the default"),
+    };
+    let cluster = match (&p.agent.cluster, mode) {
+        (_, Mode::Local) | (Some(ClusterKey::Off), _) => None,
+        (Some(ClusterKey::Path(path)), _) => Some(path.clone()),
+        (None, _) => Some(crate::config::CLUSTER_PATH.to_string()),
     };
 
     if let Some(x) = &p.xcat {
@@ -369,6 +388,8 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
     let mut plan = BootPlan {
         packaging: t.packaging,
         mode,
+        mode_from,
+        cluster,
         root,
         net,
         names,

@@ -162,6 +162,9 @@ pub(super) fn steps(
             timeout: plan.timeout,
         },
     });
+    if let Some(path) = &plan.cluster {
+        steps.push(Step::ReadCluster { path: path.clone() });
+    }
     brk(&mut steps, BreakStage::Mount);
     let mut local = Vec::new();
     match plan.mode {

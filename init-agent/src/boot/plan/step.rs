@@ -50,6 +50,11 @@ pub enum Step {
         source: SourcePlan,
         timeout: u32,
     },
+    /// Read the cluster configuration from the reached standard root; the
+    /// boot goes on with the plan made with it merged in.
+    ReadCluster {
+        path: String,
+    },
     /// dracut mounted the standard root on `root`: move it to `aside` where
     /// the mode needs the new root (sync, overlay), or make it writable.
     AdoptSource {
@@ -140,6 +145,7 @@ impl Step {
             Step::MountSource { .. } | Step::ConnectSource { .. } | Step::AdoptSource { .. } => {
                 "nfs"
             }
+            Step::ReadCluster { .. } => "cluster",
             Step::PrepareDisks { .. } => "disks",
             Step::MountLocal { .. } | Step::MountLastComplete { .. } => "local root",
             Step::Sync { .. } => "sync",
@@ -236,6 +242,10 @@ impl fmt::Display for Step {
                 (None, true) => write!(f, "remount the standard root on {root} read-write"),
                 (None, false) => write!(f, "use the standard root the host mounted on {root}"),
             },
+            Step::ReadCluster { path } => write!(
+                f,
+                "read the cluster configuration {path} from the standard root: the boot goes on with the plan made with it (explain --config-root shows that plan); absent or broken: this one"
+            ),
             Step::PrepareDisks { disks } => write!(
                 f,
                 "partition and format where not ours yet: {}",

@@ -398,6 +398,7 @@ fn break_stages_are_placed_in_order() {
             "network",
             "break:pre-mount",
             "mount_source",
+            "read_cluster",
             "break:mount",
             "hooks",
             "break:pre-pivot",
@@ -426,6 +427,7 @@ fn steps_by_mode() {
             "load_modules",
             "network",
             "connect_source",
+            "read_cluster",
             "prepare_disks",
             "mount_local",
             "sync",
@@ -768,4 +770,30 @@ fn local_mode_boots_the_last_complete_copy_with_neither_network_nor_server() {
     // It needs its disk, and the standalone image.
     let v = plan_json("initagent.mode=local", "");
     assert!(v["errors"].to_string().contains("disk"), "{v:#}");
+}
+
+#[test]
+fn the_cluster_file_is_read_unless_off_and_never_in_local_mode() {
+    let cluster = |cmdline: &str| plan(cmdline)["cluster"].clone();
+    assert_eq!(
+        cluster("root=nfs:10.0.0.9:/r"),
+        serde_json::json!("/etc/init-agent/cluster.toml")
+    );
+    assert_eq!(
+        cluster("root=nfs:10.0.0.9:/r initagent.cluster=/etc/site/nodes.toml"),
+        serde_json::json!("/etc/site/nodes.toml")
+    );
+    assert_eq!(
+        cluster("root=nfs:10.0.0.9:/r initagent.cluster=off"),
+        Value::Null
+    );
+    assert_eq!(
+        cluster("initagent.mode=local initagent.disk=/dev/vda"),
+        Value::Null
+    );
+    let v = plan("root=nfs:10.0.0.9:/r initagent.cluster=etc/x");
+    assert!(
+        v["errors"].to_string().contains("initagent.cluster"),
+        "{v:#}"
+    );
 }

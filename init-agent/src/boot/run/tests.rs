@@ -135,6 +135,11 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
                 calls.push(Call::ProbeNfs(e.clone()));
                 endpoint = Some(e);
             }
+            Step::ReadCluster { path } => {
+                if let Some(src) = mounted.clone().or(endpoint.clone()) {
+                    calls.push(Call::ReadSourceFile(format!("{src}{path}")));
+                }
+            }
             Step::AdoptSource {
                 root,
                 aside,
@@ -269,7 +274,9 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
             }
         }
     }
-    if !steps.iter().any(|s| matches!(s, Step::SwitchRoot { .. })) {
+    if !steps.iter().any(|s| matches!(s, Step::SwitchRoot { .. }))
+        && !matches!(steps.last(), Some(Step::ReadCluster { .. }))
+    {
         calls.push(Call::BootReport(disk));
     }
     calls
@@ -587,4 +594,95 @@ proptest! {
     ) {
         check(&tokens.join(" "), CONFIG, packaging, dhcp(rp, host));
     }
+}
+
+/// The boot with a cluster configuration on the master: the second plan
+/// goes on from its source step, reaching the root again only when it
+/// reaches it another way; a broken file leaves the first plan in force.
+#[test]
+fn the_cluster_file_makes_the_rest_of_the_boot() {
+    // The mode is the site's ([boot] mode), not the PXE line's: the command
+    // line would win over the master.
+    let params =
+        crate::cmdline::parse("root=nfs:10.0.0.1:/srv/root initagent.disk=/dev/vda NODE=cn01");
+    let embedded = config::parse("[boot]\nmode = \"sync\"\n").unwrap();
+    let first = plan::boot(&params, &embedded, Target::default());
+    let replan = |text: &[u8]| -> Result<BootPlan, String> {
+        let text = std::str::from_utf8(text).map_err(|e| e.to_string())?;
+        let (merged, _) = config::parse_cluster(text, &embedded).map_err(|e| {
+            e.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        Ok(plan::boot(&params, &merged, Target::default()))
+    };
+    let boot_with = |cluster: &str| {
+        let mut env = Recording {
+            cluster: Some(cluster.as_bytes().to_vec()),
+            ..Recording::default()
+        };
+        let (plan, ended) = run_boot(&first, &replan, &mut env, &mut Facts::default());
+        (plan, ended, env.calls)
+    };
+    let probes = |calls: &[Call]| {
+        calls
+            .iter()
+            .filter(|c| matches!(c, Call::ProbeNfs(_)))
+            .count()
+    };
+    // Same mode, new excludes: the root reached once, the sync takes them.
+    let (plan, ended, calls) = boot_with("[sync]\nexclude = [\"/scratch/**\"]\n");
+    assert!(
+        matches!(
+            ended,
+            Err(BootError::Sys {
+                step: "switch_root",
+                ..
+            })
+        ),
+        "{ended:?}"
+    );
+    assert_eq!(probes(&calls), 1, "{calls:#?}");
+    assert!(calls.iter().any(|c| matches!(c, Call::Sync { exclude, .. } if exclude.iter().any(|e| e == "/scratch/**"))), "{calls:#?}");
+    assert_eq!(plan.mode, crate::cmdline::Mode::Sync);
+    // The master says this node is the update node: the root is mounted
+    // read-write by the kernel client instead, nothing is synced.
+    let (plan, _, calls) = boot_with("[[node]]\nname = \"cn01\"\nmode = \"update\"\n");
+    assert_eq!(
+        (plan.mode, plan.mode_from),
+        (crate::cmdline::Mode::Update, "the node's [[node]] row")
+    );
+    assert!(
+        calls.iter().any(|c| matches!(c, Call::MountNfs { .. })),
+        "{calls:#?}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::Sync { .. } | Call::PrepareDisk(_))),
+        "{calls:#?}"
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| matches!(c, Call::BringUp(_)))
+            .count(),
+        1
+    );
+    // Local from the master: no second reach, the last complete copy.
+    let (plan, _, calls) = boot_with("[[node]]\nname = \"cn01\"\nmode = \"local\"\n");
+    assert_eq!(plan.mode, crate::cmdline::Mode::Local);
+    assert_eq!(probes(&calls), 1);
+    assert!(
+        calls.iter().any(|c| matches!(c, Call::LocalState(_))),
+        "{calls:#?}"
+    );
+    // Broken: the first plan goes on.
+    let (plan, _, calls) = boot_with("[net]\ndns = [\"10.0.0.9\"]\n");
+    assert_eq!(plan, first);
+    assert!(
+        calls.iter().any(|c| matches!(c, Call::Sync { .. })),
+        "{calls:#?}"
+    );
 }
