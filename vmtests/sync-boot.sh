@@ -197,4 +197,38 @@ MNT=$T/mnt-local
 [ -f "$MNT/opt/site/tool.bin" ] || fail "the fallback did not boot the latest copy"
 vm_unmount "$MNT"
 
-echo "sync-boot ($PACKAGING): first boot ${first_took} s (sync ${first_sync} s); second boot: ${second}; master down: local copy booted; mode local booted with no network"
+# 5. The cluster configuration on the master decides, not the PXE line: the
+# command line names no mode, so the initramfs's plan (nfsroot) reads
+# /etc/init-agent/cluster.toml from the standard root and the boot goes on
+# with the plan made with it.
+cluster=
+if [ "$PACKAGING" = standalone ]; then
+    cluster="; cluster file: sync, then local, then broken"
+    CMDLINE="root=nfs:10.0.2.2:$STD:vers=3 initagent.disk=/dev/vda init=/sbin/ia-test-init NODE=cn01 initagent.timeout=5"
+    mkdir -p "$STD/etc/init-agent"
+    printf '[boot]\nmode = "sync"\n\n[sync]\nprotect = ["/opt/node-own/**"]\n' >"$STD/etc/init-agent/cluster.toml"
+    "$AGENT" manifest "$STD" -o "$STD/.init-agent/manifest" 2>>"$T/manifest.log"
+    "$AGENT" explain --cmdline "$CMDLINE" --config-root "$STD" >"$T/explain-cluster.txt" ||
+        fail "explain refused the plan made with the cluster file: $(cat "$T/explain-cluster.txt")"
+    grep -q "mode:      sync (from \[boot\] mode)" "$T/explain-cluster.txt" || fail "explain --config-root does not show the cluster file's mode"
+    boot cluster-sync with-nfs
+    expect "cluster configuration 10.0.2.2:.*/etc/init-agent/cluster.toml: mode sync (from \[boot\] mode)" "the cluster file's mode was not taken"
+    expect "synced .* entries" "the cluster file's sync mode did not sync"
+    expect "NODE-INIT pid 1 root ext4" "the cluster file's sync mode did not boot the local copy"
+    # The master switches this node to local: no sync, the copy boots.
+    printf '\n[[node]]\nname = "cn01"\nmode = "local"\n' >>"$STD/etc/init-agent/cluster.toml"
+    boot cluster-local with-nfs
+    expect "mode local (from the node's \[\[node\]\] row)" "the node row's mode from the master was not taken"
+    expect "booting the last complete local copy" "local mode from the master did not boot the copy"
+    ! grep -aq "synced .* entries" "$T/console-$BOOT.log" || fail "local mode from the master synced"
+    # A broken cluster file: one line with its line and column, then the
+    # initramfs's plan (nfsroot) goes on.
+    printf '[boot]\nmode = "fast"\n' >"$STD/etc/init-agent/cluster.toml"
+    boot cluster-broken with-nfs
+    expect "cluster configuration 10.0.2.2:.*/etc/init-agent/cluster.toml:2:8: .*fast.*; booting with the initramfs's configuration" \
+        "the broken cluster file was not named with line and column"
+    expect "NODE-INIT pid 1 root nfs" "the initramfs's plan did not go on after a broken cluster file"
+    rm -r "$STD/etc/init-agent"
+fi
+
+echo "sync-boot ($PACKAGING): first boot ${first_took} s (sync ${first_sync} s); second boot: ${second}; master down: local copy booted; mode local booted with no network$cluster"
