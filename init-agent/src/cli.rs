@@ -50,7 +50,8 @@ pub struct Hosted {
 /// init=, console=, ro, rw,
 /// nameserver= (and ip='s <dns0>:<dns1> fields: DNS servers for host names),
 /// and initagent.mode=sync|statelite|overlay|nfsroot|update|local,
-/// initagent.disk=, initagent.config=, initagent.fallback=local|shell|reboot|retry,
+/// initagent.disk=, initagent.config=, initagent.cluster=PATH|off,
+/// initagent.fallback=local|shell|reboot|retry,
 /// initagent.timeout=SECONDS, initagent.nodeid=, initagent.image=,
 /// initagent.checksum[=0|1], initagent.cdsl=0|1, initagent.nfs=user|kernel.
 ///
