@@ -222,15 +222,7 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
                     addr_of(h, plan, env, &mut known, &mut calls);
                 }
                 let store = store_text(store, &root_server, plan, env, &mut known, &mut calls);
-                calls.push(Call::Statelite {
-                    root: root.clone(),
-                    node: node
-                        .clone()
-                        .or(env.dhcp.hostname.clone())
-                        .unwrap_or_default(),
-                    entries: entries.len(),
-                    store,
-                })
+                calls.push(statelite_call(root, node, entries.len(), store, env));
             }
             Step::Overlay {
                 lower,
@@ -246,15 +238,7 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
                 });
                 if !entries.is_empty() || store.is_some() {
                     let store = store_text(store, &root_server, plan, env, &mut known, &mut calls);
-                    calls.push(Call::Statelite {
-                        root: root.clone(),
-                        node: node
-                            .clone()
-                            .or(env.dhcp.hostname.clone())
-                            .unwrap_or_default(),
-                        entries: entries.len(),
-                        store,
-                    });
+                    calls.push(statelite_call(root, node, entries.len(), store, env));
                 }
             }
             Step::Cdsl { root, nodeid, .. } => calls.push(Call::Cdsl {
@@ -280,6 +264,25 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
         calls.push(Call::BootReport(disk));
     }
     calls
+}
+
+/// The statelite executor's call: the node the plan names, else DHCP's.
+fn statelite_call(
+    root: &str,
+    node: &Option<String>,
+    entries: usize,
+    store: Option<String>,
+    env: &Recording,
+) -> Call {
+    Call::Statelite {
+        root: root.into(),
+        node: node
+            .clone()
+            .or(env.dhcp.hostname.clone())
+            .unwrap_or_default(),
+        entries,
+        store,
+    }
 }
 
 fn store_text(
