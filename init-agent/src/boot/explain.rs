@@ -121,21 +121,23 @@ pub fn run(args: &Explain) -> anyhow::Result<bool> {
         (Some(dir), Some(path)) => {
             let file = dir.join(path.trim_start_matches('/'));
             match std::fs::read(&file) {
-                Ok(text) => match super::replan(&prepared, target, &text) {
-                    Ok(p) => {
-                        cluster_line =
-                            Some(format!("{} (merged over the initramfs's)", file.display()));
-                        p
-                    }
-                    Err(why) => {
-                        let mut p = prepared.plan.clone();
-                        p.errors.push(format!(
+                Ok(text) => {
+                    match super::replan(&prepared.params, &prepared.config, target, &text) {
+                        Ok(p) => {
+                            cluster_line =
+                                Some(format!("{} (merged over the initramfs's)", file.display()));
+                            p
+                        }
+                        Err(why) => {
+                            let mut p = prepared.plan.clone();
+                            p.errors.push(format!(
                             "cluster configuration {}:{why}: the boot goes on with the initramfs's configuration",
                             file.display()
                         ));
-                        p
+                            p
+                        }
                     }
-                },
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     cluster_line = Some(format!(
                         "none at {}: the initramfs's configuration",

@@ -93,7 +93,7 @@ pub fn run(args: &Hosted) -> bool {
     };
     let prepared = super::prepare(&raw, None, target);
     super::start_logging(&prepared);
-    let replan = |text: &[u8]| super::replan(&prepared, target, text);
+    let replan = |text: &[u8]| super::replan(&prepared.params, &prepared.config, target, text);
     let (plan, ended) = run::run_boot(&prepared.plan, &replan, &mut Real, &mut Facts::default());
     let plan = &plan;
     let why = match ended {

@@ -51,17 +51,25 @@ pub fn prepare(cmdline: &[u8], config: Option<&Path>, target: Target) -> Prepare
 }
 
 /// The plan made with the cluster configuration `text` (read from the
-/// standard root) merged over the initramfs's; `Err`: `line:column: why`.
-pub fn replan(p: &Prepared, target: Target, text: &[u8]) -> Result<BootPlan, String> {
+/// standard root) merged over the initramfs's. `Err` (`line:column: why`,
+/// or the new plan's problems): the boot goes on with the first plan, so a
+/// cluster file never leaves a node with no plan to boot.
+pub fn replan(
+    params: &BootParams,
+    embedded: &Config,
+    target: Target,
+    text: &[u8],
+) -> Result<BootPlan, String> {
+    let join = |v: &[String]| v.join("; ");
     let text = std::str::from_utf8(text).map_err(|_| "1:1: not UTF-8 text".to_string())?;
-    let (merged, _) = config::parse_cluster(text, &p.config).map_err(|errors| {
-        errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
-    Ok(plan::boot(&p.params, &merged, target))
+    let (merged, _) = config::parse_cluster(text, embedded)
+        .map_err(|errors| join(&errors.iter().map(ToString::to_string).collect::<Vec<_>>()))?;
+    let second = plan::boot(params, &merged, target);
+    if second.errors.is_empty() {
+        Ok(second)
+    } else {
+        Err(format!(" the plan made with it: {}", join(&second.errors)))
+    }
 }
 
 /// Starts the console + kmsg logger and says what the boot will do.

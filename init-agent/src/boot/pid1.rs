@@ -26,7 +26,8 @@ fn boot() -> Result<std::convert::Infallible, Failure> {
     let prepared = super::prepare(&raw, None, Target::default());
     super::start_logging(&prepared);
     outcome::release_mounts(&prepared.plan.root);
-    let replan = |text: &[u8]| super::replan(&prepared, Target::default(), text);
+    let replan =
+        |text: &[u8]| super::replan(&prepared.params, &prepared.config, Target::default(), text);
     let (plan, ended) = run::run_boot(&prepared.plan, &replan, &mut sys, &mut Facts::default());
     let why = match ended {
         // The steps end in switch_root, which only returns with why not.

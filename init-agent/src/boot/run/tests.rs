@@ -610,16 +610,7 @@ fn the_cluster_file_makes_the_rest_of_the_boot() {
         crate::cmdline::parse("root=nfs:10.0.0.1:/srv/root initagent.disk=/dev/vda NODE=cn01");
     let embedded = config::parse("[boot]\nmode = \"sync\"\n").unwrap();
     let first = plan::boot(&params, &embedded, Target::default());
-    let replan = |text: &[u8]| -> Result<BootPlan, String> {
-        let text = std::str::from_utf8(text).map_err(|e| e.to_string())?;
-        let (merged, _) = config::parse_cluster(text, &embedded).map_err(|e| {
-            e.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
-        Ok(plan::boot(&params, &merged, Target::default()))
-    };
+    let replan = |text: &[u8]| crate::boot::replan(&params, &embedded, Target::default(), text);
     let boot_with = |cluster: &str| {
         let mut env = Recording {
             cluster: Some(cluster.as_bytes().to_vec()),
@@ -687,5 +678,19 @@ fn the_cluster_file_makes_the_rest_of_the_boot() {
     assert!(
         calls.iter().any(|c| matches!(c, Call::Sync { .. })),
         "{calls:#?}"
+    );
+    // A file that parses but makes a plan with problems is refused the same
+    // way (here: sync mode for a node the command line gives no disk).
+    let no_disk = crate::cmdline::parse("root=nfs:10.0.0.1:/srv/root NODE=cn01");
+    let why = crate::boot::replan(
+        &no_disk,
+        &embedded,
+        Target::default(),
+        b"[boot]\nmode = \"sync\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        why.starts_with(" the plan made with it: ") && why.contains("disk"),
+        "{why}"
     );
 }
