@@ -2,11 +2,14 @@
 # initramfs-tools integration and the shipped hooks, in the standard places.
 #   make install [DESTDIR=/srv/nfs4/clusternoderoot] [PREFIX=/usr]
 # then build an image in that root with dracut or update-initramfs (README).
+#   make deb   -> target/init-agent_<version>_amd64.deb, the same files for dpkg
 PREFIX ?= /usr
 DESTDIR ?=
 BIN := target/x86_64-unknown-linux-gnu/release/init-agent
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' init-agent/Cargo.toml | head -n 1)
+DEB := target/init-agent_$(VERSION)_amd64.deb
 
-.PHONY: all build install uninstall
+.PHONY: all build install uninstall deb
 all: build
 
 build:
@@ -37,3 +40,15 @@ uninstall:
 	rm -f $(DESTDIR)/etc/initramfs-tools/conf.d/init-agent
 	rm -rf $(DESTDIR)$(PREFIX)/lib/init-agent
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/init-agent
+
+# dpkg-deb, not cargo-deb: the package is `make install`'s tree plus a
+# control file, and dpkg-deb is on every Debian machine.
+deb: build
+	rm -rf target/deb-root
+	$(MAKE) -s install DESTDIR=$(CURDIR)/target/deb-root PREFIX=/usr
+	mkdir -p target/deb-root/DEBIAN
+	sed -e 's/@VERSION@/$(VERSION)/' -e "s/@SIZE@/$$(du -sk target/deb-root | cut -f1)/" \
+		packaging/control.in >target/deb-root/DEBIAN/control
+	echo /etc/initramfs-tools/conf.d/init-agent >target/deb-root/DEBIAN/conffiles
+	dpkg-deb --root-owner-group -Zgzip --build target/deb-root $(DEB) >/dev/null
+	@echo $(DEB)

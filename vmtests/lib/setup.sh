@@ -267,10 +267,11 @@ vm_chroot() { # dir command...
 }
 
 # The initramfs of a packaging: standalone (init-agent mkinitramfs), dracut
-# or initramfs-tools (the real tools, in a Debian root where `make install`
-# put init-agent), for the cloud kernel, with an optional site configuration.
+# or initramfs-tools (the real tools, in a Debian root where dpkg installed
+# init-agent's package, `make deb`), for the cloud kernel, with an optional
+# site configuration.
 vm_initrd() { # packaging output [config]
-    local packaging=$1 out=$2 conf=${3:-}
+    local packaging=$1 out=$2 conf=${3:-} deb
     case $packaging in
     standalone)
         # VM_INITRD_ARGS: more mkinitramfs options (word-split on purpose).
@@ -293,7 +294,20 @@ vm_initrd() { # packaging output [config]
     mkdir -p "$TOOL_ROOT/lib/modules" "$TOOL_ROOT/boot"
     cp -a "$KDIR/lib/modules/$KREL" "$TOOL_ROOT/lib/modules/"
     cp "$KDIR"/boot/config-"$KREL" "$TOOL_ROOT/boot/"
-    make -s -C "$VM_DIR/.." install DESTDIR="$TOOL_ROOT" >/dev/null
+    # The package as admins install it; one build of it at a time.
+    (
+        flock 8
+        deb=$(make -s -C "$VM_DIR/.." deb 2>"$out.deb.log" | tail -n 1)
+        cp "$VM_DIR/../$deb" "$TOOL_ROOT/tmp/init-agent.deb"
+    ) 8>"$WORK/deb.lock"
+    vm_chroot "$TOOL_ROOT" dpkg --force-confnew -i /tmp/init-agent.deb </dev/null >"$out.dpkg.log" 2>&1 || {
+        echo "dpkg -i init-agent's package failed in $TOOL_ROOT: $(tail -3 "$out.dpkg.log")" >&2
+        return 1
+    }
+    vm_chroot "$TOOL_ROOT" dpkg -L init-agent | grep -qx /usr/sbin/init-agent || {
+        echo "dpkg -L init-agent does not list /usr/sbin/init-agent in $TOOL_ROOT" >&2
+        return 1
+    }
     rm -f "$TOOL_ROOT/etc/init-agent.toml"
     [ -n "$conf" ] && cp "$conf" "$TOOL_ROOT/etc/init-agent.toml"
     case $packaging in
