@@ -55,6 +55,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --locked
 
+# The migration pages' examples, run as written (the binary cargo test built).
+log "documentation examples"
+tests-support/doc-examples.sh target/x86_64-unknown-linux-gnu/debug/init-agent docs/*.md
+
 # The nfs:// source against a real NFSv3 server (nfs-ganesha in a private
 # network namespace); one test at a time: one of them stops the server.
 log "sync from nfs:// (userspace NFSv3 client, nfs-ganesha)"
