@@ -9,6 +9,7 @@ fn main() -> ExitCode {
     if rustix::process::getpid().is_init() {
         init_agent::boot::pid1::run();
     }
+    init_agent::sys::die_of_sigpipe();
     let cli: Cli = argh::from_env();
     let result = match cli.command {
         Command::Explain(a) => init_agent::boot::explain::run(&a),

@@ -235,3 +235,21 @@ fn sync_makes_a_missing_destination_as_rsync_does_but_not_its_parents() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let (reader, writer) = std::io::pipe().unwrap();
+    // Nobody reads: the first write meets a closed pipe.
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(["explain", "--cmdline", "root=nfs:10.0.0.1:/srv/root"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // Killed by SIGPIPE (13 on Linux), as `cat` would be.
+    assert_eq!(out.status.signal(), Some(13), "{:?}", out.status);
+}

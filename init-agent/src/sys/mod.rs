@@ -128,6 +128,16 @@ pub fn private_mount_namespace() -> Result<(), MountError> {
     make_private(Path::new("/"))
 }
 
+/// The admin's commands end quietly when their reader goes (`explain … |
+/// head`), as other tools do: Rust starts with SIGPIPE ignored, and a write
+/// to a closed pipe would then be a panic in `println!`.
+pub fn die_of_sigpipe() {
+    // SAFETY: SIG_DFL installs no handler; called once, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Makes `cmd` chroot into `root` (and chdir to its `/`) in the child, right
 /// before exec, so that the program path and everything it opens resolve
 /// inside `root`.
