@@ -63,6 +63,15 @@ pub struct Hosted {
 /// $node, $image and $table.column (noderes, nodetype, nodepos) are expanded
 /// from the row and its [[group]]s (JSON attributes) as the boot does; one
 /// without a value is an error naming row, table, column and node.
+///
+/// A server named by host name (root=, STATEMNT=, [source] servers, litetree
+/// directories, the DHCP root-path) resolves through the config's [hosts],
+/// then DNS: ip='s dns0/dns1 and nameserver=, [net] dns, then DHCP's (options
+/// 6, 119/15); [net] search, dns_timeout, dns_attempts. "name:" lines and the
+/// resolve step say how each will be; one nothing can resolve is an error.
+/// Once the standard root is reached the boot reads its cluster configuration
+/// (initagent.cluster=, default /etc/init-agent/cluster.toml): --config-root
+/// shows the plan made with it; "mode:" says where the mode came from.
 /// Exits 1 when the plan has errors.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "explain")]
