@@ -20,7 +20,7 @@ pub fn switch_root(new_root: &Path, init: &str, args: &[String]) -> String {
             return e.to_string();
         }
     }
-    if !new_root.join(init.trim_start_matches('/')).exists() {
+    if !init_in_root(new_root, init) {
         return format!("{init} not found in {}", new_root.display());
     }
     if rustix::process::getpid().is_init() {
@@ -45,6 +45,16 @@ pub fn switch_root(new_root: &Path, init: &str, args: &[String]) -> String {
     );
     let err = std::process::Command::new(init).args(args).exec();
     format!("exec {init}: {err}")
+}
+
+/// Whether `init` is a file in `new_root`, its links resolved inside it: a
+/// merged-/usr Debian's /sbin/init is a link to /lib/systemd/systemd, which
+/// the initramfs does not have.
+fn init_in_root(new_root: &Path, init: &str) -> bool {
+    crate::sys::root::Root::open(new_root)
+        .ok()
+        .and_then(|r| r.kind(init, true))
+        .is_some_and(|k| k == rustix::fs::FileType::RegularFile)
 }
 
 /// The initramfs stays in RAM until its files are deleted: delete them, as
@@ -97,6 +107,28 @@ pub fn free_tree(dir: &Path, dev: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_is_found_through_the_new_root_s_own_absolute_links() {
+        let t = std::env::temp_dir().join(format!("ia-init-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&t);
+        std::fs::create_dir_all(t.join("usr/lib/systemd")).unwrap();
+        std::fs::create_dir_all(t.join("usr/sbin")).unwrap();
+        // A name no host has: found only inside the new root.
+        std::fs::write(t.join("usr/lib/systemd/ia-test-systemd"), "").unwrap();
+        // Debian bookworm: /sbin -> usr/sbin, /lib -> usr/lib, and
+        // /sbin/init -> /lib/systemd/systemd, absolute (the name changed).
+        std::os::unix::fs::symlink("usr/sbin", t.join("sbin")).unwrap();
+        std::os::unix::fs::symlink("usr/lib", t.join("lib")).unwrap();
+        std::os::unix::fs::symlink("/lib/systemd/ia-test-systemd", t.join("usr/sbin/init"))
+            .unwrap();
+        std::os::unix::fs::symlink("/lib/systemd/gone", t.join("usr/sbin/broken")).unwrap();
+        assert!(init_in_root(&t, "/sbin/init"));
+        assert!(!init_in_root(&t, "/sbin/broken"));
+        assert!(!init_in_root(&t, "/usr/sbin"), "a directory is no init");
+        assert!(!init_in_root(&t, "/sbin/none"));
+        std::fs::remove_dir_all(&t).unwrap();
+    }
 
     #[test]
     fn freeing_stops_at_mount_points_and_never_follows_symlinks() {
