@@ -73,6 +73,8 @@ vmtests/overlay-symlink-rename.sh
 vmtests/pid1-outcome.sh
 # Servers by host name: DNS (dnsmasq) via DHCP and ip=, [hosts], an unknown name.
 vmtests/names.sh
+# The node as a real OS: two nodes synced boot their own systemd.
+vmtests/systemd-boot.sh
 # Every mode through every packaging: the standalone image, dracut, initramfs-tools.
 for packaging in standalone dracut initramfs-tools; do
     log "sync mode, $packaging"

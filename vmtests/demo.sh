@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The demo: one cluster node boots in QEMU against a local NFS server, on
 # embedded defaults (no configuration file, only kernel command line keys).
-# A Debian standard root (debootstrap, cached) is served by nfs-ganesha; the
-# node's initramfs is made by `init-agent mkinitramfs`; its blank 2 GiB disk
-# is partitioned, formatted and synced, and the node switch_roots into it.
+# A Debian standard root with systemd and ssh (debootstrap, cached) is served
+# by nfs-ganesha; the node's initramfs is made by `init-agent mkinitramfs`;
+# its blank 3 GiB disk is partitioned, formatted and synced, and the node
+# switch_roots into it and boots its own systemd to multi-user.target.
 # Then the standard root changes and the node boots again: only the change
 # is copied. Needs root on Debian; installs what it needs.
 set -euo pipefail
@@ -18,17 +19,17 @@ for m in "$D"/mnt; do [ -d "$m" ] && vm_unmount "$m"; done
 rm -rf "$D"
 mkdir -p "$D"
 STD=$D/standard
-echo "demo: standard root: Debian bookworm minbase in $STD"
-vm_standard_root "$STD"
+echo "demo: standard root: Debian bookworm with systemd and ssh in $STD"
+vm_systemd_root "$STD"
 "$AGENT" manifest "$STD" -o "$STD/.init-agent/manifest" 2>"$D/manifest.log"
 "$AGENT" mkinitramfs --kernel-release "$KREL" --modules-dir "$KDIR/lib/modules" \
     --output "$D/initrd.gz" 2>"$D/mkinitramfs.log"
-qemu-img create -q -f raw "$D/disk.raw" 2G
+qemu-img create -q -f raw "$D/disk.raw" 3G
 # ganesha serves NFSv3 with its MOUNT service (rpcbind): the node reads the
 # standard root with its own NFSv3 client, the default in sync mode; NFSv3
 # names the export by its path.
 export VM_NFS_V3=1
-CMDLINE="root=nfs:10.0.2.2:$STD initagent.mode=sync initagent.disk=/dev/vda NODE=demo01 init=/sbin/ia-test-init"
+CMDLINE="root=nfs:10.0.2.2:$STD initagent.mode=sync initagent.disk=/dev/vda NODE=demo01"
 echo "demo: initramfs $(du -h "$D/initrd.gz" | cut -f1) for $KREL; kernel command line:"
 echo "      $CMDLINE"
 
@@ -39,7 +40,8 @@ boot() { # name
         -drive file="$D/disk.raw",format=raw,if=virtio </dev/null | tr -d '\r' >"$D/console-$1.log" || true
     end=$(date +%s)
     echo "demo: --- $1 boot ($((end - start)) s of host time under TCG emulation) ---"
-    grep -a -o 'init-agent: .*\|NODE-INIT .*' "$D/console-$1.log" | grep -v 'init-agent: module \|init-agent: boot: ' | sed 's/^/  /'
+    grep -a -o 'init-agent: .*\|IATEST .*' "$D/console-$1.log" | grep -v 'init-agent: module \|init-agent: boot: ' |
+        sed 's/^IATEST /node (its own systemd): /; s/^/  /'
     echo "demo: where the agent's time went (init-agent's boot report, stage by stage):"
     grep -a -o 'init-agent: boot: .*' "$D/console-$1.log" | sed 's/^init-agent: boot: /  /; s/: /\n  /; s/; sync /\n  sync: /'
 }
@@ -60,7 +62,7 @@ PY
 
 boot first
 summary
-grep -aq "NODE-INIT pid 1 root ext4" "$D/console-first.log" || {
+grep -aq "IATEST root=/dev/vda1 ext4" "$D/console-first.log" || {
     echo "demo: the node did not come up from its local disk; console in $D/console-first.log" >&2
     exit 1
 }

@@ -48,6 +48,11 @@ pub const BUILTIN: &[(&str, &str, &str)] = &[
         "60-resolv-conf",
         include_str!("../../hooks/post-sync.d/60-resolv-conf"),
     ),
+    (
+        "post-sync",
+        "70-boot-interface",
+        include_str!("../../hooks/post-sync.d/70-boot-interface"),
+    ),
 ];
 
 /// Where a hook comes from.
@@ -361,6 +366,8 @@ mod tests {
             // The standard root has no resolv.conf of its own.
             let _ = std::fs::remove_file(root.join("etc/resolv.conf"));
             std::fs::create_dir_all(root.join("etc/udev/rules.d")).unwrap();
+            // As ifupdown leaves it.
+            std::fs::create_dir_all(root.join("etc/network")).unwrap();
             std::fs::write(root.join("etc/udev/rules.d/70-persistent-net.rules"), "master NICs\n").unwrap();
             let env = |first: &str| {
                 vec![
@@ -393,10 +400,35 @@ mod tests {
                     ("50-udev-net-rules", true),
                     ("60-resolv-conf", true),
                     ("65-fails", false),
+                    ("70-boot-interface", true),
                     ("70-hangs", false),
                 ]
             );
-            assert!(ran[7].status.contains("killed after 2 s"), "{}", ran[7].status);
+            assert!(ran[8].status.contains("killed after 2 s"), "{}", ran[8].status);
+            // The host's own routed interface stands for the boot's here:
+            // the default route's, else the first with a route.
+            let table = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+            let routes: Vec<Vec<&str>> = table
+                .lines()
+                .skip(1)
+                .map(|l| l.split_whitespace().collect())
+                .collect();
+            let routed = routes
+                .iter()
+                .find(|r| r.get(1) == Some(&"00000000"))
+                .or(routes.first())
+                .and_then(|r| r.first())
+                .map(|d| d.to_string());
+            if let Some(dev) = routed {
+                let link =
+                    std::fs::read_to_string(root.join("etc/systemd/network/10-init-agent-boot.link"))
+                        .unwrap();
+                assert!(link.contains(&format!("[Link]\nName={dev}\n")), "{link}");
+                let manual =
+                    std::fs::read_to_string(root.join("etc/network/interfaces.d/init-agent-boot"))
+                        .unwrap();
+                assert!(manual.contains(&format!("iface {dev} inet manual")), "{manual}");
+            }
             let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
             let id = read("etc/machine-id");
             assert_eq!(id.trim().len(), 32);

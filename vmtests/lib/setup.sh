@@ -266,6 +266,72 @@ vm_chroot() { # dir command...
         exec chroot "$d" "$@"' vm "$dir" "$@"
 }
 
+# A standard root that is a real OS: Debian with systemd, udev, ssh and
+# ifupdown (debootstrap once, cached beside the minbase root), copied to DIR
+# with the cloud kernel's modules and a unit that reports what the node's own
+# system sees once it is up (IATEST lines on the serial console), then powers
+# off.
+vm_systemd_root() { # dir
+    local std=$1 cache=/var/cache/init-agent-tests/bookworm-systemd mirror
+    if [ ! -f "$cache/.complete" ]; then
+        command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+        mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+        echo "==> debootstrap bookworm with systemd into $cache (once)" >&2
+        rm -rf "$cache.partial"
+        debootstrap --variant=minbase --include=systemd-sysv,udev,dbus,openssh-server,ifupdown,iproute2,kmod \
+            bookworm "$cache.partial" "${mirror:-http://deb.debian.org/debian}" >/dev/null
+        rm -rf "$cache"
+        mv "$cache.partial" "$cache"
+        touch "$cache/.complete"
+    fi
+    rm -rf "$std"
+    mkdir -p "$std"
+    "$AGENT" sync "$cache" "$std" --exclude /.complete --exclude '/var/cache/apt/archives/*.deb' -q
+    rm -rf "$std/.init-agent"
+    mkdir -p "$std/lib/modules"
+    cp -a "$KDIR/lib/modules/$KREL" "$std/lib/modules/"
+    # The standard's own identity, which the hooks must replace per node.
+    echo master >"$std/etc/hostname"
+    cat >"$std/usr/local/sbin/ia-report" <<'REPORT'
+#!/bin/bash
+# vmtests: what the node's own system sees once it is up, then power off.
+exec >/dev/console 2>&1
+for i in $(seq 600); do
+    state=$(systemctl is-system-running)
+    case $state in initializing | starting) ;; *) break ;; esac
+    [ $((i % 30)) != 0 ] || echo "IATEST-WAIT $state: $(systemctl list-jobs --no-legend | head -3 | tr '\n' ' ')"
+    sleep 1
+done
+echo "IATEST state=$state"
+systemctl list-units --failed --no-legend --plain | sed 's/^/IATEST failed /'
+echo "IATEST hostname=$(hostname) machine-id=$(cat /etc/machine-id)"
+echo "IATEST ssh=$(cut -d' ' -f2 /etc/ssh/ssh_host_ed25519_key.pub)"
+echo "IATEST root=$(findmnt -no SOURCE,FSTYPE,OPTIONS / | awk '{split($3, o, ","); print $1, $2, o[1]}')"
+echo "IATEST iface=$(ip -o -4 addr show scope global | awk '{print $2, $4}')"
+echo "IATEST ifupdown=$(ifquery --state 2>/dev/null | tr '\n' ' ')"
+if timeout 5 bash -c 'echo >/dev/tcp/10.0.2.2/2049' 2>/dev/null; then echo "IATEST master=reachable"; else echo "IATEST master=unreachable"; fi
+echo "IATEST persistent-net=$(ls /etc/udev/rules.d/70-persistent-net.rules 2>/dev/null || echo none)"
+systemctl poweroff --no-block
+REPORT
+    chmod 755 "$std/usr/local/sbin/ia-report"
+    cat >"$std/etc/systemd/system/ia-report.service" <<'UNIT'
+[Unit]
+Description=init-agent VM test report
+After=multi-user.target
+
+[Service]
+Type=oneshot
+# The report waits for the boot to be over, which it would hold up as one of
+# its jobs: it goes on in the background, outside the job.
+ExecStart=/bin/sh -c '/usr/local/sbin/ia-report </dev/null >/dev/null 2>&1 &'
+KillMode=process
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+    ln -sf ../ia-report.service "$std/etc/systemd/system/multi-user.target.wants/ia-report.service"
+}
+
 # The initramfs of a packaging: standalone (init-agent mkinitramfs), dracut
 # or initramfs-tools (the real tools, in a Debian root where dpkg installed
 # init-agent's package, `make deb`), for the cloud kernel, with an optional
