@@ -366,8 +366,11 @@ mod tests {
             // The standard root has no resolv.conf of its own.
             let _ = std::fs::remove_file(root.join("etc/resolv.conf"));
             std::fs::create_dir_all(root.join("etc/udev/rules.d")).unwrap();
-            // As ifupdown leaves it.
+            // As ifupdown and udev leave it.
             std::fs::create_dir_all(root.join("etc/network")).unwrap();
+            let udevd = root.join("lib/systemd/systemd-udevd");
+            std::fs::create_dir_all(udevd.parent().unwrap()).unwrap();
+            std::fs::write(&udevd, "").unwrap();
             std::fs::write(root.join("etc/udev/rules.d/70-persistent-net.rules"), "master NICs\n").unwrap();
             let env = |first: &str| {
                 vec![
@@ -455,6 +458,11 @@ mod tests {
                 std::fs::read_link(root.join("etc/resolv.conf")).unwrap(),
                 std::path::Path::new("../run/systemd/resolve/stub-resolv.conf")
             );
+            // A root without udev gets no .link file (nothing there renames).
+            std::fs::remove_file(&udevd).unwrap();
+            std::fs::remove_dir_all(root.join("etc/systemd/network")).unwrap();
+            run_phase(&phase, &env("0")).unwrap();
+            assert!(!root.join("etc/systemd/network").exists());
             // Nothing stays mounted in the root.
             let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
             assert!(!mounts.contains(root.to_str().unwrap()), "{mounts}");
