@@ -18,6 +18,7 @@ pub enum Command {
     CheckConfig(CheckConfig),
     Sync(Sync),
     Manifest(Manifest),
+    Keygen(Keygen),
     Statelite(Statelite),
     Cdsl(Cdsl),
     Mkinitramfs(Mkinitramfs),
@@ -177,6 +178,15 @@ pub struct Sync {
     /// (read through the source, so it works for nfs:// too)
     #[argh(switch)]
     pub source_manifest: bool,
+    /// a trusted minisign public key file (repeatable): sync only a manifest
+    /// one of them signed (--manifest, else SRC/.init-agent/manifest, with
+    /// its .minisig), install only contents that hash to it, never walk
+    #[argh(option)]
+    pub trust: Vec<PathBuf>,
+    /// with --trust: take a signed manifest with a lower serial than DST's
+    /// last verified copy (a deliberate rollback)
+    #[argh(switch)]
+    pub allow_rollback: bool,
 }
 
 /// Record the standard root SRC in a manifest (paths, types, sizes, ns mtimes,
@@ -198,6 +208,30 @@ pub struct Manifest {
     /// do not write SRC/.init-agent/generation (read-only sources)
     #[argh(switch)]
     pub no_stamp: bool,
+    /// sign the manifest with this minisign secret key (init-agent keygen or
+    /// minisign -G; an encrypted key asks for its password): writes
+    /// OUTPUT.minisig, whose signed comment names the generation and serial
+    #[argh(option)]
+    pub sign: Option<PathBuf>,
+    /// the signature's serial (default: one more than OUTPUT.minisig's, else
+    /// 1); nodes refuse a serial lower than their last verified copy's
+    #[argh(option)]
+    pub serial: Option<u64>,
+}
+
+/// Make a minisign key pair for signing manifests: PREFIX.key (secret, mode
+/// 0600) and PREFIX.pub (for mkinitramfs --trust, [trust] keys, sync --trust).
+/// The minisign tool reads and makes the same files.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "keygen")]
+pub struct Keygen {
+    /// where to write PREFIX.key and PREFIX.pub (never over existing files)
+    #[argh(option, short = 'o')]
+    pub output: PathBuf,
+    /// encrypt the secret key with the password in this file's first line
+    /// (default: unencrypted, as minisign -G -W)
+    #[argh(option)]
+    pub password_file: Option<PathBuf>,
 }
 
 /// xCAT statelite: import tables, prepare an image, apply them to a root.

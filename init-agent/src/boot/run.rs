@@ -345,7 +345,7 @@ fn execute(
             }
             sys.mount_local(disk, &device, to).map_err(at)?;
             match sys.local_state(to) {
-                State::Complete(g) => {
+                State::Complete { generation: g, .. } => {
                     log::warn!(
                         "booting the last complete local copy (generation {g}) without syncing"
                     );

@@ -24,6 +24,24 @@ pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
         }
         None => config::Sync::default(),
     };
+    let trust = if args.trust.is_empty() {
+        None
+    } else {
+        let keys = args
+            .trust
+            .iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                super::trust::Key::parse(&text, &p.display().to_string())
+                    .map_err(anyhow::Error::msg)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Some(super::trust::Trust {
+            keys,
+            allow_rollback: args.allow_rollback,
+        })
+    };
     let opts = Options {
         exclude: conf.exclude.iter().chain(&args.exclude).cloned().collect(),
         protect: conf.protect.iter().chain(&args.protect).cloned().collect(),
@@ -36,6 +54,7 @@ pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
         source_manifest: args.source_manifest,
         no_marker: false,
         inflight: args.inflight.unwrap_or(conf.inflight as usize),
+        trust,
     };
     // As rsync does: a missing DST (its parent there) is made; at boot DST
     // is the mounted disk and never made.
@@ -106,6 +125,75 @@ pub fn manifest(args: &cli::Manifest) -> anyhow::Result<bool> {
         m.entries.len(),
         m.generation,
         size
+    );
+    if let Some(key) = &args.sign {
+        sign_manifest(args, key, &m.generation)?;
+    }
+    Ok(true)
+}
+
+/// Signs the manifest just written; the signature replaces the old one
+/// atomically.
+fn sign_manifest(
+    args: &cli::Manifest,
+    key: &std::path::Path,
+    generation: &str,
+) -> anyhow::Result<()> {
+    let sig_path = super::trust::signature_path(&args.output);
+    let previous = std::fs::read_to_string(&sig_path)
+        .ok()
+        .and_then(|t| super::trust::unverified_serial(&t));
+    let serial = args
+        .serial
+        .unwrap_or_else(|| previous.map_or(1, |p| p.saturating_add(1)));
+    let sk =
+        super::trust::load_secret_key(key).with_context(|| format!("reading {}", key.display()))?;
+    let bytes = std::fs::read(&args.output)
+        .with_context(|| format!("reading {}", args.output.display()))?;
+    let sig = super::trust::sign(&bytes, &sk, generation, serial)?;
+    let tmp = sig_path.with_extension("minisig.tmp");
+    std::fs::write(&tmp, sig).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &sig_path).with_context(|| format!("writing {}", sig_path.display()))?;
+    eprintln!("manifest: signed, serial {serial}: {}", sig_path.display());
+    Ok(())
+}
+
+/// `init-agent keygen -o PREFIX`.
+pub fn keygen(args: &cli::Keygen) -> anyhow::Result<bool> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let password = match &args.password_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let (sk, pk, key) = super::trust::generate(password)?;
+    let path = |ext: &str| {
+        let mut s = args.output.as_os_str().to_os_string();
+        s.push(ext);
+        std::path::PathBuf::from(s)
+    };
+    for (p, text, mode) in [(path(".key"), sk, 0o600), (path(".pub"), pk, 0o644)] {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&p)
+            .with_context(|| format!("creating {}", p.display()))?;
+        f.write_all(text.as_bytes())
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    eprintln!(
+        "keygen: key {}: secret {}, public {}",
+        key.id(),
+        path(".key").display(),
+        path(".pub").display()
     );
     Ok(true)
 }

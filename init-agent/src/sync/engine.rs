@@ -63,6 +63,9 @@ pub struct Settings<'a> {
     pub dry_run: bool,
     /// Print one line per change on stdout (dry runs always do).
     pub itemize: bool,
+    /// Every file written must hash to its manifest entry's value, and the
+    /// source must give the manifest's permissions (a signed root).
+    pub verify: bool,
 }
 
 pub struct Engine<'a, S: Source> {
@@ -87,6 +90,7 @@ pub struct Engine<'a, S: Source> {
     pub dry_run: bool,
     /// Print one line per change on stdout (dry runs always do).
     pub itemize: bool,
+    verify: bool,
     pub counters: &'a Counters,
     links: Mutex<Vec<LinkMember>>,
     failed: AtomicBool,
@@ -211,6 +215,7 @@ impl<'a, S: Source> Engine<'a, S> {
             checksum,
             dry_run,
             itemize,
+            verify,
         } = settings;
         Engine {
             src,
@@ -225,6 +230,7 @@ impl<'a, S: Source> Engine<'a, S> {
             suspect_since: None,
             dry_run,
             itemize: itemize || dry_run,
+            verify,
             counters,
             links: Mutex::new(Vec::new()),
             failed: AtomicBool::new(false),

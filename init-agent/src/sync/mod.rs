@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod meta;
 pub mod pattern;
 pub mod state;
+pub mod trust;
 
 use std::io;
 use std::os::fd::AsFd;
@@ -63,6 +64,9 @@ pub struct Options {
     /// NFS requests in flight at once (connections) for an `nfs://` source;
     /// 0 = the default.
     pub inflight: usize,
+    /// Keys: sync only a manifest they signed, and only contents that hash
+    /// to its values.
+    pub trust: Option<trust::Trust>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +85,9 @@ pub enum SyncError {
     Aborted,
     #[error("the manifest is stale: {0} differs from it")]
     StaleManifest(String),
+    /// A signed root's check failed: nothing unverified is installed.
+    #[error("refused: {0}")]
+    Untrusted(String),
 }
 
 /// Live counts, shared by the workers and the progress printer.
@@ -147,6 +154,9 @@ pub struct Report {
     /// (directory mtimes, flush, marker).
     pub phases: Phases,
     pub seconds: f64,
+    /// The signature the manifest was verified with (a sync with trusted keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<trust::Signed>,
     /// NFS calls the userspace client made (an `nfs://` source).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nfs_calls: Option<u64>,
@@ -305,8 +315,26 @@ fn run_from<S: Source>(
     raise_fd_limit();
     let previous = state::read(droot.as_fd());
     let generation = source_generation(src, sroot);
-    let found = find_manifest(src, sroot, src_name, opts);
-    let (manifest, mut manifest_note) = choose_manifest(found, &previous, &generation);
+    let (manifest, signed, mut manifest_note) = match &opts.trust {
+        Some(trust) => {
+            let (m, signed) = verified_manifest(
+                src,
+                sroot,
+                src_name,
+                opts,
+                trust,
+                &generation,
+                droot.as_fd(),
+            )?;
+            let note = format!("verified (key {}, serial {})", signed.key, signed.serial);
+            (Some(m), Some(signed), note)
+        }
+        None => {
+            let found = find_manifest(src, sroot, src_name, opts);
+            let (m, note) = choose_manifest(found, &previous, &generation);
+            (m, None, note)
+        }
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(if opts.jobs > 0 {
             opts.jobs
@@ -334,6 +362,7 @@ fn run_from<S: Source>(
                 checksum: opts.checksum,
                 dry_run: opts.dry_run,
                 itemize: opts.itemize,
+                verify: signed.is_some(),
             },
         );
         if opts.no_marker {
@@ -361,6 +390,12 @@ fn run_from<S: Source>(
         })
     };
     let changed = match walk(manifest.as_ref(), &mut phases) {
+        // A signed root is what was signed or nothing: no unverified walk.
+        Err(SyncError::StaleManifest(what)) if signed.is_some() => {
+            return Err(SyncError::Untrusted(format!(
+                "{what} is not what the signed manifest says (size or mtime): the standard root changed after signing"
+            )));
+        }
         Err(SyncError::StaleManifest(what)) => {
             manifest_note = format!("stale ({what} differs): full walk");
             eprintln!("init-agent sync: manifest {manifest_note}");
@@ -380,7 +415,10 @@ fn run_from<S: Source>(
         )));
     }
     let t = Instant::now();
-    let complete = State::Complete(generation.clone());
+    let complete = State::Complete {
+        generation: generation.clone(),
+        verified: signed.is_some(),
+    };
     if !opts.dry_run && !opts.no_marker && (changed || previous != complete) {
         let io_at = |source| SyncError::Io {
             op: "flushing",
@@ -389,6 +427,11 @@ fn run_from<S: Source>(
         };
         // Everything on disk before the marker says complete.
         fsops::syncfs(&droot).map_err(io_at)?;
+        // The floor first: a cut between the two leaves it raised and the copy
+        // in progress, never a complete copy below its floor.
+        if let Some(s) = &signed {
+            state::write_serial(droot.as_fd(), s.serial).map_err(io_at)?;
+        }
         state::write(droot.as_fd(), &complete).map_err(io_at)?;
     }
     phases.finish = t.elapsed().as_secs_f64();
@@ -403,6 +446,7 @@ fn run_from<S: Source>(
         bytes_copied: counters.bytes.load(Ordering::Relaxed),
         phases,
         seconds: start.elapsed().as_secs_f64(),
+        verified: signed,
         nfs_calls: None,
     })
 }
@@ -431,6 +475,70 @@ fn find_manifest<S: Source>(
         Ok(Some(bytes)) => Some((name.clone(), manifest::decode(&bytes, &name))),
         Err(e) => Some((name.clone(), Err(manifest::ManifestError::Io(name, e)))),
     }
+}
+
+/// The signed manifest a sync with keys uses, or why there is none it may:
+/// unsigned, signed by an unknown key, altered, of another generation than
+/// the source is stamped with, or older than this disk's last verified copy.
+fn verified_manifest<S: Source>(
+    src: &S,
+    sroot: &S::Dir,
+    src_name: &str,
+    opts: &Options,
+    trust: &trust::Trust,
+    generation: &str,
+    droot: std::os::fd::BorrowedFd,
+) -> Result<(Manifest, trust::Signed), SyncError> {
+    let refuse =
+        |name: &str, e: &dyn std::fmt::Display| SyncError::Untrusted(format!("{name}: {e}"));
+    let (name, bytes, sig) = match &opts.manifest {
+        Some(path) => {
+            let name = path.display().to_string();
+            let read = |p: &Path| match std::fs::read(p) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(refuse(&p.display().to_string(), &e)),
+            };
+            (name, read(path)?, read(&trust::signature_path(path))?)
+        }
+        None => {
+            let rel = format!("{STATE_DIR}/manifest");
+            let name = format!("{}/{rel}", src_name.trim_end_matches('/'));
+            let read = |rel: &str, limit| {
+                source::read_small(src, sroot, rel.as_bytes(), limit)
+                    .map_err(|e| refuse(&format!("{}/{rel}", src_name.trim_end_matches('/')), &e))
+            };
+            // As find_manifest bounds it; a signature is a few hundred bytes.
+            (
+                name,
+                read(&rel, 256 << 20)?,
+                read(&format!("{rel}.minisig"), 64 << 10)?,
+            )
+        }
+    };
+    let bytes = bytes.ok_or_else(|| refuse(&name, &trust::TrustError::NoManifest))?;
+    let sig_name = trust::signature_path(Path::new(&name))
+        .display()
+        .to_string();
+    let sig = sig.ok_or_else(|| refuse(&name, &trust::TrustError::Unsigned(sig_name.clone())))?;
+    let sig = String::from_utf8(sig)
+        .map_err(|_| refuse(&sig_name, &"not a minisign signature (not text)"))?;
+    let m = manifest::decode(&bytes, &name).map_err(|e| SyncError::Untrusted(e.to_string()))?;
+    let signed =
+        trust::verify(&bytes, &sig, &trust.keys, &m.generation).map_err(|e| refuse(&name, &e))?;
+    // An unstamped source leaves it to the per-file checks.
+    if generation != "unstamped" && generation != m.generation {
+        return Err(refuse(
+            &name,
+            &format!(
+                "the standard root is stamped generation {generation}, the signed manifest is {}",
+                m.generation
+            ),
+        ));
+    }
+    trust::check_serial(&signed, state::read_serial(droot), trust.allow_rollback)
+        .map_err(|e| refuse(&name, &e))?;
+    Ok((m, signed))
 }
 
 /// The manifest is trusted only when it is intact, of our format, of the
@@ -484,6 +592,7 @@ pub fn copy_one(
         checksum: false,
         dry_run: false,
         itemize: false,
+        verify: false,
     };
     Engine::new(&Local, &src, dst, settings)
         .without_marker()

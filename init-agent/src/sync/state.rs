@@ -1,6 +1,7 @@
 //! The generation marker `DST/.init-agent/state`: `in-progress <seconds>` from
 //! the first change of a sync (when, by the realtime clock) until everything it
-//! wrote is on disk, then `complete <generation>`. A node never boots a copy
+//! wrote is on disk, then `complete <generation>` (`complete <generation>
+//! verified` when every file was checked against a signed manifest). A node never boots a copy
 //! whose marker is not complete, and the run after an interrupted one knows
 //! which files the interrupted run may have left with unwritten data: those
 //! changed (ctime) since that time.
@@ -19,7 +20,10 @@ pub enum State {
     /// Since when, in seconds of the realtime clock; None when unknown (a
     /// torn marker): then any file may be suspect.
     InProgress(Option<i64>),
-    Complete(String),
+    Complete {
+        generation: String,
+        verified: bool,
+    },
 }
 
 impl fmt::Display for State {
@@ -28,7 +32,14 @@ impl fmt::Display for State {
             State::None => write!(f, "none"),
             State::InProgress(Some(t)) => write!(f, "in-progress {t}"),
             State::InProgress(None) => write!(f, "in-progress"),
-            State::Complete(g) => write!(f, "complete {g}"),
+            State::Complete {
+                generation,
+                verified: false,
+            } => write!(f, "complete {generation}"),
+            State::Complete {
+                generation,
+                verified: true,
+            } => write!(f, "complete {generation} verified"),
         }
     }
 }
@@ -36,9 +47,16 @@ impl fmt::Display for State {
 impl State {
     pub fn parse(text: &str) -> State {
         let mut words = text.split_whitespace();
-        match (words.next(), words.next(), words.next()) {
-            (Some("complete"), Some(g), None) => State::Complete(g.to_string()),
-            (Some("in-progress"), Some(t), None) => State::InProgress(t.parse().ok()),
+        match (words.next(), words.next(), words.next(), words.next()) {
+            (Some("complete"), Some(g), None, None) => State::Complete {
+                generation: g.to_string(),
+                verified: false,
+            },
+            (Some("complete"), Some(g), Some("verified"), None) => State::Complete {
+                generation: g.to_string(),
+                verified: true,
+            },
+            (Some("in-progress"), Some(t), None, None) => State::InProgress(t.parse().ok()),
             // Anything else, a torn write included, means "not known complete".
             _ => State::InProgress(None),
         }
@@ -47,12 +65,20 @@ impl State {
 
 /// Reads the marker of the tree open at `root`.
 pub fn read(root: BorrowedFd) -> State {
-    let Ok(dir) = fsops::open_dir(root, &c_state_dir()) else {
-        return State::None;
-    };
-    let Ok(fd) = fsops::open_file(dir.as_fd(), c"state") else {
-        return State::None;
-    };
+    read_text(root, c"state").map_or(State::None, |t| State::parse(&t))
+}
+
+/// The highest serial of a signed manifest this disk held a complete verified
+/// copy of: the floor below which a manifest is a rollback. Kept apart from
+/// the marker, which says in-progress during a sync, so that an interrupted
+/// sync cannot lower it.
+pub fn read_serial(root: BorrowedFd) -> Option<u64> {
+    read_text(root, c"serial")?.trim().parse().ok()
+}
+
+fn read_text(root: BorrowedFd, name: &std::ffi::CStr) -> Option<String> {
+    let dir = fsops::open_dir(root, &c_state_dir()).ok()?;
+    let fd = fsops::open_file(dir.as_fd(), name).ok()?;
     let mut text = Vec::new();
     let mut buf = [0u8; 256];
     while let Ok(n) = rustix::io::read(&fd, &mut buf) {
@@ -61,7 +87,7 @@ pub fn read(root: BorrowedFd) -> State {
         }
         text.extend_from_slice(&buf[..n]);
     }
-    State::parse(&String::from_utf8_lossy(&text))
+    Some(String::from_utf8_lossy(&text).into_owned())
 }
 
 fn c_state_dir() -> std::ffi::CString {
@@ -71,28 +97,40 @@ fn c_state_dir() -> std::ffi::CString {
 
 /// Writes the marker durably: temporary, fsync, rename, fsync of the directory.
 pub fn write(root: BorrowedFd, state: &State) -> io::Result<()> {
-    let name = c_state_dir();
-    match fsops::mkdir(root, &name) {
+    write_text(root, c"state", c"state.tmp", &format!("{state}\n"))
+}
+
+/// Writes the rollback floor (see `read_serial`), as durably as the marker.
+pub fn write_serial(root: BorrowedFd, serial: u64) -> io::Result<()> {
+    write_text(root, c"serial", c"serial.tmp", &format!("{serial}\n"))
+}
+
+fn write_text(
+    root: BorrowedFd,
+    name: &std::ffi::CStr,
+    tmp: &std::ffi::CStr,
+    text: &str,
+) -> io::Result<()> {
+    let dir_name = c_state_dir();
+    match fsops::mkdir(root, &dir_name) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         r => r?,
     }
-    let dir = fsops::open_dir(root, &name)?;
-    // A fixed name, truncated: the state directory is excluded from the sync,
-    // so a unique temporary left by a crash here would never be cleaned.
-    let tmp = c"state.tmp";
+    let dir = fsops::open_dir(root, &dir_name)?;
+    // A fixed temporary name, truncated: the state directory is excluded from
+    // the sync, so a unique temporary left by a crash here would never be cleaned.
     let fd = rustix::fs::openat(
         dir.as_fd(),
         tmp,
         OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o644),
     )?;
-    let text = format!("{state}\n");
     let n = rustix::io::write(&fd, text.as_bytes())?;
     if n != text.len() {
         return Err(io::ErrorKind::WriteZero.into());
     }
     fsops::fsync(&fd)?;
-    fsops::rename(dir.as_fd(), tmp, c"state")?;
+    fsops::rename(dir.as_fd(), tmp, name)?;
     fsops::fsync(&dir)?;
     fsops::fsync(root)
 }

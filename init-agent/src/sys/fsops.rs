@@ -103,11 +103,12 @@ pub fn temp_name() -> CString {
     CString::new(name).unwrap_or_default()
 }
 
+/// Read-write: a signed root's file is read back for its hash before it is installed.
 pub fn create_temp_file(dir: BorrowedFd, name: &CStr) -> io::Result<OwnedFd> {
     Ok(rfs::openat(
         dir,
         name,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o600),
     )?)
 }

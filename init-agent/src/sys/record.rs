@@ -196,7 +196,10 @@ impl Sys for Recording {
     }
     fn local_state(&mut self, at: &str) -> crate::sync::state::State {
         self.calls.push(Call::LocalState(at.into()));
-        crate::sync::state::State::Complete("g1".into())
+        crate::sync::state::State::Complete {
+            generation: "g1".into(),
+            verified: false,
+        }
     }
     fn sync(&mut self, src: &SyncSource, to: &str, opts: &Options) -> Result<Report, SysError> {
         self.calls.push(Call::Sync {

@@ -7,10 +7,10 @@ use std::ffi::CStr;
 use std::os::fd::{AsFd, BorrowedFd};
 
 use super::buffer::with_buf;
-use super::{at, join, lstat_opt, Change, Engine, Entry, Result};
+use super::{at, join, lstat_opt, Change, Engine, Entry, Result, SrcAt};
 use crate::source::tree::Source;
 use crate::sync::meta::{Kind, Meta, Xattrs};
-use crate::sync::Counters;
+use crate::sync::{display_rel, manifest, Counters, SyncError};
 use crate::sys::fsops::{self, TEMP_PREFIX};
 
 /// Puts what `write` makes under a temporary name in `dst` in the place of
@@ -33,12 +33,17 @@ pub(super) fn swap_in<D>(
 
 impl<S: Source> Engine<'_, S> {
     /// Writes the new entry with all its metadata in the place of the old one.
+    /// The marker says in-progress only once the new entry is written (and,
+    /// for a signed root, verified): an entry refused then leaves a complete
+    /// copy complete.
     pub(super) fn replace(&self, e: &Entry<S::Dir>, dst: BorrowedFd, sx: &Xattrs) -> Result<bool> {
-        self.begin_change()?;
         if !self.make_room(e, dst, "not replaced")? {
             return Ok(false);
         }
-        swap_in(e, dst, |tmp| self.write_temp(e, dst, tmp, sx))?;
+        swap_in(e, dst, |tmp| {
+            self.write_temp(e, dst, tmp, sx)
+                .and_then(|()| self.begin_change())
+        })?;
         Ok(true)
     }
 
@@ -75,6 +80,9 @@ impl<S: Source> Engine<'_, S> {
                 let n = with_buf(|buf| self.src.copy_to(&from, s, &to, buf))
                     .map_err(at("copying", rel))?;
                 Counters::add(&self.counters.bytes, n);
+                if self.verify {
+                    self.check_content(e, &to)?;
+                }
             }
             Kind::Symlink => {
                 let target = self.src_readlink(e)?;
@@ -88,6 +96,27 @@ impl<S: Source> Engine<'_, S> {
         fsops::write_xattrs(dst, tmp, &have, sx).map_err(at("writing xattrs", rel))?;
         fsops::chmod(dst, tmp, s.kind, s.perm).map_err(at("chmod", rel))?;
         fsops::set_mtime(dst, tmp, s).map_err(at("setting mtime", rel))
+    }
+
+    /// A signed root: the bytes just written hash to the manifest's value.
+    /// Hashed from the written file (in the page cache), so one check covers
+    /// every copy path: reflink, copy_file_range, the NFS client's parallel
+    /// READs.
+    fn check_content(&self, e: &Entry<S::Dir>, written: &std::os::fd::OwnedFd) -> Result<()> {
+        let SrcAt::Listed(i) = e.src else {
+            return Err(SyncError::Untrusted(format!(
+                "{}: not in the signed manifest",
+                display_rel(e.rel)
+            )));
+        };
+        let got = manifest::hash_fd(written).map_err(at("reading back", e.rel))?;
+        if self.listed(i)?.hash != Some(got) {
+            return Err(SyncError::Untrusted(format!(
+                "{}: the contents served differ from the signed manifest",
+                display_rel(e.rel)
+            )));
+        }
+        Ok(())
     }
 
     /// Owner, xattrs (ACLs, capabilities), permissions, mtime, in the order that

@@ -145,6 +145,17 @@ impl<S: Source> Engine<'_, S> {
                 {
                     return Err(stale());
                 }
+                // A signed root takes metadata from the manifest only; a server
+                // that says otherwise (a setuid bit, other permissions) is not
+                // serving what was signed.
+                if self.verify && now.perm != want.perm {
+                    return Err(SyncError::Untrusted(format!(
+                        "{}: the server gives mode {:04o}, the signed manifest {:04o}",
+                        display_rel(rel),
+                        now.perm,
+                        want.perm
+                    )));
+                }
                 Ok(f)
             }
         }

@@ -1,0 +1,104 @@
+use super::*;
+
+fn pair() -> (SecretKey, Key) {
+    let (sk, pk, key) = generate(None).unwrap();
+    let sk =
+        SecretKey::from_unencrypted_box(minisign::SecretKeyBox::from_string(&sk).unwrap()).unwrap();
+    assert_eq!(Key::parse(&pk, "pub").unwrap(), key);
+    (sk, key)
+}
+
+#[test]
+fn a_signed_manifest_verifies_with_its_key_and_nothing_else() {
+    let (sk, key) = pair();
+    let (_, other) = pair();
+    let body = b"IAMANIF\0 records";
+    let sig = sign(body, &sk, "g1", 7).unwrap();
+    let ok = verify(body, &sig, &[other.clone(), key.clone()], "g1").unwrap();
+    assert_eq!(
+        (ok.generation.as_str(), ok.serial, ok.key),
+        ("g1", 7, key.id())
+    );
+    assert_eq!(
+        verify(body, &sig, &[other], "g1"),
+        Err(TrustError::UnknownKey(key.id()))
+    );
+    // One byte of the manifest changed.
+    let mut altered = body.to_vec();
+    altered[9] ^= 1;
+    assert_eq!(
+        verify(&altered, &sig, std::slice::from_ref(&key), "g1"),
+        Err(TrustError::BadSignature(key.id()))
+    );
+    // The signature names another generation than the manifest carries.
+    assert!(matches!(
+        verify(body, &sig, std::slice::from_ref(&key), "g2"),
+        Err(TrustError::Generation { .. })
+    ));
+    assert!(matches!(
+        verify(body, "not a signature", &[key], "g1"),
+        Err(TrustError::Malformed(_))
+    ));
+}
+
+#[test]
+fn an_edited_trusted_comment_breaks_the_signature() {
+    let (sk, key) = pair();
+    let body = b"manifest";
+    let sig = sign(body, &sk, "g1", 3).unwrap();
+    // The trusted comment line, with a higher serial put in by hand.
+    let forged = sig.replace("serial=3", "serial=9");
+    assert_ne!(forged, sig);
+    assert_eq!(
+        verify(body, &forged, std::slice::from_ref(&key), "g1"),
+        Err(TrustError::BadSignature(key.id()))
+    );
+    assert_eq!(unverified_serial(&sig), Some(3));
+}
+
+#[test]
+fn serials_only_grow_unless_rollback_is_allowed() {
+    let s = Signed {
+        generation: "g".into(),
+        serial: 4,
+        key: "K".into(),
+    };
+    assert_eq!(check_serial(&s, None, false), Ok(()));
+    assert_eq!(check_serial(&s, Some(4), false), Ok(()));
+    assert_eq!(
+        check_serial(&s, Some(5), false),
+        Err(TrustError::Rollback {
+            serial: 4,
+            local: 5
+        })
+    );
+    assert_eq!(check_serial(&s, Some(5), true), Ok(()));
+}
+
+#[test]
+fn comments_parse_strictly() {
+    assert_eq!(parse_comment(&comment("abc", 12)), Some(("abc".into(), 12)));
+    for bad in [
+        "timestamp:1700000000",
+        "init-agent manifest generation=abc",
+        "init-agent manifest serial=1",
+        "init-agent manifest generation=abc serial=x",
+        "init-agent manifest generation=abc serial=1 extra=2",
+    ] {
+        assert_eq!(parse_comment(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn public_keys_parse_from_the_file_or_the_line_and_name_bad_ones() {
+    let (_, pk, key) = generate(None).unwrap();
+    let line = pk.lines().nth(1).unwrap();
+    assert_eq!(Key::parse(line, "line").unwrap(), key);
+    assert_eq!(key.base64(), line);
+    assert!(Key::parse("", "empty")
+        .unwrap_err()
+        .contains("empty: no public key"));
+    assert!(Key::parse("RWQnope", "k.pub")
+        .unwrap_err()
+        .starts_with("k.pub: not a minisign public key"));
+}
