@@ -523,9 +523,11 @@ fn verified_manifest<S: Source>(
     let sig = sig.ok_or_else(|| refuse(&name, &trust::TrustError::Unsigned(sig_name.clone())))?;
     let sig = String::from_utf8(sig)
         .map_err(|_| refuse(&sig_name, &"not a minisign signature (not text)"))?;
+    let signed = trust::verify(&bytes, &sig, &trust.keys).map_err(|e| refuse(&name, &e))?;
     let m = manifest::decode(&bytes, &name).map_err(|e| SyncError::Untrusted(e.to_string()))?;
-    let signed =
-        trust::verify(&bytes, &sig, &trust.keys, &m.generation).map_err(|e| refuse(&name, &e))?;
+    signed
+        .check_generation(&m.generation)
+        .map_err(|e| refuse(&name, &e))?;
     // An unstamped source leaves it to the per-file checks.
     if generation != "unstamped" && generation != m.generation {
         return Err(refuse(

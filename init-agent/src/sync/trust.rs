@@ -139,13 +139,9 @@ pub fn unverified_serial(sig: &str) -> Option<u64> {
 }
 
 /// Verifies `sig` (a .minisig file's text) over the manifest's bytes with the
-/// trusted keys, and that its comment names `generation`.
-pub fn verify(
-    manifest: &[u8],
-    sig: &str,
-    keys: &[Key],
-    generation: &str,
-) -> Result<Signed, TrustError> {
+/// trusted keys: before the manifest is even decoded, so that an altered one
+/// is named as such.
+pub fn verify(manifest: &[u8], sig: &str, keys: &[Key]) -> Result<Signed, TrustError> {
     let b = SignatureBox::from_string(sig).map_err(|e| TrustError::Malformed(e.to_string()))?;
     let id = key_id(b.keynum());
     let key = keys
@@ -158,18 +154,25 @@ pub fn verify(
     let text = b
         .trusted_comment()
         .map_err(|e| TrustError::Malformed(e.to_string()))?;
-    let (signed, serial) = parse_comment(&text).ok_or(TrustError::Comment(text))?;
-    if signed != generation {
-        return Err(TrustError::Generation {
-            signed,
-            found: generation.to_string(),
-        });
-    }
+    let (generation, serial) = parse_comment(&text).ok_or(TrustError::Comment(text))?;
     Ok(Signed {
-        generation: signed,
+        generation,
         serial,
         key: id,
     })
+}
+
+impl Signed {
+    /// The decoded manifest is the generation the signature names.
+    pub fn check_generation(&self, found: &str) -> Result<(), TrustError> {
+        if self.generation != found {
+            return Err(TrustError::Generation {
+                signed: self.generation.clone(),
+                found: found.to_string(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Refuses a serial lower than the last verified copy's.

@@ -15,18 +15,22 @@ use crate::sys::fsops::{self, TEMP_PREFIX};
 
 /// Puts what `write` makes under a temporary name in `dst` in the place of
 /// `e` with one rename: a crash leaves either the old or the new entry, plus
-/// at most a temporary the next run removes.
+/// at most a temporary the next run removes. A write that fails (a signed
+/// root's file refused) leaves the directory as it was, its mtime included.
 pub(super) fn swap_in<D>(
     e: &Entry<D>,
     dst: BorrowedFd,
     write: impl FnOnce(&CStr) -> Result<()>,
 ) -> Result<()> {
     let tmp = fsops::temp_name();
+    let dir_before = fsops::lstat(dst, c".").map_err(at("lstat", e.rel))?;
     let r = write(&tmp)
         .and_then(|()| fsops::rename(dst, &tmp, e.name).map_err(at("renaming into place", e.rel)));
     if r.is_err() {
         // Best effort: a leftover temporary is removed by the next run anyway.
-        let _ = fsops::unlink(dst, &tmp, false);
+        if fsops::unlink(dst, &tmp, false).is_ok() {
+            let _ = fsops::set_mtime(dst, c".", &dir_before);
+        }
     }
     r
 }

@@ -14,29 +14,30 @@ fn a_signed_manifest_verifies_with_its_key_and_nothing_else() {
     let (_, other) = pair();
     let body = b"IAMANIF\0 records";
     let sig = sign(body, &sk, "g1", 7).unwrap();
-    let ok = verify(body, &sig, &[other.clone(), key.clone()], "g1").unwrap();
+    let ok = verify(body, &sig, &[other.clone(), key.clone()]).unwrap();
     assert_eq!(
-        (ok.generation.as_str(), ok.serial, ok.key),
+        (ok.generation.as_str(), ok.serial, ok.key.clone()),
         ("g1", 7, key.id())
     );
     assert_eq!(
-        verify(body, &sig, &[other], "g1"),
+        verify(body, &sig, &[other]),
         Err(TrustError::UnknownKey(key.id()))
     );
     // One byte of the manifest changed.
     let mut altered = body.to_vec();
     altered[9] ^= 1;
     assert_eq!(
-        verify(&altered, &sig, std::slice::from_ref(&key), "g1"),
+        verify(&altered, &sig, std::slice::from_ref(&key)),
         Err(TrustError::BadSignature(key.id()))
     );
     // The signature names another generation than the manifest carries.
+    assert_eq!(ok.check_generation("g1"), Ok(()));
     assert!(matches!(
-        verify(body, &sig, std::slice::from_ref(&key), "g2"),
+        ok.check_generation("g2"),
         Err(TrustError::Generation { .. })
     ));
     assert!(matches!(
-        verify(body, "not a signature", &[key], "g1"),
+        verify(body, "not a signature", &[key]),
         Err(TrustError::Malformed(_))
     ));
 }
@@ -50,7 +51,7 @@ fn an_edited_trusted_comment_breaks_the_signature() {
     let forged = sig.replace("serial=3", "serial=9");
     assert_ne!(forged, sig);
     assert_eq!(
-        verify(body, &forged, std::slice::from_ref(&key), "g1"),
+        verify(body, &forged, std::slice::from_ref(&key)),
         Err(TrustError::BadSignature(key.id()))
     );
     assert_eq!(unverified_serial(&sig), Some(3));
