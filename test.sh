@@ -75,6 +75,8 @@ vmtests/pid1-outcome.sh
 vmtests/names.sh
 # The node as a real OS: two nodes synced boot their own systemd.
 vmtests/systemd-boot.sh
+# Signed roots: a node trusting the site key refuses what was not signed.
+vmtests/signed-root.sh
 # Every mode through every packaging: the standalone image, dracut, initramfs-tools.
 for packaging in standalone dracut initramfs-tools; do
     log "sync mode, $packaging"
