@@ -438,6 +438,11 @@ pub struct Mkinitramfs {
     /// configuration to embed as /etc/init-agent.toml
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// a public key file (keygen's PREFIX.pub) the node trusts, repeatable:
+    /// added as a [trust] table to the embedded configuration (sync mode
+    /// then boots only roots signed by one of the keys)
+    #[argh(option)]
+    pub trust: Vec<PathBuf>,
     /// extra tool to include, repeatable
     #[argh(option)]
     pub add_tool: Vec<PathBuf>,

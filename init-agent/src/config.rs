@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::cmdline::{Fallback, Mode};
 use crate::hwaddr::Mac;
+use crate::sync::trust::Key;
 
 pub use load::{load_file, parse, parse_cluster, ConfigError, LoadError};
 
@@ -42,6 +43,7 @@ pub struct Config {
     pub hooks: Hooks,
     /// `[hosts]`: `name = "address"`, like /etc/hosts; wins over DNS.
     pub hosts: BTreeMap<String, Ipv4Addr>,
+    pub trust: Trust,
 }
 
 /// `[boot]`: mode and failure policy.
@@ -147,6 +149,40 @@ pub struct Sync {
     pub jobs: u32,
     /// NFSv3 client: requests in flight at once, one connection each; 0 = 8.
     pub inflight: u32,
+}
+
+/// `[trust]`: the keys a standard root must be signed with. Only the
+/// initramfs's configuration sets it (the cluster file read from the master
+/// cannot): what the node trusts is not for the server to say.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Trust {
+    /// minisign public keys (a `.pub` file's base64 line); any one of them
+    /// may sign, so a new key is added before the old one goes (rotation).
+    /// None: sync mode copies whatever the server serves, unverified.
+    pub keys: Vec<String>,
+    /// Take a signed manifest with a lower serial than the disk's last
+    /// verified copy (an admin's deliberate rollback); else refused as a replay.
+    pub allow_rollback: bool,
+}
+
+impl Trust {
+    /// Each key, parsed (`check-config` reports those that do not parse at
+    /// their line and column).
+    pub fn parsed(&self) -> impl Iterator<Item = Result<Key, String>> + '_ {
+        self.keys.iter().map(|k| Key::parse(k, "[trust] keys"))
+    }
+
+    /// What a sync verifies with; `None` without keys. A key that does not
+    /// parse is an error, never left out: the node would trust less than
+    /// the admin wrote, or nothing at all.
+    pub fn for_sync(&self) -> Result<Option<crate::sync::trust::Trust>, String> {
+        let keys = self.parsed().collect::<Result<Vec<Key>, String>>()?;
+        Ok((!keys.is_empty()).then_some(crate::sync::trust::Trust {
+            keys,
+            allow_rollback: self.allow_rollback,
+        }))
+    }
 }
 
 /// `[[disk]]`: a local disk the agent may partition and format.
@@ -687,5 +723,6 @@ impl Config {
     }
 }
 
+// Its test keys serve the boot's tests too.
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

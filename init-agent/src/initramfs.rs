@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+use crate::config::{self, Config, ConfigError};
 use crate::modules::{ModuleDb, DEFAULT_MODULES, NFS_MODULES};
+use crate::sync::trust::Key;
 
 /// Tools taken from this machine when it has them: what sync mode needs to
 /// partition and format (by the layouts' file systems), and busybox for the
@@ -194,6 +196,72 @@ fn add_hooks(ar: &mut Archive, dir: &str, site: Option<&Path>) -> anyhow::Result
     Ok(())
 }
 
+/// What the image embeds as /etc/init-agent.toml: `--config`'s text, with a
+/// `[trust]` table of the `--trust` keys appended; checked as the boot will
+/// load it. `None`: neither was given.
+fn embedded_config(
+    config: Option<&Path>,
+    trust: &[PathBuf],
+) -> anyhow::Result<Option<(String, Config)>> {
+    let keys = trust
+        .iter()
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            Key::parse(&text, &format!("--trust {}", p.display())).map_err(anyhow::Error::msg)
+        })
+        .collect::<anyhow::Result<Vec<Key>>>()?;
+    let (name, text) = match config {
+        Some(conf) => (
+            conf.display().to_string(),
+            std::fs::read_to_string(conf).with_context(|| format!("reading {}", conf.display()))?,
+        ),
+        None if keys.is_empty() => return Ok(None),
+        None => ("the embedded configuration".to_string(), String::new()),
+    };
+    let invalid = |what: &str, errors: Vec<ConfigError>| {
+        let lines: Vec<String> = errors.iter().map(|e| format!("{what}:{e}")).collect();
+        anyhow::anyhow!("{}", lines.join("\n"))
+    };
+    let given = config::parse(&text).map_err(|e| invalid(&name, e))?;
+    let text = with_trust(&text, &given, &name, &keys)?;
+    let c =
+        config::parse(&text).map_err(|e| invalid(&format!("{name} with the --trust keys"), e))?;
+    Ok(Some((text, c)))
+}
+
+/// `text` (the configuration `given`) with a `[trust]` table of `keys`
+/// appended. One it has already is not rewritten (comments and layout would
+/// not survive): unless it lists the keys already, the admin lists them.
+fn with_trust(text: &str, given: &Config, name: &str, keys: &[Key]) -> anyhow::Result<String> {
+    let listed: Vec<String> = given.trust.parsed().flatten().map(|k| k.id()).collect();
+    if keys.iter().all(|k| listed.contains(&k.id())) {
+        return Ok(text.to_string());
+    }
+    let quoted: Vec<String> = keys.iter().map(|k| format!("\"{}\"", k.base64())).collect();
+    let has_trust = text
+        .parse::<toml::Table>()
+        .is_ok_and(|t| t.contains_key("trust"));
+    if has_trust {
+        bail!(
+            "{name} has a [trust] table already: list the keys in its `keys` instead of --trust (keys = [{}])",
+            quoted.join(", ")
+        );
+    }
+    let mut out = text.to_string();
+    if !out.is_empty() {
+        out.push_str(if out.ends_with('\n') { "\n" } else { "\n\n" });
+    }
+    out.push_str(
+        "# mkinitramfs --trust: the keys a standard root must be signed with.\n[trust]\nkeys = [\n",
+    );
+    for (k, q) in keys.iter().zip(&quoted) {
+        out.push_str(&format!("    {q}, # key {}\n", k.id()));
+    }
+    out.push_str("]\n");
+    Ok(out)
+}
+
 pub fn run(args: &crate::cli::Mkinitramfs) -> anyhow::Result<bool> {
     let release_dir = args.modules_dir.join(&args.kernel_release);
     let db = ModuleDb::load(&release_dir)
@@ -202,13 +270,11 @@ pub fn run(args: &crate::cli::Mkinitramfs) -> anyhow::Result<bool> {
     let mut ar = Archive::default();
     let mut hooks_dir = crate::config::Hooks::default().dir;
     let mut client = args.nfs;
-    if let Some(conf) = &args.config {
-        let c = crate::config::load_file(conf)
-            .with_context(|| format!("loading {}", conf.display()))?;
+    if let Some((text, c)) = embedded_config(args.config.as_deref(), &args.trust)? {
         client = client.or(c.source.client);
         wanted.extend(c.boot.modules.iter().cloned());
         hooks_dir = c.hooks.dir;
-        ar.file("etc/init-agent.toml", 0o644, std::fs::read(conf)?);
+        ar.file("etc/init-agent.toml", 0o644, text.into_bytes());
     }
     wanted.extend(args.module.iter().cloned());
     if client == Some(crate::cmdline::NfsClient::User) {
@@ -280,6 +346,82 @@ pub fn run(args: &crate::cli::Mkinitramfs) -> anyhow::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::{ID_A, ID_B, KEY_A, KEY_B};
+
+    /// The embedded configuration for `--config` (its text, if any) and
+    /// `--trust` files holding these keys.
+    fn embedded(config: Option<&str>, keys: &[&str]) -> anyhow::Result<Option<(String, Config)>> {
+        // One directory per call: the tests run in parallel.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("ia-mkinitramfs-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = config.map(|text| {
+            let p = dir.join("init-agent.toml");
+            std::fs::write(&p, text).unwrap();
+            p
+        });
+        let trust: Vec<PathBuf> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let p = dir.join(format!("{i}.pub"));
+                std::fs::write(&p, format!("untrusted comment: minisign public key\n{k}\n"))
+                    .unwrap();
+                p
+            })
+            .collect();
+        let r = embedded_config(conf.as_deref(), &trust);
+        std::fs::remove_dir_all(&dir).unwrap();
+        r
+    }
+
+    fn ids(c: &Config) -> Vec<String> {
+        c.trust.parsed().map(|k| k.unwrap().id()).collect()
+    }
+
+    #[test]
+    fn trust_keys_are_appended_to_the_embedded_configuration() {
+        let site = "[boot]\nmode = \"sync\"\n\n[hosts]\nmaster = \"10.0.0.1\"";
+        let (text, c) = embedded(Some(site), &[KEY_A, KEY_B]).unwrap().unwrap();
+        assert!(text.starts_with(site), "{text}");
+        assert_eq!(ids(&c), [ID_A, ID_B]);
+        assert_eq!(c.hosts.len(), 1);
+        // The configuration as the boot reads it.
+        assert_eq!(crate::config::parse(&text).unwrap(), c);
+        // Without --config: the [trust] table alone.
+        let (text, c) = embedded(None, &[KEY_B]).unwrap().unwrap();
+        assert!(text.starts_with("# mkinitramfs --trust"), "{text}");
+        assert_eq!(ids(&c), [ID_B]);
+        assert_eq!(c.boot, crate::config::Boot::default());
+        // Without --trust: the file as it is; with neither: nothing.
+        let (text, _) = embedded(Some(site), &[]).unwrap().unwrap();
+        assert_eq!(text, site);
+        assert!(embedded(None, &[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn trust_keys_are_refused_beside_a_trust_table_and_bad_keys() {
+        let site = format!("[trust]\nkeys = [\"{KEY_A}\"]\n");
+        // Listed there already: taken as it is.
+        let (text, _) = embedded(Some(&site), &[KEY_A]).unwrap().unwrap();
+        assert_eq!(text, site);
+        let e = embedded(Some(&site), &[KEY_B]).unwrap_err().to_string();
+        assert!(
+            e.ends_with(&format!("has a [trust] table already: list the keys in its `keys` instead of --trust (keys = [\"{KEY_B}\"])")),
+            "{e}"
+        );
+        let e = embedded(None, &["RWQnot-a-key"]).unwrap_err().to_string();
+        assert!(e.contains("0.pub: not a minisign public key"), "{e}");
+        // A key given twice: the boot would refuse the file, so does mkinitramfs.
+        let e = embedded(None, &[KEY_A, KEY_A]).unwrap_err().to_string();
+        assert!(e.contains(&format!("key {ID_A} is listed twice")), "{e}");
+        // A broken --config is reported at its own lines.
+        let e = embedded(Some("[boot]\nmode = \"fast\"\n"), &[KEY_A])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("init-agent.toml:2:"), "{e}");
+    }
 
     #[test]
     fn newc_entries_are_aligned_and_parents_come_first() {

@@ -335,7 +335,11 @@ fn execute(
             let (device, _) = sys.inspect_disk(disk).map_err(at)?;
             sys.mount_local(disk, &device, to).map_err(at)?;
         }
-        Step::MountLastComplete { disk, at: to } => {
+        Step::MountLastComplete {
+            disk,
+            at: to,
+            verified_only,
+        } => {
             let (device, found) = sys.inspect_disk(disk).map_err(at)?;
             if found != Found::Ours {
                 return Err(refused(format!(
@@ -344,20 +348,28 @@ fn execute(
                 )));
             }
             sys.mount_local(disk, &device, to).map_err(at)?;
-            match sys.local_state(to) {
-                State::Complete { generation: g, .. } => {
+            let why = match sys.local_state(to) {
+                State::Complete {
+                    generation: g,
+                    verified,
+                } if verified || !verified_only => {
                     log::warn!(
-                        "booting the last complete local copy (generation {g}) without syncing"
+                        "booting the last complete local copy (generation {g}{}) without syncing",
+                        if verified { ", verified" } else { "" }
                     );
+                    return Ok(());
                 }
-                other => {
-                    let _ = sys.unmount(to);
-                    return Err(refused(format!(
-                        "the local copy on {} is not complete (state {other}): it cannot be booted",
-                        device.display()
-                    )));
-                }
-            }
+                State::Complete { generation: g, .. } => format!(
+                    "the local copy on {} (generation {g}) was not verified against a signed manifest: not booted",
+                    device.display()
+                ),
+                other => format!(
+                    "the local copy on {} is not complete (state {other}): it cannot be booted",
+                    device.display()
+                ),
+            };
+            let _ = sys.unmount(to);
+            return Err(refused(why));
         }
         Step::Sync {
             to,
@@ -366,6 +378,7 @@ fn execute(
             checksum,
             jobs,
             inflight,
+            trust,
         } => {
             let reached = facts
                 .source
@@ -382,6 +395,7 @@ fn execute(
                 // A kernel mount shows the manifest as a file; the userspace
                 // client reads it through.
                 source_manifest: true,
+                trust: trust.clone(),
                 ..Options::default()
             };
             let report = sys.sync(&src, to, &opts).map_err(at)?;

@@ -15,6 +15,7 @@ use toml::Spanned;
 
 use super::validate::{validate, Seg};
 use super::Config;
+use crate::cmdline::Mode;
 
 /// One problem in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +101,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
 /// initramfs's (`embedded`): each section the cluster file has replaces the
 /// embedded one whole (a `[[node]]` list replaces the list), the others stay;
 /// `[net]`, `[source]` and `[hosts]` (how the node reaches the master)
-/// cannot come from it.
+/// cannot come from it, nor `[trust]` (what the node accepts from it).
 /// Checked like a configuration file, then checked merged. Returns the
 /// merged configuration and the sections taken from the cluster file.
 pub fn parse_cluster(
@@ -135,6 +136,13 @@ pub fn parse_cluster(
             "node" => merged.node = cluster.node.clone(),
             "group" => merged.group = cluster.group.clone(),
             "hooks" => merged.hooks = cluster.hooks.clone(),
+            "trust" => {
+                errors.push(at(
+                    value.span(),
+                    "[trust] cannot come from the cluster file: the master must not choose what the node trusts (set it in the initramfs's configuration)".into(),
+                ));
+                continue;
+            }
             // deny_unknown_fields left only net, source and hosts here.
             _ => {
                 errors.push(at(
@@ -145,6 +153,14 @@ pub fn parse_cluster(
             }
         }
         taken.push(key.to_string());
+    }
+    if !embedded.trust.keys.is_empty() {
+        errors.extend(live_modes(&cluster).into_iter().map(|(path, mode)| {
+            at(
+                span_of(&root, &path),
+                format!("mode {mode} cannot come from the cluster file of a node with [trust] keys: it mounts the standard root live, unverified (set it in the initramfs's configuration)"),
+            )
+        }));
     }
     // Sections that each pass alone may not together (a node row naming a
     // group only the other file has).
@@ -159,6 +175,18 @@ pub fn parse_cluster(
     } else {
         Err(errors)
     }
+}
+
+/// The modes a cluster file names that mount the standard root live: with
+/// them a master could take a node that verifies what it syncs off its
+/// signed roots.
+fn live_modes(cluster: &Config) -> Vec<(Vec<Seg>, Mode)> {
+    let live = |m: Option<Mode>| m.filter(|m| !matches!(m, Mode::Sync | Mode::Local));
+    let boot = live(cluster.boot.mode).map(|m| (vec![Seg::Key("boot"), Seg::Key("mode")], m));
+    let nodes = cluster.node.iter().enumerate().filter_map(|(i, n)| {
+        live(n.mode).map(|m| (vec![Seg::Key("node"), Seg::Index(i), Seg::Key("mode")], m))
+    });
+    boot.into_iter().chain(nodes).collect()
 }
 
 fn deserialize(doc: &Spanned<DeValue<'_>>) -> Result<Config, toml::de::Error> {

@@ -442,3 +442,95 @@ fn a_cluster_file_replaces_the_sections_it_has_and_not_how_to_reach_the_master()
     let e = parse_cluster("[boot]\nmode = \"fast\"\n", &embedded).unwrap_err();
     assert_eq!(e[0].line, 2, "{e:?}");
 }
+
+/// Two keys made by `init-agent keygen`, and their minisign ids.
+pub(crate) const KEY_A: &str = "RWRtah1xZ0taxsWIwUfqHNiK8TrTiqInYvTCxbPA4Z6ueujiAdUuOKct";
+pub(crate) const KEY_B: &str = "RWSker+IQrLo+zZTlXDjJ6IquAmvnXvvMapGrVwJjhmbQuKQIgwZn1VO";
+pub(crate) const ID_A: &str = "C65A4B67711D6A6D";
+pub(crate) const ID_B: &str = "FBE8B24288BF7AA4";
+
+#[test]
+fn trust_takes_several_keys_and_defaults_to_none() {
+    assert_eq!(Config::default().trust.for_sync(), Ok(None));
+    let c = parse(&format!(
+        "[trust]\nkeys = [\"{KEY_A}\", \"{KEY_B}\"]\nallow_rollback = true\n"
+    ))
+    .unwrap();
+    let t = c
+        .trust
+        .for_sync()
+        .unwrap()
+        .expect("keys give a verifying sync");
+    assert_eq!(
+        t.keys.iter().map(|k| k.id()).collect::<Vec<_>>(),
+        [ID_A, ID_B]
+    );
+    assert!(t.allow_rollback);
+    // Unvalidated (built in code, or read without the checks), a bad key
+    // fails the sync's trust whole: none is left out.
+    let mut c = c;
+    c.trust.keys.push("RWQnot-a-key".into());
+    assert!(c.trust.for_sync().is_err());
+}
+
+#[test]
+fn a_key_that_does_not_parse_is_an_error_at_its_line_and_column() {
+    let text =
+        format!("[boot]\nmode = \"sync\"\n\n[trust]\nkeys = [\"{KEY_A}\", \"RWQnot-a-key\"]\n");
+    let e = errors(&text);
+    let column = 9 + KEY_A.len() + 4;
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with(&format!(
+            "5:{column}: [trust] keys: not a minisign public key"
+        )),
+        "{e:?}"
+    );
+    let e = errors("[trust]\nallow_rolback = true\n");
+    assert!(
+        e[0].starts_with("2:1: unknown field `allow_rolback`"),
+        "{e:?}"
+    );
+    let e = errors(&format!("[trust]\nkeys = [\"{KEY_A}\", \"{KEY_A}\"]\n"));
+    assert_eq!(e, [format!("2:{column}: key {ID_A} is listed twice")]);
+}
+
+#[test]
+fn the_cluster_file_cannot_change_what_the_node_trusts() {
+    let embedded = parse(&format!(
+        "[boot]\nmode = \"sync\"\n[trust]\nkeys = [\"{KEY_A}\"]\n"
+    ))
+    .unwrap();
+    let e = parse_cluster(
+        &format!("[sync]\nchecksum = true\n\n[trust]\nkeys = [\"{KEY_B}\"]\n"),
+        &embedded,
+    )
+    .unwrap_err();
+    assert_eq!((e[0].line, e[0].column), (4, 1), "{e:?}");
+    assert!(
+        e[0].message
+            .contains("[trust] cannot come from the cluster file: the master must not choose what the node trusts"),
+        "{e:?}"
+    );
+    // Nor take a verifying node off its signed roots by naming a live mode.
+    let e = parse_cluster(
+        "[boot]\nmode = \"nfsroot\"\n[[node]]\nname = \"cn001\"\nmode = \"local\"\n[[node]]\nname = \"cn002\"\nmode = \"update\"\n",
+        &embedded,
+    )
+    .unwrap_err();
+    let at: Vec<(usize, usize)> = e.iter().map(|e| (e.line, e.column)).collect();
+    assert_eq!(at, [(2, 8), (8, 8)], "{e:?}");
+    assert!(
+        e[1].message.starts_with(
+            "mode update cannot come from the cluster file of a node with [trust] keys"
+        ),
+        "{e:?}"
+    );
+    // Without keys the cluster file may choose any mode.
+    let unsigned = parse("[boot]\nmode = \"sync\"\n").unwrap();
+    let (merged, _) = parse_cluster("[boot]\nmode = \"nfsroot\"\n", &unsigned).unwrap();
+    assert_eq!(merged.boot.mode, Some(Mode::Nfsroot));
+    // With keys, the embedded ones stay when the cluster file is taken.
+    let (merged, _) = parse_cluster("[boot]\nmode = \"local\"\n", &embedded).unwrap();
+    assert_eq!(merged.trust, embedded.trust);
+}

@@ -140,6 +140,16 @@ pub fn validate(c: &Config) -> Vec<Problem> {
             "must be at least 1 second".into(),
         );
     }
+    // Twice is a slip, perhaps where the new key of a rotation was meant.
+    let mut ids = BTreeSet::new();
+    for (i, key) in c.trust.parsed().enumerate() {
+        let at = [K("trust"), K("keys"), I(i)];
+        match key {
+            Ok(k) if !ids.insert(k.id()) => ck.fail(&at, format!("key {} is listed twice", k.id())),
+            Ok(_) => {}
+            Err(e) => ck.fail(&at, e),
+        }
+    }
     ck.problems
 }
 

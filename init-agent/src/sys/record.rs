@@ -64,6 +64,8 @@ pub enum Call {
         exclude: Vec<String>,
         protect: Vec<String>,
         checksum: bool,
+        /// The ids of the keys it verifies with, and allow_rollback.
+        trust: Option<(Vec<String>, bool)>,
     },
     Statelite {
         root: String,
@@ -100,6 +102,8 @@ pub struct Recording {
     pub host_mount: Option<(String, bool)>,
     /// The cluster configuration the standard root holds.
     pub cluster: Option<Vec<u8>>,
+    /// The marker of the copy on the node's disk; `None`: complete and verified.
+    pub local: Option<crate::sync::state::State>,
 }
 
 impl Sys for Recording {
@@ -196,10 +200,12 @@ impl Sys for Recording {
     }
     fn local_state(&mut self, at: &str) -> crate::sync::state::State {
         self.calls.push(Call::LocalState(at.into()));
-        crate::sync::state::State::Complete {
-            generation: "g1".into(),
-            verified: false,
-        }
+        self.local
+            .clone()
+            .unwrap_or(crate::sync::state::State::Complete {
+                generation: "g1".into(),
+                verified: true,
+            })
     }
     fn sync(&mut self, src: &SyncSource, to: &str, opts: &Options) -> Result<Report, SysError> {
         self.calls.push(Call::Sync {
@@ -208,6 +214,10 @@ impl Sys for Recording {
             exclude: opts.exclude.clone(),
             protect: opts.protect.clone(),
             checksum: opts.checksum,
+            trust: opts
+                .trust
+                .as_ref()
+                .map(|t| (t.keys.iter().map(|k| k.id()).collect(), t.allow_rollback)),
         });
         Ok(Report::default())
     }

@@ -257,6 +257,13 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
         None if p.statemnt.is_some() => (Mode::Statelite, "STATEMNT="),
         None => (Mode::Nfsroot, "the default"),
     };
+    if !c.trust.keys.is_empty() && !matches!(mode, Mode::Sync | Mode::Local) {
+        // Signatures cover a manifest a sync checks every file against; a
+        // live mount reads the server's files as they come.
+        notes.push(format!(
+            "[trust] keys are not used: mode {mode} mounts the standard root live, and reads of a live NFS root cannot be verified (sync mode verifies)"
+        ));
+    }
     let cluster = match (&p.agent.cluster, mode) {
         (_, Mode::Local) | (Some(ClusterKey::Off), _) => None,
         (Some(ClusterKey::Path(path)), _) => Some(path.clone()),

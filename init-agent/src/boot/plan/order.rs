@@ -91,6 +91,13 @@ pub(super) fn steps(
         args: plan.init_args.clone(),
     };
     let standalone = plan.packaging == Packaging::Standalone;
+    // With keys, a local copy boots only if it was verified when synced: an
+    // unverified one may hold what a rogue server served before the keys.
+    let verified_only = !c.trust.keys.is_empty();
+    let trust = c.trust.for_sync().unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    });
     let mut steps = Vec::new();
     // rd.break and the shell are the host initramfs's under dracut and initramfs-tools.
     let brk = |steps: &mut Vec<Step>, stage| {
@@ -114,6 +121,7 @@ pub(super) fn steps(
             steps.push(Step::MountLastComplete {
                 disk: root_disk.clone(),
                 at: plan.root.clone(),
+                verified_only,
             });
             steps.push(hooks("pre-switch"));
             brk(&mut steps, BreakStage::PrePivot);
@@ -192,6 +200,7 @@ pub(super) fn steps(
                     checksum,
                     jobs: c.sync.jobs,
                     inflight: c.sync.inflight,
+                    trust: trust.clone(),
                 });
                 if plan.source.client == NfsClient::Kernel || plan.source.kernel_fallback {
                     steps.push(Step::ReleaseSource {
@@ -203,6 +212,7 @@ pub(super) fn steps(
                     Step::MountLastComplete {
                         disk: root_disk.clone(),
                         at: plan.root.clone(),
+                        verified_only,
                     },
                     hooks("pre-switch"),
                 ];

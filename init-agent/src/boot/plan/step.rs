@@ -13,6 +13,7 @@ use crate::config::{self, Disk, LiteTree};
 use crate::hooks::Phase;
 use crate::modes::statelite::plan::{applies, trees, Entry, Variables};
 use crate::source::spec::{Host, NfsExport};
+use crate::sync::trust::{Key, Trust};
 
 /// One step of the boot, in order, with everything its executor needs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -79,6 +80,10 @@ pub enum Step {
         checksum: bool,
         jobs: u32,
         inflight: u32,
+        /// `[trust]`: sync only a manifest one of the keys signed; `None`
+        /// (no keys): whatever the server serves.
+        #[serde(serialize_with = "trust_json")]
+        trust: Option<Trust>,
     },
     /// The node runs from its disk: the kernel mount of the standard root goes.
     ReleaseSource {
@@ -88,6 +93,9 @@ pub enum Step {
     MountLastComplete {
         disk: Disk,
         at: String,
+        /// `[trust]` has keys: a copy not synced from a signed manifest is
+        /// refused too.
+        verified_only: bool,
     },
     /// Statelite: litefile/litetree/persistent bind mounts on the read-only root.
     Statelite {
@@ -266,22 +274,33 @@ impl fmt::Display for Step {
                 exclude,
                 protect,
                 checksum,
+                trust,
                 ..
             } => write!(
                 f,
-                "sync the standard root -> {to}/ (exact copy{}; exclude {}; protect {})",
+                "sync the standard root -> {to}/ (exact copy{}; exclude {}; protect {}); {}",
                 if *checksum { ", compare contents" } else { "" },
                 list_or_none(exclude),
-                list_or_none(protect)
+                list_or_none(protect),
+                verify_text(trust.as_ref())
             ),
             Step::ReleaseSource { at } => {
                 write!(f, "unmount the standard root from {at} if the kernel client mounted it")
             }
-            Step::MountLastComplete { disk, at } => write!(
+            Step::MountLastComplete {
+                disk,
+                at,
+                verified_only,
+            } => write!(
                 f,
-                "mount the last complete local copy (partition `{}` of {}) on {at}, if the disk is ours and complete",
+                "mount the last complete local copy (partition `{}` of {}) on {at}, if the disk is ours and complete{}",
                 root_partition_name(disk),
-                disk.device
+                disk.device,
+                if *verified_only {
+                    " and was verified against a signed manifest"
+                } else {
+                    ""
+                }
             ),
             Step::Statelite {
                 image,
@@ -345,6 +364,35 @@ impl fmt::Display for Step {
             }
         }
     }
+}
+
+/// What a sync checks the standard root against, as explain says it.
+pub fn verify_text(trust: Option<&Trust>) -> String {
+    match trust {
+        Some(t) => format!(
+            "verify: signed manifest required (keys {}; {})",
+            t.keys.iter().map(Key::id).collect::<Vec<_>>().join(", "),
+            if t.allow_rollback {
+                "allow_rollback: a lower serial than the disk's last verified copy is taken"
+            } else {
+                "a lower serial than the disk's last verified copy is refused"
+            }
+        ),
+        None => "not verified: no [trust] keys (the node syncs whatever the server serves)".into(),
+    }
+}
+
+/// The keys with their ids, as minisign names them, for `explain --json`.
+fn trust_json<S: serde::Serializer>(trust: &Option<Trust>, s: S) -> Result<S::Ok, S::Error> {
+    trust
+        .as_ref()
+        .map(|t| {
+            serde_json::json!({
+                "keys": t.keys.iter().map(|k| serde_json::json!({"id": k.id(), "key": k.base64()})).collect::<Vec<_>>(),
+                "allow_rollback": t.allow_rollback,
+            })
+        })
+        .serialize(s)
 }
 
 fn store_text(store: &Option<NfsExport>) -> String {

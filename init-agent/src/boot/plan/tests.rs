@@ -797,3 +797,97 @@ fn the_cluster_file_is_read_unless_off_and_never_in_local_mode() {
         "{v:#}"
     );
 }
+
+#[test]
+fn with_trust_keys_the_sync_verifies_and_the_local_copy_must_be_verified() {
+    use crate::config::tests::{ID_A, ID_B, KEY_A, KEY_B};
+    let sync = "root=nfs:10.0.0.9:/r initagent.mode=sync initagent.disk=/dev/vda";
+    let keys = format!("[trust]\nkeys = [\"{KEY_A}\", \"{KEY_B}\"]\n");
+    let step = |v: &Value, kind: &str| -> Value {
+        v["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(v["local"].as_array().into_iter().flatten())
+            .find(|s| s["step"] == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind} step in {v:#}"))
+    };
+    let v = plan_json(sync, &keys);
+    assert_eq!(v["errors"], json!([]), "{v:#}");
+    assert_eq!(
+        step(&v, "sync")["trust"],
+        json!({
+            "keys": [{"id": ID_A, "key": KEY_A}, {"id": ID_B, "key": KEY_B}],
+            "allow_rollback": false,
+        })
+    );
+    assert_eq!(
+        step(&v, "mount_last_complete")["verified_only"],
+        json!(true)
+    );
+    let c = config::parse(&keys).unwrap();
+    let p = boot(&parse(sync), &c, Target::default());
+    let shown = crate::boot::explain::render(&p, "test", None);
+    assert!(
+        shown.contains(&format!("verify: signed manifest required (keys {ID_A}, {ID_B}; a lower serial than the disk's last verified copy is refused)")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(
+            "if the disk is ours and complete and was verified against a signed manifest"
+        ),
+        "{shown}"
+    );
+    let v = plan_json(sync, &format!("{keys}allow_rollback = true\n"));
+    assert_eq!(step(&v, "sync")["trust"]["allow_rollback"], json!(true));
+
+    // No keys: said so, and any complete copy boots.
+    let v = plan_json(sync, "");
+    assert_eq!(step(&v, "sync")["trust"], Value::Null);
+    assert_eq!(
+        step(&v, "mount_last_complete")["verified_only"],
+        json!(false)
+    );
+    let p = boot(&parse(sync), &Config::default(), Target::default());
+    assert!(crate::boot::explain::render(&p, "test", None)
+        .contains("not verified: no [trust] keys (the node syncs whatever the server serves)"));
+    // Mode local boots only a verified copy too.
+    let v = plan_json("initagent.mode=local initagent.disk=/dev/vda", &keys);
+    assert_eq!(
+        step(&v, "mount_last_complete")["verified_only"],
+        json!(true)
+    );
+}
+
+#[test]
+fn with_trust_keys_a_live_root_is_said_to_be_unverified() {
+    use crate::config::tests::KEY_A;
+    let keys = format!("[trust]\nkeys = [\"{KEY_A}\"]\n");
+    let unverified = "reads of a live NFS root cannot be verified";
+    for cmdline in [
+        "root=nfs:10.0.0.9:/r initagent.mode=nfsroot",
+        "root=nfs:10.0.0.9:/r initagent.mode=update",
+        "root=nfs:10.0.0.9:/r initagent.mode=overlay",
+        "root=nfs:10.0.0.9:/r STATEMNT= NODE=cn01",
+        "root=nfs:10.0.0.9:/r initagent.mode=nfsroot initagent.nodeid=3",
+    ] {
+        let v = plan_json(cmdline, &keys);
+        assert_eq!(v["errors"], json!([]), "{cmdline}: {v:#}");
+        let notes = v["notes"].to_string();
+        assert_eq!(notes.matches(unverified).count(), 1, "{cmdline}: {notes}");
+        // The boot goes on: nothing else changes.
+        let mut without = plan_json(cmdline, "");
+        without["notes"] = v["notes"].clone();
+        assert_eq!(v, without, "{cmdline}");
+    }
+    for cmdline in [
+        "root=nfs:10.0.0.9:/r initagent.mode=sync initagent.disk=/dev/vda",
+        "initagent.mode=local initagent.disk=/dev/vda",
+    ] {
+        let v = plan_json(cmdline, &keys);
+        assert!(!v["notes"].to_string().contains(unverified), "{cmdline}");
+    }
+    let v = plan_json("root=nfs:10.0.0.9:/r initagent.mode=nfsroot", "");
+    assert!(!v["notes"].to_string().contains(unverified));
+}

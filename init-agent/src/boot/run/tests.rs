@@ -172,7 +172,7 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
                     at: at.clone(),
                 });
             }
-            Step::MountLastComplete { disk, at } => {
+            Step::MountLastComplete { disk, at, .. } => {
                 calls.push(Call::InspectDisk(disk.device.clone()));
                 calls.push(Call::MountLocal {
                     device: disk.device.clone(),
@@ -185,6 +185,7 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
                 exclude,
                 protect,
                 checksum,
+                trust,
                 ..
             } => calls.push(Call::Sync {
                 src: mounted.clone().or(endpoint.clone()).unwrap_or_default(),
@@ -192,6 +193,9 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
                 exclude: exclude.clone(),
                 protect: protect.clone(),
                 checksum: *checksum,
+                trust: trust
+                    .as_ref()
+                    .map(|t| (t.keys.iter().map(|k| k.id()).collect(), t.allow_rollback)),
             }),
             Step::ReleaseSource { at } => {
                 if mounted.as_deref() == Some(at.as_str()) {
@@ -693,4 +697,83 @@ fn the_cluster_file_makes_the_rest_of_the_boot() {
         why.starts_with(" the plan made with it: ") && why.contains("disk"),
         "{why}"
     );
+}
+
+/// `[trust]` keys reach the sync as they are planned; with them the local
+/// copy boots only when its marker says it was verified.
+#[test]
+fn trust_keys_reach_the_sync_and_an_unverified_local_copy_is_not_booted() {
+    use crate::config::tests::{ID_A, ID_B, KEY_A, KEY_B};
+    use crate::sync::state::State;
+    let keys = format!("{CONFIG}[trust]\nkeys = [\"{KEY_A}\", \"{KEY_B}\"]\n");
+    let mut accepted = 0;
+    for cmdline in CMDLINES.iter().filter(|c| c.contains("mode=sync")) {
+        for packaging in [Packaging::Standalone, Packaging::InitramfsTools] {
+            // Accepted, and run, exactly as without keys.
+            let env = || dhcp(Some("10.0.0.7:/srv/dhcp"), Some("cn09"));
+            let with_keys = check(cmdline, &keys, packaging, env());
+            assert_eq!(
+                with_keys,
+                check(cmdline, CONFIG, packaging, env()),
+                "{cmdline}"
+            );
+            accepted += usize::from(with_keys);
+        }
+    }
+    assert!(accepted > 8, "{accepted}");
+    let (_, env, _) = boot(CMDLINES[0], &keys, Packaging::Standalone, dhcp(None, None)).unwrap();
+    assert!(
+        env.calls.iter().any(
+            |c| matches!(c, Call::Sync { trust: Some((ids, false)), .. } if ids == &[ID_A, ID_B])
+        ),
+        "{:#?}",
+        env.calls
+    );
+
+    let local = |config: &str, marker: State| {
+        let p = plan::boot(
+            &crate::cmdline::parse("initagent.mode=local initagent.disk=/dev/vda"),
+            &toml::from_str(config).unwrap(),
+            Target::default(),
+        );
+        let mut env = Recording {
+            local: Some(marker),
+            ..Recording::default()
+        };
+        let r = run(&p, &p.steps, &mut env, &mut Facts::default());
+        (r, env.calls)
+    };
+    let unverified = State::Complete {
+        generation: "g1".into(),
+        verified: false,
+    };
+    let (r, calls) = local(&keys, unverified.clone());
+    let why = r.unwrap_err().to_string();
+    assert!(
+        why.starts_with("local root: the local copy on /dev/vda")
+            && why.ends_with(
+                "(generation g1) was not verified against a signed manifest: not booted"
+            ),
+        "{why}"
+    );
+    assert_eq!(calls.last(), Some(&Call::Unmount("/sysroot".into())));
+    // Verified, or no keys: it boots (to switch_root).
+    let verified = State::Complete {
+        generation: "g1".into(),
+        verified: true,
+    };
+    for (config, marker) in [(keys.as_str(), verified), (CONFIG, unverified)] {
+        let (r, calls) = local(config, marker);
+        assert!(
+            matches!(
+                r,
+                Err(BootError::Sys {
+                    step: "switch_root",
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+        assert!(!calls.contains(&Call::Unmount("/sysroot".into())));
+    }
 }
