@@ -19,6 +19,7 @@ pub enum Command {
     Sync(Sync),
     Manifest(Manifest),
     Keygen(Keygen),
+    Verify(Verify),
     Statelite(Statelite),
     Cdsl(Cdsl),
     Mkinitramfs(Mkinitramfs),
@@ -169,6 +170,11 @@ pub struct Sync {
     /// print one line per change on stdout: +created >replaced .metadata -deleted
     #[argh(switch, short = 'i')]
     pub itemize: bool,
+    /// print the changes (with --dry-run: what would change) and the counts as
+    /// one JSON document on stdout: {dry_run, changes: [{change:
+    /// create|replace|meta|delete, kind, path}], counts}
+    #[argh(switch)]
+    pub json: bool,
     /// the standard root's manifest (init-agent manifest): only entries that
     /// differ from it are read from SRC; rejected (full walk) when it does not
     /// match SRC's generation or fails its integrity check
@@ -232,6 +238,54 @@ pub struct Keygen {
     /// (default: unencrypted, as minisign -G -W)
     #[argh(option)]
     pub password_file: Option<PathBuf>,
+}
+
+/// Audit a node's local copy ROOT against the standard root's manifest (of
+/// `init-agent manifest`): list every difference, one line each: missing,
+/// extra, type, content (BLAKE3 of every file), target (symlinks), device,
+/// mode, owner, mtime, xattrs, hardlinks. Below a missing, extra or retyped
+/// directory only the directory is listed. ROOT is walked without following
+/// symlinks; /.init-agent is left out, /lost+found protected.
+///
+/// Patterns are those of `sync`: excluded paths are left out on both sides;
+/// protected ones are left out where the node has them (a sync keeps them)
+/// and missing where it lacks them (a sync creates them). By default the
+/// boot's built-in lists apply, so that a node's own identity is not a
+/// difference: protected /etc/machine-id, /etc/hostname,
+/// /etc/ssh/ssh_host_*, /var/lib/systemd/random-seed, /var/log/** (SYNC_PROTECT
+/// in boot/plan/disks.rs) and excluded /proc/**, /sys/**, /dev/**, /run/**
+/// (SYNC_EXCLUDE: a boot never copies them). --all drops the protected list.
+/// Exits 0 when ROOT is what the manifest says, 1 when it differs or the
+/// signature does not verify, 2 on errors (unreadable manifest, I/O).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "verify")]
+pub struct Verify {
+    /// the local copy to audit (e.g. / on a running node)
+    #[argh(positional)]
+    pub root: PathBuf,
+    /// the standard root's manifest
+    #[argh(option)]
+    pub manifest: PathBuf,
+    /// a trusted minisign public key (repeatable): MANIFEST.minisig must be
+    /// a signature of one of them before anything is compared
+    #[argh(option)]
+    pub key: Vec<PathBuf>,
+    /// print one JSON document: {manifest, generation, verified, identical,
+    /// compared, counts, differences: [{path, what, found, expected, below}]}
+    #[argh(switch)]
+    pub json: bool,
+    /// pattern left out on both sides (repeatable)
+    #[argh(option)]
+    pub exclude: Vec<String>,
+    /// pattern of node-local state: compared only for being there (repeatable)
+    #[argh(option)]
+    pub protect: Vec<String>,
+    /// configuration file whose [sync] exclude/protect apply too, as at boot
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// compare the node's identity too: no built-in protected list
+    #[argh(switch)]
+    pub all: bool,
 }
 
 /// xCAT statelite: import tables, prepare an image, apply them to a root.

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Sync(a) => init_agent::sync::command::run(&a),
         Command::Manifest(a) => init_agent::sync::command::manifest(&a),
         Command::Keygen(a) => init_agent::sync::command::keygen(&a),
+        Command::Verify(a) => init_agent::sync::command::verify(&a),
         Command::Statelite(a) => init_agent::modes::statelite::command::run(&a),
         Command::Cdsl(a) => init_agent::modes::cdsl::command(&a),
         Command::Mkinitramfs(a) => init_agent::initramfs::run(&a),

@@ -2,8 +2,11 @@
 
 use anyhow::Context;
 
+use std::path::{Path, PathBuf};
+
 use super::manifest;
 use super::pattern::PatternSet;
+use super::trust;
 use super::Options;
 use crate::cli;
 use crate::config;
@@ -16,29 +19,12 @@ pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
     } else {
         log::LevelFilter::Info
     });
-    let conf = match &args.config {
-        Some(path) => {
-            config::load_file(path)
-                .with_context(|| format!("loading {}", path.display()))?
-                .sync
-        }
-        None => config::Sync::default(),
-    };
+    let conf = sync_config(args.config.as_deref())?;
     let trust = if args.trust.is_empty() {
         None
     } else {
-        let keys = args
-            .trust
-            .iter()
-            .map(|p| {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?;
-                super::trust::Key::parse(&text, &p.display().to_string())
-                    .map_err(anyhow::Error::msg)
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
         Some(super::trust::Trust {
-            keys,
+            keys: load_keys(&args.trust)?,
             allow_rollback: args.allow_rollback,
         })
     };
@@ -50,6 +36,7 @@ pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
         jobs: args.jobs.unwrap_or(conf.jobs as usize),
         quiet: args.quiet,
         itemize: args.itemize,
+        collect_changes: args.json,
         manifest: args.manifest.clone(),
         source_manifest: args.source_manifest,
         no_marker: false,
@@ -84,6 +71,21 @@ pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
+    if args.json {
+        // A struct, not json!: its fields print in this order.
+        #[derive(serde::Serialize)]
+        struct Doc<'a> {
+            dry_run: bool,
+            changes: &'a [super::engine::Itemized],
+            counts: &'a super::Counts,
+        }
+        let doc = Doc {
+            dry_run: report.dry_run,
+            changes: report.changes.as_deref().unwrap_or_default(),
+            counts: &report.counts,
+        };
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    }
     if !args.quiet {
         let c = &report.counts;
         eprintln!(
@@ -101,6 +103,130 @@ pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
         );
     }
     Ok(true)
+}
+
+/// The [sync] section of a configuration file, or the defaults without one.
+fn sync_config(path: Option<&Path>) -> anyhow::Result<config::Sync> {
+    Ok(match path {
+        Some(path) => {
+            config::load_file(path)
+                .with_context(|| format!("loading {}", path.display()))?
+                .sync
+        }
+        None => config::Sync::default(),
+    })
+}
+
+/// Public key files (`sync --trust`, `verify --key`).
+fn load_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<trust::Key>> {
+    paths
+        .iter()
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            trust::Key::parse(&text, &p.display().to_string()).map_err(anyhow::Error::msg)
+        })
+        .collect()
+}
+
+/// `init-agent verify --manifest M [--key K]... ROOT`: Ok(false) when ROOT
+/// differs or the signature does not verify.
+pub fn verify(args: &cli::Verify) -> anyhow::Result<bool> {
+    let conf = sync_config(args.config.as_deref())?;
+    let keys = load_keys(&args.key)?;
+    let name = args.manifest.display().to_string();
+    let bytes = std::fs::read(&args.manifest).with_context(|| format!("reading {name}"))?;
+    let m = match manifest::decode(&bytes, &name) {
+        Ok(m) => m,
+        // With keys an altered manifest is refused like a bad signature.
+        Err(e) if !keys.is_empty() => {
+            eprintln!("init-agent verify: refused: {e}");
+            return Ok(false);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let verified = if keys.is_empty() {
+        None
+    } else {
+        match check_signature(&args.manifest, &bytes, &keys, &m.generation) {
+            Ok(signed) => Some(signed),
+            Err(e) => {
+                eprintln!("init-agent verify: refused: {name}: {e}");
+                return Ok(false);
+            }
+        }
+    };
+    let builtin_protect = if args.all {
+        &[][..]
+    } else {
+        crate::boot::plan::SYNC_PROTECT
+    };
+    let exclude: Vec<String> = crate::boot::plan::SYNC_EXCLUDE
+        .iter()
+        .map(|s| s.to_string())
+        .chain(conf.exclude.iter().chain(&args.exclude).cloned())
+        .collect();
+    let protect: Vec<String> = builtin_protect
+        .iter()
+        .map(|s| s.to_string())
+        .chain(conf.protect.iter().chain(&args.protect).cloned())
+        .collect();
+    let audit = super::verify::audit(&m, &args.root, &exclude, &protect)
+        .with_context(|| format!("auditing {}", args.root.display()))?;
+    let identical = audit.differences.is_empty();
+    if args.json {
+        #[derive(serde::Serialize)]
+        struct Doc<'a> {
+            manifest: &'a str,
+            generation: &'a str,
+            verified: Option<&'a trust::Signed>,
+            identical: bool,
+            #[serde(flatten)]
+            audit: &'a super::verify::Audit,
+        }
+        let doc = Doc {
+            manifest: &name,
+            generation: &m.generation,
+            verified: verified.as_ref(),
+            identical,
+            audit: &audit,
+        };
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        for d in &audit.differences {
+            println!("{d}");
+        }
+    }
+    let signed = verified.map_or(String::new(), |s| {
+        format!(", signed by key {} serial {}", s.key, s.serial)
+    });
+    eprintln!(
+        "verify: {} differences in {} entries compared with generation {}{signed}",
+        audit.differences.len(),
+        audit.compared,
+        m.generation
+    );
+    Ok(identical)
+}
+
+/// The manifest's signature (MANIFEST.minisig) by one of `keys`.
+fn check_signature(
+    path: &Path,
+    bytes: &[u8],
+    keys: &[trust::Key],
+    generation: &str,
+) -> Result<trust::Signed, trust::TrustError> {
+    let sig_path = trust::signature_path(path);
+    let sig = match std::fs::read(&sig_path) {
+        Ok(sig) => sig,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(trust::TrustError::Unsigned(sig_path.display().to_string()))
+        }
+        Err(e) => return Err(trust::TrustError::Malformed(e.to_string())),
+    };
+    let sig =
+        String::from_utf8(sig).map_err(|_| trust::TrustError::Malformed("not text".into()))?;
+    trust::verify(bytes, &sig, keys, generation)
 }
 
 /// `init-agent manifest SRC -o FILE`.

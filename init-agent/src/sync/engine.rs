@@ -63,6 +63,8 @@ pub struct Settings<'a> {
     pub dry_run: bool,
     /// Print one line per change on stdout (dry runs always do).
     pub itemize: bool,
+    /// Collect the changes here instead of printing them (`sync --json`).
+    pub collect: Option<&'a Mutex<Vec<Itemized>>>,
     /// Every file written must hash to its manifest entry's value, and the
     /// source must give the manifest's permissions (a signed root).
     pub verify: bool,
@@ -90,6 +92,7 @@ pub struct Engine<'a, S: Source> {
     pub dry_run: bool,
     /// Print one line per change on stdout (dry runs always do).
     pub itemize: bool,
+    collect: Option<&'a Mutex<Vec<Itemized>>>,
     verify: bool,
     pub counters: &'a Counters,
     links: Mutex<Vec<LinkMember>>,
@@ -116,8 +119,9 @@ struct Entry<'e, D> {
 
 /// What a change does to a destination entry: the letter an itemized line
 /// starts with, and the counter it adds to.
-#[derive(Clone, Copy)]
-enum Change {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
     /// The destination lacked the entry.
     Create,
     /// The destination's entry is written anew.
@@ -146,6 +150,14 @@ impl Change {
             Change::Delete => '-',
         }
     }
+}
+
+/// One change as `sync --json` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Itemized {
+    pub change: Change,
+    pub kind: Kind,
+    pub path: String,
 }
 
 type Result<T> = std::result::Result<T, SyncError>;
@@ -215,6 +227,7 @@ impl<'a, S: Source> Engine<'a, S> {
             checksum,
             dry_run,
             itemize,
+            collect,
             verify,
         } = settings;
         Engine {
@@ -230,6 +243,7 @@ impl<'a, S: Source> Engine<'a, S> {
             suspect_since: None,
             dry_run,
             itemize: itemize || dry_run,
+            collect,
             verify,
             counters,
             links: Mutex::new(Vec::new()),
@@ -299,7 +313,15 @@ impl<'a, S: Source> Engine<'a, S> {
 
     /// Itemizes and counts one change.
     fn change(&self, change: Change, kind: Kind, rel: &[u8]) {
-        if self.itemize {
+        if let Some(list) = self.collect {
+            // A poisoned list only means another worker panicked: keep going.
+            let mut list = list.lock().unwrap_or_else(|p| p.into_inner());
+            list.push(Itemized {
+                change,
+                kind,
+                path: display_rel(rel),
+            });
+        } else if self.itemize {
             let _guard = self.print.lock();
             println!("{}{} {}", change.letter(), kind.letter(), display_rel(rel));
         }

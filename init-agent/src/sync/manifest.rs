@@ -139,7 +139,11 @@ fn hash_file(root: BorrowedFd, rel: &[u8]) -> io::Result<[u8; 16]> {
 
 pub fn hash_fd(fd: &std::os::fd::OwnedFd) -> io::Result<[u8; 16]> {
     let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
+    // Sized to the file: most files of a root are small, and zeroing a
+    // 256 KiB buffer for each cost more than hashing them (signed syncs hash
+    // every file they write). One byte more than the size sees EOF at once.
+    let size = rustix::fs::fstat(fd)?.st_size.max(0) as usize;
+    let mut buf = vec![0u8; size.saturating_add(1).clamp(4096, 256 * 1024)];
     let mut off = 0u64;
     loop {
         let n = rustix::io::pread(fd, &mut buf[..], off)?;

@@ -6,7 +6,8 @@ use std::ffi::CString;
 use rustix::fs::{FileType, Stat};
 
 /// The entry types rsync -a knows; sockets are seen but never copied.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Kind {
     File,
     Dir,
@@ -105,15 +106,21 @@ impl Meta {
         self.kind == Kind::File && self.blocks.saturating_mul(512) < self.size
     }
 
-    fn same_mtime(&self, other: &Meta) -> bool {
+    pub fn same_mtime(&self, other: &Meta) -> bool {
         self.mtime_sec == other.mtime_sec && self.mtime_nsec == other.mtime_nsec
     }
 
-    /// Owner and permissions; symlinks have no settable permissions.
+    pub fn same_owner(&self, other: &Meta) -> bool {
+        self.uid == other.uid && self.gid == other.gid
+    }
+
+    /// Symlinks have no settable permissions.
+    pub fn same_perm(&self, other: &Meta) -> bool {
+        self.kind == Kind::Symlink || self.perm == other.perm
+    }
+
     fn same_owner_perm(&self, other: &Meta) -> bool {
-        self.uid == other.uid
-            && self.gid == other.gid
-            && (self.kind == Kind::Symlink || self.perm == other.perm)
+        self.same_owner(other) && self.same_perm(other)
     }
 }
 

@@ -18,6 +18,7 @@ pub mod meta;
 pub mod pattern;
 pub mod state;
 pub mod trust;
+pub mod verify;
 
 use std::io;
 use std::os::fd::AsFd;
@@ -54,6 +55,8 @@ pub struct Options {
     pub quiet: bool,
     /// One line per change on stdout.
     pub itemize: bool,
+    /// The changes in the report instead of on stdout.
+    pub collect_changes: bool,
     /// The standard root's manifest: compare against it instead of walking SRC.
     pub manifest: Option<PathBuf>,
     /// Without `manifest`: use SRC/.init-agent/manifest, read through the
@@ -154,6 +157,9 @@ pub struct Report {
     /// (directory mtimes, flush, marker).
     pub phases: Phases,
     pub seconds: f64,
+    /// Every change, by path (`collect_changes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Vec<engine::Itemized>>,
     /// The signature the manifest was verified with (a sync with trusted keys).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<trust::Signed>,
@@ -348,6 +354,7 @@ fn run_from<S: Source>(
         .map_err(|e| SyncError::Setup(format!("starting workers: {e}")))?;
 
     let counters = Counters::default();
+    let collected = std::sync::Mutex::new(Vec::new());
     let mut phases = Phases::default();
     let walk = |manifest: Option<&Manifest>, phases: &mut Phases| {
         let mut engine = Engine::new(
@@ -362,6 +369,7 @@ fn run_from<S: Source>(
                 checksum: opts.checksum,
                 dry_run: opts.dry_run,
                 itemize: opts.itemize,
+                collect: opts.collect_changes.then_some(&collected),
                 verify: signed.is_some(),
             },
         );
@@ -446,6 +454,13 @@ fn run_from<S: Source>(
         bytes_copied: counters.bytes.load(Ordering::Relaxed),
         phases,
         seconds: start.elapsed().as_secs_f64(),
+        changes: opts.collect_changes.then(|| {
+            let mut list = collected.into_inner().unwrap_or_else(|p| p.into_inner());
+            // Stable: one path's changes (a directory deleted, a file
+            // made) stay in the order the one worker made them.
+            list.sort_by(|a, b| a.path.cmp(&b.path));
+            list
+        }),
         verified: signed,
         nfs_calls: None,
     })
@@ -594,6 +609,7 @@ pub fn copy_one(
         checksum: false,
         dry_run: false,
         itemize: false,
+        collect: None,
         verify: false,
     };
     Engine::new(&Local, &src, dst, settings)

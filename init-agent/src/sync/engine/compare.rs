@@ -76,7 +76,9 @@ impl<S: Source> Engine<'_, S> {
                 self.change(Change::write(d.is_some()), s.kind, e.rel);
                 match dst {
                     Some(dst) if !self.dry_run => self.replace(e, dst, &sx),
-                    _ => Ok(true),
+                    // A dry run lists the deletions a directory in the way takes.
+                    Some(dst) => self.make_room(e, dst, "not replaced"),
+                    None => Ok(true),
                 }
             }
         }

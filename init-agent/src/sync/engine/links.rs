@@ -122,8 +122,11 @@ impl<S: Source> Engine<'_, S> {
         let (Some(dp), Ok((lp, lname, lm))) = (dp, lead) else {
             if self.dry_run {
                 // The leader or this directory is only planned, not there yet.
-                self.change(Change::Create, e.s.kind, e.rel);
-                return Ok(true);
+                self.change(Change::write(e.d.is_some()), e.s.kind, e.rel);
+                return match dp {
+                    Some(dp) => self.make_room(e, dp, "not linked"),
+                    None => Ok(true),
+                };
             }
             return Err(SyncError::Setup(format!(
                 "hardlink leader {} vanished",
@@ -135,11 +138,10 @@ impl<S: Source> Engine<'_, S> {
             return Ok(false);
         }
         self.change(Change::write(e.d.is_some()), e.s.kind, e.rel);
-        if self.dry_run {
-            return Ok(true);
-        }
-        if !self.make_room(e, dp, "not linked")? {
-            return Ok(false);
+        // A dry run lists the deletions a directory in the way takes, and stops.
+        let room = self.make_room(e, dp, "not linked")?;
+        if !room || self.dry_run {
+            return Ok(room);
         }
         self.begin_change()?;
         swap_in(e, dp, |tmp| {

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use rayon::prelude::*;
 
 use super::source_side::{SrcDir, SrcEntry};
-use super::{at, join, lstat_opt, Change, Engine, Entry, Result};
+use super::{at, join, lstat_opt, Change, Engine, Entry, Result, SrcAt};
 use crate::source::tree::Source;
 use crate::sync::meta::{dir_meta_differs, Kind, Meta};
 use crate::sync::{Counters, SyncError};
@@ -160,6 +160,15 @@ impl<S: Source> Engine<'_, S> {
         if e.s.kind == Kind::Socket {
             return Ok(());
         }
+        // As the real run: a group member is linked in pass 2, where it may
+        // lead its group (the others are then relinked to it).
+        if e.s.is_linked() {
+            let idx = match e.src {
+                SrcAt::Listed(i) => Some(i),
+                SrcAt::Tree(_) => None,
+            };
+            return self.defer_link(e.s, e.rel.to_vec(), idx);
+        }
         self.change(Change::Create, e.s.kind, e.rel);
         if e.s.kind == Kind::Dir {
             let sub = self.src_open_dir(e)?;
@@ -201,15 +210,17 @@ impl<S: Source> Engine<'_, S> {
         let now = fsops::lstat(dst, e.name).map_err(at("lstat", e.rel))?;
         let dx = fsops::read_xattrs(dst, e.name).map_err(at("reading xattrs", e.rel))?;
         let (sx, same_xattrs) = self.wanted_xattrs(e, &dx)?;
-        if dir_meta_differs(e.s, &now, same_xattrs) {
-            if !created {
-                self.change(Change::Meta, Kind::Dir, e.rel);
-            }
-            if !self.dry_run {
-                self.apply_meta(e, dst, &now, dx, &sx)?;
-            }
+        // A change is what differed before the walk: an mtime this run's own
+        // writes below moved is set back, but is no change (a dry run, which
+        // writes nothing, could not list it).
+        let before = e.d.filter(|d| d.kind == Kind::Dir).unwrap_or(&now);
+        if !created && dir_meta_differs(e.s, before, same_xattrs) {
+            self.change(Change::Meta, Kind::Dir, e.rel);
         } else if !created {
             Counters::add(&self.counters.unchanged, 1);
+        }
+        if dir_meta_differs(e.s, &now, same_xattrs) && !self.dry_run {
+            self.apply_meta(e, dst, &now, dx, &sx)?;
         }
         Ok(())
     }

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# What signing costs a sync: `init-agent sync --trust` (signed manifest, every
+# file's contents hashed before it is renamed into place) against the same
+# sync with the same manifest unsigned, in the same run, alternating, REPS
+# times each; initial sync into an empty destination, then a no-change re-sync.
+#
+#   bench/trust-bench.sh [-r REPS] [-d tmpfs|disk] [debian|usr]...   (as root)
+#
+# Trees (local directory sources, read through an overlay so that the
+# generation stamp `init-agent manifest` writes never touches them):
+# "debian" is the test suite's debootstrap root
+# (/var/cache/init-agent-tests/bookworm-minbase, INIT_AGENT_TEST_ROOT to
+# override), "usr" this machine's /usr. Destination: a tmpfs (default; no
+# disk in the way, so what is left is the CPU the check costs) or a directory
+# on the disk under bench/work (-d disk). The source stays in the page cache
+# between runs (warm: the comparison is of the work, not of the disk).
+# Prints a Markdown table: min and median seconds of each, and the ratio of
+# the medians (signed / unsigned); BENCHMARKS.md holds a recorded run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+WORK=$ROOT/bench/work/trust
+REPS=5
+DEST=tmpfs
+while getopts r:d: o; do
+    case $o in
+    r) REPS=$OPTARG ;;
+    d) DEST=$OPTARG ;;
+    *) exit 2 ;;
+    esac
+done
+shift $((OPTIND - 1))
+TREES=("$@")
+[ ${#TREES[@]} -gt 0 ] || TREES=(debian usr)
+command -v bc >/dev/null || apt-get install -y --no-install-recommends bc >/dev/null
+
+cargo build --release --quiet --locked -p init-agent
+AGENT=${CARGO_TARGET_DIR:-$ROOT/target}/x86_64-unknown-linux-gnu/release/init-agent
+mkdir -p "$WORK"
+
+MOUNTS=()
+cleanup() { for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount "${MOUNTS[i]}" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# overlay LOWER NAME -> $WORK/NAME.src, writable, LOWER untouched
+overlay() {
+    local up=$WORK/$2.up wk=$WORK/$2.wk mnt=$WORK/$2.src
+    rm -rf "$up" "$wk"
+    mkdir -p "$up" "$wk" "$mnt"
+    mount -t overlay overlay -o "lowerdir=$1,upperdir=$up,workdir=$wk" "$mnt"
+    MOUNTS+=("$mnt")
+}
+
+DST=$WORK/dst
+mkdir -p "$DST"
+if [ "$DEST" = tmpfs ]; then
+    mount -t tmpfs -o size=16g tmpfs "$DST"
+    MOUNTS+=("$DST")
+fi
+rm -f "$WORK/key.$$".*
+"$AGENT" keygen -o "$WORK/key.$$" >/dev/null 2>&1
+KEY=$WORK/key.$$
+
+secs() { # CMD... -> wall seconds on stdout
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$@" >/dev/null 2>"$WORK/stderr" || {
+        cat "$WORK/stderr" >&2
+        return 1
+    }
+    t1=$(date +%s.%N)
+    echo "$t1 - $t0" | bc -l
+}
+stats() { # numbers... -> "min median"
+    printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f", a[1], m}'
+}
+clear_dst() { find "$DST" -mindepth 1 -delete; sync; }
+
+ROWS=()
+for tree in "${TREES[@]}"; do
+    case $tree in
+    debian) overlay "${INIT_AGENT_TEST_ROOT:-/var/cache/init-agent-tests/bookworm-minbase}" debian ;;
+    usr) overlay /usr usr ;;
+    *) echo "unknown tree $tree" >&2; exit 2 ;;
+    esac
+    SRC=$WORK/$tree.src
+    M=$WORK/$tree.manifest
+    rm -f "$M" "$M.minisig"
+    entries=$("$AGENT" manifest "$SRC" -o "$M" --sign "$KEY.key" 2>&1 | awk '/entries/ {print $2}')
+    # Warm the source's page cache once, as every later run finds it.
+    tar -C "$SRC" -cf - . | cat >/dev/null
+    declare -a ui=() si=() un=() sn=()
+    for ((r = 1; r <= REPS; r++)); do
+        clear_dst
+        ui+=("$(secs "$AGENT" sync --quiet --manifest "$M" "$SRC" "$DST")")
+        un+=("$(secs "$AGENT" sync --quiet --manifest "$M" "$SRC" "$DST")")
+        clear_dst
+        si+=("$(secs "$AGENT" sync --quiet --trust "$KEY.pub" --manifest "$M" "$SRC" "$DST")")
+        sn+=("$(secs "$AGENT" sync --quiet --trust "$KEY.pub" --manifest "$M" "$SRC" "$DST")")
+        echo "  $tree rep $r: initial ${ui[-1]} / ${si[-1]} s, no change ${un[-1]} / ${sn[-1]} s (unsigned / signed)" >&2
+    done
+    for run in initial "no change"; do
+        if [ "$run" = initial ]; then
+            read -r umin umed <<<"$(stats "${ui[@]}")"
+            read -r smin smed <<<"$(stats "${si[@]}")"
+        else
+            read -r umin umed <<<"$(stats "${un[@]}")"
+            read -r smin smed <<<"$(stats "${sn[@]}")"
+        fi
+        ratio=$(echo "$smed / $umed" | bc -l)
+        ROWS+=("| $tree ($entries entries) | $run | $umin | $umed | $smin | $smed | $(printf %.2f "$ratio")x |")
+    done
+    clear_dst
+    umount "$SRC"
+    unset 'MOUNTS[-1]'
+done
+rm -f "$KEY.key" "$KEY.pub"
+
+echo
+echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
+echo "Commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- init-agent || echo ' (modified)'); destination: $DEST; $REPS reps each, alternating; source warm in the page cache"
+echo
+echo "| tree | run | unsigned min (s) | unsigned median (s) | signed min (s) | signed median (s) | signed / unsigned (medians) |"
+echo "|---|---|---:|---:|---:|---:|---:|"
+printf '%s\n' "${ROWS[@]}"
