@@ -188,13 +188,9 @@ fn a_signed_root_syncs_and_each_tampering_is_refused_leaving_the_verified_copy()
     let r = trusted_sync(src, dst, &t.public, &[]);
     assert_refused(r, "does not verify", dst, &before, &listing_before);
 
-    // Back as signed at serial 1, so that each case below changes one file:
-    // a refusal after another file was installed leaves the copy in progress.
-    std::fs::write(src.join("etc/motd"), "welcome\n").unwrap();
-    run(Command::new("touch")
-        .arg("-r")
-        .arg(dst.join("etc/motd"))
-        .arg(src.join("etc/motd")));
+    // The cases below keep motd's change pending beside the tampered file:
+    // the refusal comes before either is installed.
+    std::fs::write(src.join("etc/motd"), "welcome back\n").unwrap();
 
     // Signed again: one file's contents then swapped on the server, size
     // and mtime kept.
@@ -237,6 +233,18 @@ fn a_signed_root_syncs_and_each_tampering_is_refused_leaving_the_verified_copy()
     assert_eq!(
         std::fs::read_to_string(dst.join("usr/bin/tool")).unwrap(),
         "version 2\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dst.join("etc/motd")).unwrap(),
+        "welcome back\n"
+    );
+    assert_same_tree(src, dst);
+    assert!(
+        std::fs::read_dir(dst.join(".init-agent/staging"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "the staging directory was left with files"
     );
     assert_eq!(
         marker(dst),

@@ -226,7 +226,9 @@ fn check_signature(
     };
     let sig =
         String::from_utf8(sig).map_err(|_| trust::TrustError::Malformed("not text".into()))?;
-    trust::verify(bytes, &sig, keys, generation)
+    let signed = trust::verify(bytes, &sig, keys)?;
+    signed.check_generation(generation)?;
+    Ok(signed)
 }
 
 /// `init-agent manifest SRC -o FILE`.

@@ -18,6 +18,7 @@ mod buffer;
 mod compare;
 mod links;
 mod source_side;
+pub mod stage;
 mod walk;
 
 use std::ffi::{CStr, CString};
@@ -94,6 +95,10 @@ pub struct Engine<'a, S: Source> {
     pub itemize: bool,
     collect: Option<&'a Mutex<Vec<Itemized>>>,
     verify: bool,
+    /// Dry run: the manifest entries whose contents a real run would write.
+    wanted: Option<&'a Mutex<Vec<usize>>>,
+    /// Real run: contents fetched and verified beforehand, by entry index.
+    staged: Option<BorrowedFd<'a>>,
     pub counters: &'a Counters,
     links: Mutex<Vec<LinkMember>>,
     failed: AtomicBool,
@@ -245,6 +250,8 @@ impl<'a, S: Source> Engine<'a, S> {
             itemize: itemize || dry_run,
             collect,
             verify,
+            wanted: None,
+            staged: None,
             counters,
             links: Mutex::new(Vec::new()),
             failed: AtomicBool::new(false),
@@ -274,6 +281,18 @@ impl<'a, S: Source> Engine<'a, S> {
             })
             .clone()
             .map_err(|e| SyncError::Setup(format!("writing the state marker: {e}")))
+    }
+
+    /// A dry run that lists the entries whose contents a run would write.
+    pub fn listing_wanted(mut self, wanted: &'a Mutex<Vec<usize>>) -> Self {
+        self.wanted = Some(wanted);
+        self
+    }
+
+    /// A run that takes contents from the staging directory first.
+    pub fn with_staged(mut self, staging: BorrowedFd<'a>) -> Self {
+        self.staged = Some(staging);
+        self
     }
 
     /// No state marker: the destination is not a synced root.

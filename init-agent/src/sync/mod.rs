@@ -356,7 +356,9 @@ fn run_from<S: Source>(
     let counters = Counters::default();
     let collected = std::sync::Mutex::new(Vec::new());
     let mut phases = Phases::default();
-    let walk = |manifest: Option<&Manifest>, phases: &mut Phases| {
+    let walk = |manifest: Option<&Manifest>,
+                phases: &mut Phases,
+                staged: Option<std::os::fd::BorrowedFd>| {
         let mut engine = Engine::new(
             src,
             sroot,
@@ -375,6 +377,9 @@ fn run_from<S: Source>(
         );
         if opts.no_marker {
             engine = engine.without_marker();
+        }
+        if let Some(staging) = staged {
+            engine = engine.with_staged(staging);
         }
         if let State::InProgress(since) = previous {
             engine.suspect_since = Some(since);
@@ -397,21 +402,49 @@ fn run_from<S: Source>(
             r.map(|()| engine.changed())
         })
     };
-    let changed = match walk(manifest.as_ref(), &mut phases) {
-        // A signed root is what was signed or nothing: no unverified walk.
-        Err(SyncError::StaleManifest(what)) if signed.is_some() => {
-            return Err(SyncError::Untrusted(format!(
-                "{what} is not what the signed manifest says (size or mtime): the standard root changed after signing"
-            )));
+    let staging = match (&signed, &manifest) {
+        (Some(_), Some(m)) if !opts.dry_run && !opts.no_marker => {
+            let settings = engine::Settings {
+                manifest: Some(m),
+                exclude: &exclude,
+                protect: &protect,
+                counters: &counters,
+                checksum: opts.checksum,
+                dry_run: true,
+                itemize: false,
+                collect: None,
+                verify: true,
+            };
+            let t = Instant::now();
+            let staged = stage(src, sroot, droot.as_fd(), settings, &previous, &pool);
+            phases.walk += t.elapsed().as_secs_f64();
+            Some(staged?)
         }
-        Err(SyncError::StaleManifest(what)) => {
-            manifest_note = format!("stale ({what} differs): full walk");
-            eprintln!("init-agent sync: manifest {manifest_note}");
-            walk(None, &mut phases)?;
-            true
-        }
-        r => r?,
+        _ => None,
     };
+    let staged_fd = staging.as_ref().and_then(|s| s.as_ref()).map(|s| s.as_fd());
+    let changed = match staging {
+        // The dry run found nothing to change.
+        Some(None) => false,
+        _ => match walk(manifest.as_ref(), &mut phases, staged_fd) {
+            // A signed root is what was signed or nothing: no unverified walk.
+            Err(SyncError::StaleManifest(what)) if signed.is_some() => {
+                return Err(not_as_signed(&what));
+            }
+            Err(SyncError::StaleManifest(what)) => {
+                manifest_note = format!("stale ({what} differs): full walk");
+                eprintln!("init-agent sync: manifest {manifest_note}");
+                walk(None, &mut phases, None)?;
+                true
+            }
+            r => r?,
+        },
+    };
+    if let Some(dir) = staged_fd {
+        // What the run did not take (entries another way made); best effort:
+        // the next run clears it too.
+        let _ = engine::stage::clear(dir);
+    }
 
     // A standard root replaced or re-stamped while it was read gives a copy
     // of neither state: it must not be marked complete (the next run, on the
@@ -464,6 +497,75 @@ fn run_from<S: Source>(
         verified: signed,
         nfs_calls: None,
     })
+}
+
+/// A signed root's file whose size or mtime on the server is not the
+/// manifest's.
+fn not_as_signed(what: &str) -> SyncError {
+    SyncError::Untrusted(format!(
+        "{what} is not what the signed manifest says (size or mtime): the standard root changed after signing"
+    ))
+}
+
+/// A signed root's first pass: a dry run lists the files the sync will
+/// write, and each is fetched and verified into the staging directory
+/// before anything of the copy changes. None when the dry run found nothing
+/// to change; the staging directory otherwise.
+fn stage<S: Source>(
+    src: &S,
+    sroot: &S::Dir,
+    droot: std::os::fd::BorrowedFd,
+    settings: engine::Settings,
+    previous: &State,
+    pool: &rayon::ThreadPool,
+) -> Result<Option<std::os::fd::OwnedFd>, SyncError> {
+    use rayon::prelude::*;
+    let counters = settings.counters;
+    // Its own counts: the real run counts the changes it makes.
+    let dry_counts = Counters::default();
+    let wanted = std::sync::Mutex::new(Vec::new());
+    // A dry run prints each change unless it collects them.
+    let listed = std::sync::Mutex::new(Vec::new());
+    let mut engine = Engine::new(
+        src,
+        sroot,
+        droot,
+        engine::Settings {
+            counters: &dry_counts,
+            collect: Some(&listed),
+            ..settings
+        },
+    )
+    .listing_wanted(&wanted);
+    if let State::InProgress(since) = previous {
+        engine.suspect_since = Some(*since);
+    }
+    let stale = |e| match e {
+        SyncError::StaleManifest(what) => not_as_signed(&what),
+        e => e,
+    };
+    pool.install(|| engine.sync_tree()).map_err(stale)?;
+    if listed.lock().map(|l| l.is_empty()).unwrap_or(false) {
+        return Ok(None);
+    }
+    let staging = engine::stage::open_staging(droot).map_err(|source| SyncError::Io {
+        op: "making",
+        path: format!("{STATE_DIR}/staging"),
+        source,
+    })?;
+    let wanted = std::mem::take(&mut *wanted.lock().unwrap_or_else(|p| p.into_inner()));
+    let r = pool.install(|| {
+        wanted
+            .par_iter()
+            .try_for_each(|&i| engine.stage(i, staging.as_fd()))
+    });
+    Counters::add(&counters.bytes, dry_counts.bytes.load(Ordering::Relaxed));
+    if let Err(e) = r {
+        // Best effort: the next run clears it anyway.
+        let _ = engine::stage::clear(staging.as_fd());
+        return Err(stale(e));
+    }
+    Ok(Some(staging))
 }
 
 /// Where the manifest is, and it read (or why not).

@@ -6,7 +6,6 @@
 use std::ffi::CStr;
 use std::os::fd::{AsFd, BorrowedFd};
 
-use super::buffer::with_buf;
 use super::{at, join, lstat_opt, Change, Engine, Entry, Result, SrcAt};
 use crate::source::tree::Source;
 use crate::sync::meta::{Kind, Meta, Xattrs};
@@ -79,13 +78,9 @@ impl<S: Source> Engine<'_, S> {
         let (s, rel) = (e.s, e.rel);
         match s.kind {
             Kind::File => {
-                let from = self.src_open_file(e)?;
-                let to = fsops::create_temp_file(dst, tmp).map_err(at("creating", rel))?;
-                let n = with_buf(|buf| self.src.copy_to(&from, s, &to, buf))
-                    .map_err(at("copying", rel))?;
-                Counters::add(&self.counters.bytes, n);
-                if self.verify {
-                    self.check_content(e, &to)?;
+                if !self.take_staged(e, dst, tmp)? {
+                    let to = fsops::create_temp_file(dst, tmp).map_err(at("creating", rel))?;
+                    self.fetch(e, &to)?;
                 }
             }
             Kind::Symlink => {
@@ -106,7 +101,11 @@ impl<S: Source> Engine<'_, S> {
     /// Hashed from the written file (in the page cache), so one check covers
     /// every copy path: reflink, copy_file_range, the NFS client's parallel
     /// READs.
-    fn check_content(&self, e: &Entry<S::Dir>, written: &std::os::fd::OwnedFd) -> Result<()> {
+    pub(super) fn check_content(
+        &self,
+        e: &Entry<S::Dir>,
+        written: &std::os::fd::OwnedFd,
+    ) -> Result<()> {
         let SrcAt::Listed(i) = e.src else {
             return Err(SyncError::Untrusted(format!(
                 "{}: not in the signed manifest",

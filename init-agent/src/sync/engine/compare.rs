@@ -74,6 +74,9 @@ impl<S: Source> Engine<'_, S> {
             }
             (_, dst, d) => {
                 self.change(Change::write(d.is_some()), s.kind, e.rel);
+                if self.dry_run && s.kind == Kind::File {
+                    self.want_contents(e);
+                }
                 match dst {
                     Some(dst) if !self.dry_run => self.replace(e, dst, &sx),
                     // A dry run lists the deletions a directory in the way takes.
