@@ -48,13 +48,14 @@ boot() { # name
         -drive file="$DISK",format=raw,if=virtio </dev/null | tr -d '\r' >"$T/console-$BOOT.log" || true
     ! grep -aq "Kernel panic" "$T/console-$BOOT.log" || fail "kernel panic"
 }
-# The disk's copy as a listing and its marker; left out: the node's logs and
-# the boot report every boot rewrites (with the mtime of its directory).
+# The disk's copy as a listing and its marker; left out: the node's logs,
+# the boot report every boot rewrites and the staging directory a signed
+# sync fetches into (the state directory's own mtime with them).
 disk_state() { # out
     local m=$T/mnt-$BOOT
     vm_mount_partition "$DISK" 1 "$m"
     python3 "$VM_DIR/../tests-support/treelist.py" "$m" --exclude-root-name lost+found \
-        | grep -Ev '^(var/log(/| )|\.init-agent |\.init-agent/last-boot\.json )' >"$1"
+        | grep -Ev '^(var/log(/| )|\.init-agent |\.init-agent/(last-boot\.json|staging)( |/))' >"$1"
     cp "$m/.init-agent/state" "$1.state"
     vm_unmount "$m"
 }
