@@ -122,8 +122,24 @@ vm_mount_partition "$DISK" 1 "$T/mnt-good"
 [ "$(stat -c %a "$T/mnt-good/usr/local/bin/ia-signed-tool")" = 755 ] || fail "the tool's mode is not the manifest's"
 vm_unmount "$T/mnt-good"
 # Serial 1's manifest, signature and stamp replayed.
+mkdir -p "$T/current"
+cp -a "$STD/.init-agent/." "$T/current/"
 cp -a "$T/serial1/." "$STD/.init-agent/"
 boot replay
 refused c "serial 1 is older than serial [0-9]*"
+cp -a "$T/current/." "$STD/.init-agent/"
 
-echo "signed-root: a signed root synced and booted; refused and the verified copy booted for:$CASES; the signed generation then synced"
+# The master's cluster configuration, like all it serves, counts only as
+# signed: unsigned it is refused and the initramfs's configuration syncs.
+mkdir -p "$STD/etc/init-agent"
+printf '[boot]\nmode = "sync"\n\n[sync]\nprotect = ["/opt/node-own/**"]\n' >"$STD/etc/init-agent/cluster.toml"
+boot cluster-unsigned
+expect "cluster configuration .*/etc/init-agent/cluster.toml: not as signed: /etc/init-agent/cluster.toml is not in the signed manifest; booting with the initramfs's configuration" \
+    "the unsigned cluster file was not refused"
+verified_boot "unsigned cluster file"
+sign
+boot cluster-signed
+expect "cluster configuration .*/etc/init-agent/cluster.toml: mode sync (from initagent.mode=)" "the signed cluster file was not taken"
+verified_boot "signed cluster file"
+
+echo "signed-root: a signed root synced and booted; refused and the verified copy booted for:$CASES; the signed generation then synced; the cluster file taken only once signed"

@@ -263,14 +263,18 @@ fn execute(
                     .map_err(|e| refused(e.to_string()))?;
             facts.source = Some(reach(plan, source, &target, *timeout, sys, facts).map_err(at)?);
         }
-        Step::ReadCluster { path } => {
+        Step::ReadCluster { path, trust } => {
             let reached = facts
                 .source
                 .as_ref()
                 .ok_or_else(|| refused("the standard root was not reached".into()))?;
             let at = format!("{}{path}", reached.name.trim_end_matches('/'));
             // Never a reason to stop: the initramfs's configuration serves.
-            match sync_source(reached).map(|src| sys.read_source_file(&src, path)) {
+            let read = |src: SyncSource, sys: &mut dyn Sys| match trust {
+                Some(t) => sys.read_signed_source_file(&src, path, t),
+                None => sys.read_source_file(&src, path),
+            };
+            match sync_source(reached).map(|src| read(src, sys)) {
                 Some(Ok(Some(text))) => facts.cluster = Some((at, text)),
                 Some(Ok(None)) => {
                     log::info!("no cluster configuration at {at}: the initramfs's is in force")

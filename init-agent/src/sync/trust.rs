@@ -175,6 +175,33 @@ impl Signed {
     }
 }
 
+/// A file read from a signed root before the sync (the cluster
+/// configuration): the manifest must verify, and hold `rel` as a regular
+/// file with exactly these contents.
+pub fn check_file(
+    manifest: &[u8],
+    sig: &str,
+    keys: &[Key],
+    rel: &str,
+    contents: &[u8],
+) -> Result<Signed, String> {
+    let signed = verify(manifest, sig, keys).map_err(|e| e.to_string())?;
+    let m = super::manifest::decode(manifest, "the manifest").map_err(|e| e.to_string())?;
+    signed
+        .check_generation(&m.generation)
+        .map_err(|e| e.to_string())?;
+    let entry = m
+        .find(rel.trim_start_matches('/').as_bytes())
+        .map(|i| &m.entries[i])
+        .ok_or_else(|| format!("{rel} is not in the signed manifest"))?;
+    let mut hash = [0u8; 16];
+    hash.copy_from_slice(&blake3::hash(contents).as_bytes()[..16]);
+    if entry.meta.kind != super::meta::Kind::File || entry.hash != Some(hash) {
+        return Err(format!("{rel} is not what the signed manifest says"));
+    }
+    Ok(signed)
+}
+
 /// Refuses a serial lower than the last verified copy's.
 pub fn check_serial(
     signed: &Signed,

@@ -49,6 +49,9 @@ pub enum SysError {
     SwitchRoot(String),
     #[error("no NFS server to try")]
     NoServer,
+    /// A file of a signed root that is not as signed.
+    #[error("not as signed: {0}")]
+    Untrusted(String),
 }
 
 fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> SysError {
@@ -81,6 +84,14 @@ pub trait Sys {
         &mut self,
         from: &SyncSource,
         path: &str,
+    ) -> Result<Option<Vec<u8>>, SysError>;
+    /// A small file of a signed standard root: `None` when absent, an error
+    /// unless the signed manifest (by one of `trust`'s keys) has it so.
+    fn read_signed_source_file(
+        &mut self,
+        from: &SyncSource,
+        path: &str,
+        trust: &crate::sync::trust::Trust,
     ) -> Result<Option<Vec<u8>>, SysError>;
     /// A host name's IPv4 address from DNS.
     fn resolve(&mut self, name: &str, ask: &Ask) -> Result<Ipv4Addr, SysError>;
@@ -178,6 +189,31 @@ impl Sys for Real {
         // A configuration file, not a root image.
         from.read_small(path, 1 << 20)
             .map_err(io(format!("{from}{path}")))
+    }
+
+    fn read_signed_source_file(
+        &mut self,
+        from: &SyncSource,
+        path: &str,
+        trust: &crate::sync::trust::Trust,
+    ) -> Result<Option<Vec<u8>>, SysError> {
+        let Some(text) = self.read_source_file(from, path)? else {
+            return Ok(None);
+        };
+        let manifest = format!("/{}/manifest", crate::sync::STATE_DIR);
+        let sig = format!("{manifest}.minisig");
+        // As the sync bounds them.
+        let read = |rel: &str, limit| {
+            from.read_small(rel, limit)
+                .map_err(io(format!("{from}{rel}")))?
+                .ok_or_else(|| SysError::Untrusted(format!("{from}{rel}: absent")))
+        };
+        let bytes = read(&manifest, 256 << 20)?;
+        let sig = String::from_utf8(read(&sig, 64 << 10)?)
+            .map_err(|_| SysError::Untrusted(format!("{from}{sig}: not a signature")))?;
+        crate::sync::trust::check_file(&bytes, &sig, &trust.keys, path, &text)
+            .map_err(SysError::Untrusted)?;
+        Ok(Some(text))
     }
 
     fn boot_report(&mut self, report: &BootReport, disk: Option<&str>) {

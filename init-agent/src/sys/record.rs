@@ -133,6 +133,19 @@ impl Sys for Recording {
             .push(Call::ReadSourceFile(format!("{from}{path}")));
         Ok(self.cluster.clone())
     }
+    fn read_signed_source_file(
+        &mut self,
+        from: &SyncSource,
+        path: &str,
+        trust: &crate::sync::trust::Trust,
+    ) -> Result<Option<Vec<u8>>, SysError> {
+        let keys: Vec<String> = trust.keys.iter().map(|k| k.id()).collect();
+        self.calls.push(Call::ReadSourceFile(format!(
+            "{from}{path} signed by {}",
+            keys.join(",")
+        )));
+        Ok(self.cluster.clone())
+    }
     fn boot_report(&mut self, _report: &BootReport, disk: Option<&str>) {
         self.calls.push(Call::BootReport(disk.map(String::from)));
     }

@@ -171,7 +171,10 @@ pub(super) fn steps(
         },
     });
     if let Some(path) = &plan.cluster {
-        steps.push(Step::ReadCluster { path: path.clone() });
+        steps.push(Step::ReadCluster {
+            path: path.clone(),
+            trust: trust.clone(),
+        });
     }
     brk(&mut steps, BreakStage::Mount);
     let mut local = Vec::new();

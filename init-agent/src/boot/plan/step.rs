@@ -55,6 +55,11 @@ pub enum Step {
     /// boot goes on with the plan made with it merged in.
     ReadCluster {
         path: String,
+        /// `[trust]` has keys: the file is taken only as the signed
+        /// manifest has it (the master must not choose the node's disks,
+        /// patterns or hooks unsigned).
+        #[serde(serialize_with = "trust_json")]
+        trust: Option<Trust>,
     },
     /// dracut mounted the standard root on `root`: move it to `aside` where
     /// the mode needs the new root (sync, overlay), or make it writable.
@@ -250,9 +255,11 @@ impl fmt::Display for Step {
                 (None, true) => write!(f, "remount the standard root on {root} read-write"),
                 (None, false) => write!(f, "use the standard root the host mounted on {root}"),
             },
-            Step::ReadCluster { path } => write!(
+            Step::ReadCluster { path, trust } => write!(
                 f,
-                "read the cluster configuration {path} from the standard root: the boot goes on with the plan made with it (explain --config-root shows that plan); absent or broken: this one"
+                "read the cluster configuration {path} from the standard root{}: the boot goes on with the plan made with it (explain --config-root shows that plan); absent{}: this one",
+                if trust.is_some() { ", only as the signed manifest has it" } else { "" },
+                if trust.is_some() { ", broken or not as signed" } else { " or broken" }
             ),
             Step::PrepareDisks { disks } => write!(
                 f,

@@ -135,9 +135,16 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
                 calls.push(Call::ProbeNfs(e.clone()));
                 endpoint = Some(e);
             }
-            Step::ReadCluster { path } => {
+            Step::ReadCluster { path, trust } => {
                 if let Some(src) = mounted.clone().or(endpoint.clone()) {
-                    calls.push(Call::ReadSourceFile(format!("{src}{path}")));
+                    let signed = trust.as_ref().map(|t| {
+                        let ids: Vec<String> = t.keys.iter().map(|k| k.id()).collect();
+                        format!(" signed by {}", ids.join(","))
+                    });
+                    calls.push(Call::ReadSourceFile(format!(
+                        "{src}{path}{}",
+                        signed.unwrap_or_default()
+                    )));
                 }
             }
             Step::AdoptSource {

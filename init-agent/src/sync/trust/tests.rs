@@ -103,3 +103,36 @@ fn public_keys_parse_from_the_file_or_the_line_and_name_bad_ones() {
         .unwrap_err()
         .starts_with("k.pub: not a minisign public key"));
 }
+
+#[test]
+fn a_file_read_before_the_sync_must_be_as_the_signed_manifest_has_it() {
+    let dir = std::env::temp_dir().join(format!("ia-trust-file-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("etc/init-agent")).unwrap();
+    let text = b"[boot]\nmode = \"sync\"\n";
+    std::fs::write(dir.join("etc/init-agent/cluster.toml"), text).unwrap();
+    let m = crate::sync::manifest::build(&dir, &Default::default()).unwrap();
+    let bytes = crate::sync::manifest::encode(&m);
+    let (sk, key) = pair();
+    let sig = sign(&bytes, &sk, &m.generation, 1).unwrap();
+    let keys = std::slice::from_ref(&key);
+    let path = "/etc/init-agent/cluster.toml";
+    assert_eq!(
+        check_file(&bytes, &sig, keys, path, text).unwrap().serial,
+        1
+    );
+    let e = check_file(&bytes, &sig, keys, path, b"[boot]\nmode = \"nfsroot\"\n").unwrap_err();
+    assert_eq!(
+        e,
+        "/etc/init-agent/cluster.toml is not what the signed manifest says"
+    );
+    let e = check_file(&bytes, &sig, keys, "/etc/other.toml", text).unwrap_err();
+    assert_eq!(e, "/etc/other.toml is not in the signed manifest");
+    // A directory of that name is no file.
+    let e = check_file(&bytes, &sig, keys, "/etc/init-agent", b"").unwrap_err();
+    assert!(e.contains("is not what the signed manifest says"), "{e}");
+    let (_, other) = pair();
+    let e = check_file(&bytes, &sig, &[other], path, text).unwrap_err();
+    assert!(e.contains("does not trust"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
