@@ -144,7 +144,8 @@ pub struct Sync {
     /// pattern of node-local state never deleted nor overwritten (repeatable)
     #[argh(option)]
     pub protect: Vec<String>,
-    /// configuration file whose [sync] exclude/protect/checksum/jobs apply too
+    /// configuration file whose [sync] exclude/protect/checksum/jobs and [trust]
+    /// keys apply too
     #[argh(option)]
     pub config: Option<PathBuf>,
     /// compare contents of files whose size and mtime agree

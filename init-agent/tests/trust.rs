@@ -312,6 +312,18 @@ fn without_a_manifest_a_trusted_sync_never_walks_the_source() {
         &before,
         &listing_before,
     );
+    // The keys of a node's configuration count on a host too.
+    let key_line = std::fs::read_to_string(&t.public).unwrap();
+    let conf = src.parent().unwrap().join("node.toml");
+    let key = key_line.lines().nth(1).unwrap();
+    std::fs::write(&conf, format!("[trust]\nkeys = [\"{key}\"]\n")).unwrap();
+    let out = agent(&[&"sync", &"--quiet", &"--config", &conf, src, dst]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("never walks the source unverified"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The same sync without keys walks, as before.
     let out = agent(&[&"sync", &"--quiet", src, dst]);
     assert!(out.status.success());

@@ -19,15 +19,16 @@ pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
     } else {
         log::LevelFilter::Info
     });
-    let conf = sync_config(args.config.as_deref())?;
-    let trust = if args.trust.is_empty() {
-        None
-    } else {
-        Some(super::trust::Trust {
-            keys: load_keys(&args.trust)?,
-            allow_rollback: args.allow_rollback,
-        })
-    };
+    let full = load_config(args.config.as_deref())?;
+    // The config's [trust] keys (as a node's) and --trust files alike.
+    let from_config = full.trust.for_sync().map_err(anyhow::Error::msg)?;
+    let mut keys = load_keys(&args.trust)?;
+    keys.extend(from_config.iter().flat_map(|t| t.keys.iter().cloned()));
+    let trust = (!keys.is_empty()).then_some(super::trust::Trust {
+        keys,
+        allow_rollback: args.allow_rollback || full.trust.allow_rollback,
+    });
+    let conf = full.sync;
     let opts = Options {
         exclude: conf.exclude.iter().chain(&args.exclude).cloned().collect(),
         protect: conf.protect.iter().chain(&args.protect).cloned().collect(),
@@ -106,15 +107,17 @@ pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
 }
 
 /// The [sync] section of a configuration file, or the defaults without one.
-fn sync_config(path: Option<&Path>) -> anyhow::Result<config::Sync> {
+fn load_config(path: Option<&Path>) -> anyhow::Result<config::Config> {
     Ok(match path {
         Some(path) => {
-            config::load_file(path)
-                .with_context(|| format!("loading {}", path.display()))?
-                .sync
+            config::load_file(path).with_context(|| format!("loading {}", path.display()))?
         }
-        None => config::Sync::default(),
+        None => config::Config::default(),
     })
+}
+
+fn sync_config(path: Option<&Path>) -> anyhow::Result<config::Sync> {
+    Ok(load_config(path)?.sync)
 }
 
 /// Public key files (`sync --trust`, `verify --key`).
