@@ -4,16 +4,22 @@
 # sync with the same manifest unsigned, in the same run, alternating, REPS
 # times each; initial sync into an empty destination, then a no-change re-sync.
 #
-#   bench/trust-bench.sh [-r REPS] [-d tmpfs|disk] [debian|usr]...   (as root)
+#   bench/trust-bench.sh [-r REPS] [-d tmpfs|disk] [-s local|nfs] [debian|usr]...   (as root)
 #
-# Trees (local directory sources, read through an overlay so that the
-# generation stamp `init-agent manifest` writes never touches them):
-# "debian" is the test suite's debootstrap root
+# Trees: "debian" is the test suite's debootstrap root
 # (/var/cache/init-agent-tests/bookworm-minbase, INIT_AGENT_TEST_ROOT to
-# override), "usr" this machine's /usr. Destination: a tmpfs (default; no
-# disk in the way, so what is left is the CPU the check costs) or a directory
-# on the disk under bench/work (-d disk). The source stays in the page cache
-# between runs (warm: the comparison is of the work, not of the disk).
+# override), "usr" this machine's /usr. Source (-s):
+#   local  the tree read as a directory, through an overlay so that the
+#          generation stamp `init-agent manifest` writes never touches it
+#          (default): everything on one machine, CPU-bound, the worst case
+#          for the hash's share;
+#   nfs    a copy of the tree served by nfs-ganesha on loopback in a private
+#          network namespace (tests-support/with-ganesha.sh), read by the
+#          userspace NFSv3 client as a node reads its standard root.
+# Destination: a tmpfs (default; no disk in the way, so what is left is the
+# CPU the check costs) or a directory on the disk under bench/work (-d disk).
+# The source stays in the page cache between runs (warm: the comparison is
+# of the work, not of the disk).
 # Prints a Markdown table: min and median seconds of each, and the ratio of
 # the medians (signed / unsigned); BENCHMARKS.md holds a recorded run.
 set -euo pipefail
@@ -22,10 +28,12 @@ ROOT=$PWD
 WORK=$ROOT/bench/work/trust
 REPS=5
 DEST=tmpfs
-while getopts r:d: o; do
+SOURCE=local
+while getopts r:d:s: o; do
     case $o in
     r) REPS=$OPTARG ;;
     d) DEST=$OPTARG ;;
+    s) SOURCE=$OPTARG ;;
     *) exit 2 ;;
     esac
 done
@@ -34,9 +42,27 @@ TREES=("$@")
 [ ${#TREES[@]} -gt 0 ] || TREES=(debian usr)
 command -v bc >/dev/null || apt-get install -y --no-install-recommends bc >/dev/null
 
-cargo build --release --quiet --locked -p init-agent
 AGENT=${CARGO_TARGET_DIR:-$ROOT/target}/x86_64-unknown-linux-gnu/release/init-agent
-mkdir -p "$WORK"
+lower() { # TREE -> the directory it is read from
+    case $1 in
+    debian) echo "${INIT_AGENT_TEST_ROOT:-/var/cache/init-agent-tests/bookworm-minbase}" ;;
+    usr) echo /usr ;;
+    *) echo "unknown tree $1" >&2; exit 2 ;;
+    esac
+}
+if [ -z "${NFS_URL:-}" ]; then
+    cargo build --release --quiet --locked -p init-agent
+    mkdir -p "$WORK"
+    if [ "$SOURCE" = nfs ]; then
+        # The server's copies, which the generation stamp may touch.
+        for tree in "${TREES[@]}"; do
+            mkdir -p "$WORK/export"
+            rsync -aHAX --delete "$(lower "$tree")/" "$WORK/export/$tree/"
+        done
+        exec tests-support/with-ganesha.sh --export "$WORK/export" -- \
+            "$ROOT/bench/trust-bench.sh" -r "$REPS" -d "$DEST" -s nfs "${TREES[@]}"
+    fi
+fi
 
 MOUNTS=()
 cleanup() { for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount "${MOUNTS[i]}" 2>/dev/null || true; done; }
@@ -78,25 +104,30 @@ clear_dst() { find "$DST" -mindepth 1 -delete; sync; }
 
 ROWS=()
 for tree in "${TREES[@]}"; do
-    case $tree in
-    debian) overlay "${INIT_AGENT_TEST_ROOT:-/var/cache/init-agent-tests/bookworm-minbase}" debian ;;
-    usr) overlay /usr usr ;;
-    *) echo "unknown tree $tree" >&2; exit 2 ;;
-    esac
-    SRC=$WORK/$tree.src
-    M=$WORK/$tree.manifest
+    if [ "$SOURCE" = nfs ]; then
+        TREE=$WORK/export/$tree
+        SRC=$NFS_URL/$tree
+        # Read from the source, as a node reads it; signed: with its .minisig.
+        USE=(--source-manifest)
+    else
+        overlay "$(lower "$tree")" "$tree"
+        TREE=$WORK/$tree.src
+        SRC=$TREE
+        USE=(--manifest "$TREE/.init-agent/manifest")
+    fi
+    M=$TREE/.init-agent/manifest
     rm -f "$M" "$M.minisig"
-    entries=$("$AGENT" manifest "$SRC" -o "$M" --sign "$KEY.key" 2>&1 | awk '/entries/ {print $2}')
+    entries=$("$AGENT" manifest "$TREE" -o "$M" --sign "$KEY.key" 2>&1 | awk '/entries/ {print $2}')
     # Warm the source's page cache once, as every later run finds it.
-    tar -C "$SRC" -cf - . | cat >/dev/null
+    tar -C "$TREE" -cf - . | cat >/dev/null
     declare -a ui=() si=() un=() sn=()
     for ((r = 1; r <= REPS; r++)); do
         clear_dst
-        ui+=("$(secs "$AGENT" sync --quiet --manifest "$M" "$SRC" "$DST")")
-        un+=("$(secs "$AGENT" sync --quiet --manifest "$M" "$SRC" "$DST")")
+        ui+=("$(secs "$AGENT" sync --quiet "${USE[@]}" "$SRC" "$DST")")
+        un+=("$(secs "$AGENT" sync --quiet "${USE[@]}" "$SRC" "$DST")")
         clear_dst
-        si+=("$(secs "$AGENT" sync --quiet --trust "$KEY.pub" --manifest "$M" "$SRC" "$DST")")
-        sn+=("$(secs "$AGENT" sync --quiet --trust "$KEY.pub" --manifest "$M" "$SRC" "$DST")")
+        si+=("$(secs "$AGENT" sync --quiet --trust "$KEY.pub" "${USE[@]}" "$SRC" "$DST")")
+        sn+=("$(secs "$AGENT" sync --quiet --trust "$KEY.pub" "${USE[@]}" "$SRC" "$DST")")
         echo "  $tree rep $r: initial ${ui[-1]} / ${si[-1]} s, no change ${un[-1]} / ${sn[-1]} s (unsigned / signed)" >&2
     done
     for run in initial "no change"; do
@@ -111,14 +142,16 @@ for tree in "${TREES[@]}"; do
         ROWS+=("| $tree ($entries entries) | $run | $umin | $umed | $smin | $smed | $(printf %.2f "$ratio")x |")
     done
     clear_dst
-    umount "$SRC"
-    unset 'MOUNTS[-1]'
+    if [ "$SOURCE" = local ]; then
+        umount "$TREE"
+        unset 'MOUNTS[-1]'
+    fi
 done
 rm -f "$KEY.key" "$KEY.pub"
 
 echo
 echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
-echo "Commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- init-agent || echo ' (modified)'); destination: $DEST; $REPS reps each, alternating; source warm in the page cache"
+echo "Commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- init-agent || echo ' (modified)'); source: $SOURCE; destination: $DEST; $REPS reps each, alternating; source warm in the page cache"
 echo
 echo "| tree | run | unsigned min (s) | unsigned median (s) | signed min (s) | signed median (s) | signed / unsigned (medians) |"
 echo "|---|---|---:|---:|---:|---:|---:|"

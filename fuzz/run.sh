@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one cargo-fuzz target for a while: fuzz/run.sh TARGET [SECONDS | --runs N]
-#   TARGET   cmdline | config | xcat | manifest | dhcp | disk
+#   TARGET   cmdline | config | xcat | manifest | dhcp | disk | signature
 #   SECONDS  libFuzzer's -max_total_time, default 60 (AddressSanitizer build)
 #   --runs N exactly N executions, built optimised with debug assertions and
 #            overflow checks but no sanitizer: the fuzzed code is safe Rust, so
@@ -9,7 +9,7 @@
 # Crashes land in fuzz/artifacts/TARGET/; the growing corpus in fuzz/corpus/TARGET/.
 set -euo pipefail
 
-usage() { echo "usage: $0 cmdline|config|xcat|manifest|dhcp|disk [SECONDS | --runs N]" >&2; exit 2; }
+usage() { echo "usage: $0 cmdline|config|xcat|manifest|dhcp|disk|signature [SECONDS | --runs N]" >&2; exit 2; }
 [[ $# -ge 1 && $# -le 3 ]] || usage
 target=$1
 build=()
@@ -33,6 +33,7 @@ case $target in
   dhcp)    max_len=1500                # one Ethernet frame
            if [[ ${#build[@]} -gt 0 ]]; then build=(-O -s none); else build=(-O); fi ;;
   disk)    max_len=8192 ;;    # sfdisk JSON of a disk with many partitions
+  signature) max_len=65536 ;; # a signature and a small manifest
   *) usage ;;
 esac
 cd "$(dirname "$0")"

@@ -164,6 +164,57 @@ fn manifest_read_over_nfs_carries_xattrs() {
     std::fs::remove_dir_all(&dst).unwrap();
 }
 
+/// A signed root over NFS: every file is hashed as its READs arrive, a big
+/// one's in parallel pieces merged as BLAKE3's tree; one piece swapped on
+/// the server (size and mtime kept) is refused, naming the file.
+#[test]
+fn signed_root_over_nfs_hashes_files_as_they_arrive() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let server = require_server!();
+    let (src, dst, url) = server.src_dst("signed");
+    std::fs::create_dir_all(src.join("big")).unwrap();
+    std::fs::write(src.join("small"), "small file\n").unwrap();
+    // Well above two READs, the last piece short; not compressible to zeros.
+    let big: Vec<u8> = (0..(5u32 << 20) + 777)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(src.join("big/file"), &big).unwrap();
+    let prefix = dst.parent().unwrap().join("signed-site");
+    run(Command::new(BIN).arg("keygen").arg("-o").arg(&prefix));
+    run(Command::new(BIN)
+        .arg("manifest")
+        .arg(&src)
+        .arg("-o")
+        .arg(src.join(".init-agent/manifest"))
+        .arg("--sign")
+        .arg(prefix.with_extension("key")));
+    let public = prefix.with_extension("pub");
+    let trust = ["--trust", public.to_str().unwrap()];
+    sync_url(&url, &dst, &trust);
+    assert_same_over_nfs(&src, &dst, true);
+    assert!(state(&dst).ends_with(" verified\n"), "{}", state(&dst));
+
+    // One byte of the third MiB changed, size and mtime as signed.
+    let f = src.join("big/file");
+    let before = std::fs::metadata(&f).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
+    file.write_at(&[big[(2 << 20) + 5] ^ 1], (2 << 20) + 5)
+        .unwrap();
+    drop(file);
+    let at = format!("@{}.{:09}", before.mtime(), before.mtime_nsec());
+    run(Command::new("touch").arg("-d").arg(at).arg(&f));
+    std::fs::remove_file(dst.join("big/file")).unwrap();
+    let out = sync_cmd(&url, &dst).args(trust).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("big/file: the contents served differ from the signed manifest"),
+        "{err}"
+    );
+    assert!(!dst.join("big/file").exists());
+    std::fs::remove_dir_all(&dst).unwrap();
+}
+
 fn sync_cmd(url: &str, dst: &Path) -> Command {
     let mut c = Command::new(BIN);
     c.arg("sync").arg(url).arg(dst).arg("--quiet");

@@ -6,8 +6,18 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
+use crate::sync::digest::{self, Digest};
 use crate::sync::meta::{Meta, Xattrs};
 use crate::sys::fsops;
+
+/// What `Source::copy_to` did: the bytes it wrote (holes left out) and, when
+/// asked, the digest of the contents it read; None when they could not be
+/// hashed as one (the file shrank while copied).
+#[derive(Debug, Clone, Copy)]
+pub struct Copied {
+    pub bytes: u64,
+    pub digest: Option<Digest>,
+}
 
 pub trait Source: Sync {
     /// A directory of the source tree, open for listing and lookups.
@@ -30,14 +40,16 @@ pub trait Source: Sync {
     fn open_file(&self, dir: &Self::Dir, name: &CStr) -> io::Result<(Self::File, Meta)>;
     /// Up to `buf.len()` bytes at `off`; 0 at the end of the file.
     fn read_at(&self, file: &Self::File, buf: &mut [u8], off: u64) -> io::Result<usize>;
-    /// Writes the file's bytes into `dst`, keeping holes; returns the bytes written.
+    /// Writes the file's bytes into `dst`, keeping holes; with `hash`, also
+    /// their digest, taken as they pass (no second read).
     fn copy_to(
         &self,
         file: &Self::File,
         meta: &Meta,
         dst: &OwnedFd,
         buf: &mut Vec<u8>,
-    ) -> io::Result<u64>;
+        hash: bool,
+    ) -> io::Result<Copied>;
     /// Worker threads the walk should have when the caller names none; 0 =
     /// one per CPU. A network source waits more than it computes.
     fn workers(&self) -> usize {
@@ -95,8 +107,31 @@ impl Source for Local {
         meta: &Meta,
         dst: &OwnedFd,
         buf: &mut Vec<u8>,
-    ) -> io::Result<u64> {
-        fsops::copy_data(file, dst, meta, buf)
+        hash: bool,
+    ) -> io::Result<Copied> {
+        if !hash {
+            let bytes = fsops::copy_data(file, dst, meta, buf)?;
+            return Ok(Copied {
+                bytes,
+                digest: None,
+            });
+        }
+        // Through the process, not the kernel's copy_file_range or a reflink,
+        // whose bytes never pass where they could be hashed.
+        let mut h = blake3::Hasher::new();
+        let mut pread = |b: &mut [u8], off| self.read_at(file, b, off);
+        let bytes = fsops::copy_by_reads(
+            &mut digest::hashing(Some(&mut h), &mut pread),
+            dst,
+            meta.size,
+            meta.looks_sparse(),
+            256 * 1024,
+            buf,
+        )?;
+        Ok(Copied {
+            bytes,
+            digest: Some(digest::finish(&h)),
+        })
     }
 }
 

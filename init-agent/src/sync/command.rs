@@ -139,22 +139,20 @@ pub fn verify(args: &cli::Verify) -> anyhow::Result<bool> {
     let keys = load_keys(&args.key)?;
     let name = args.manifest.display().to_string();
     let bytes = std::fs::read(&args.manifest).with_context(|| format!("reading {name}"))?;
-    let m = match manifest::decode(&bytes, &name) {
-        Ok(m) => m,
-        // With keys an altered manifest is refused like a bad signature.
-        Err(e) if !keys.is_empty() => {
-            eprintln!("init-agent verify: refused: {e}");
-            return Ok(false);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let verified = if keys.is_empty() {
-        None
+    let (m, verified) = if keys.is_empty() {
+        (manifest::decode(&bytes, &name)?, None)
     } else {
-        match check_signature(&args.manifest, &bytes, &keys, &m.generation) {
-            Ok(signed) => Some(signed),
+        let sig_path = trust::signature_path(&args.manifest);
+        let sig = match std::fs::read(&sig_path) {
+            Ok(sig) => Some(sig),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", sig_path.display())),
+        };
+        // An altered manifest is refused like a bad signature.
+        match trust::open(&name, Some(&bytes), sig.as_deref(), &keys) {
+            Ok((m, signed)) => (m, Some(signed)),
             Err(e) => {
-                eprintln!("init-agent verify: refused: {name}: {e}");
+                eprintln!("init-agent verify: refused: {e}");
                 return Ok(false);
             }
         }
@@ -210,28 +208,6 @@ pub fn verify(args: &cli::Verify) -> anyhow::Result<bool> {
         m.generation
     );
     Ok(identical)
-}
-
-/// The manifest's signature (MANIFEST.minisig) by one of `keys`.
-fn check_signature(
-    path: &Path,
-    bytes: &[u8],
-    keys: &[trust::Key],
-    generation: &str,
-) -> Result<trust::Signed, trust::TrustError> {
-    let sig_path = trust::signature_path(path);
-    let sig = match std::fs::read(&sig_path) {
-        Ok(sig) => sig,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(trust::TrustError::Unsigned(sig_path.display().to_string()))
-        }
-        Err(e) => return Err(trust::TrustError::Malformed(e.to_string())),
-    };
-    let sig =
-        String::from_utf8(sig).map_err(|_| trust::TrustError::Malformed("not text".into()))?;
-    let signed = trust::verify(bytes, &sig, keys)?;
-    signed.check_generation(generation)?;
-    Ok(signed)
 }
 
 /// `init-agent manifest SRC -o FILE`.

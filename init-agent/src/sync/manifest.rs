@@ -134,28 +134,7 @@ impl Manifest {
 fn hash_file(root: BorrowedFd, rel: &[u8]) -> io::Result<[u8; 16]> {
     let (dir, name) = open_parent(root, rel)?;
     let fd = fsops::open_file(dir.as_fd(), &name)?;
-    hash_fd(&fd)
-}
-
-pub fn hash_fd(fd: &std::os::fd::OwnedFd) -> io::Result<[u8; 16]> {
-    let mut h = blake3::Hasher::new();
-    // Sized to the file: most files of a root are small, and zeroing a
-    // 256 KiB buffer for each cost more than hashing them (signed syncs hash
-    // every file they write). One byte more than the size sees EOF at once.
-    let size = rustix::fs::fstat(fd)?.st_size.max(0) as usize;
-    let mut buf = vec![0u8; size.saturating_add(1).clamp(4096, 256 * 1024)];
-    let mut off = 0u64;
-    loop {
-        let n = rustix::io::pread(fd, &mut buf[..], off)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        off += n as u64;
-    }
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&h.finalize().as_bytes()[..16]);
-    Ok(out)
+    super::digest::of_fd(&fd)
 }
 
 /// Walks `src` (never following symlinks) and records it; contents are hashed in

@@ -12,6 +12,7 @@
 //! through is `source::tree` (a directory, or the userspace NFS client).
 
 pub mod command;
+pub mod digest;
 pub mod engine;
 pub mod manifest;
 pub mod meta;
@@ -629,22 +630,12 @@ fn verified_manifest<S: Source>(
             (
                 name,
                 read(&rel, 256 << 20)?,
-                read(&format!("{rel}.minisig"), 64 << 10)?,
+                read(&trust::signature_name(&rel), 64 << 10)?,
             )
         }
     };
-    let bytes = bytes.ok_or_else(|| refuse(&name, &trust::TrustError::NoManifest))?;
-    let sig_name = trust::signature_path(Path::new(&name))
-        .display()
-        .to_string();
-    let sig = sig.ok_or_else(|| refuse(&name, &trust::TrustError::Unsigned(sig_name.clone())))?;
-    let sig = String::from_utf8(sig)
-        .map_err(|_| refuse(&sig_name, &"not a minisign signature (not text)"))?;
-    let signed = trust::verify(&bytes, &sig, &trust.keys).map_err(|e| refuse(&name, &e))?;
-    let m = manifest::decode(&bytes, &name).map_err(|e| SyncError::Untrusted(e.to_string()))?;
-    signed
-        .check_generation(&m.generation)
-        .map_err(|e| refuse(&name, &e))?;
+    let (m, signed) = trust::open(&name, bytes.as_deref(), sig.as_deref(), &trust.keys)
+        .map_err(|e| SyncError::Untrusted(e.to_string()))?;
     // An unstamped source leaves it to the per-file checks.
     if generation != "unstamped" && generation != m.generation {
         return Err(refuse(

@@ -13,14 +13,24 @@ use std::path::Path;
 
 use minisign::{PublicKey, PublicKeyBox, SecretKey, SignatureBox};
 
+use super::manifest::{Manifest, ManifestError};
+
 /// What the trusted comment starts with; the rest is `generation=G serial=N`.
 const COMMENT_TAG: &str = "init-agent manifest";
+
+/// What a manifest's file name gets for its signature's.
+const SIGNATURE_SUFFIX: &str = ".minisig";
 
 /// Where the signature of a manifest file is.
 pub fn signature_path(manifest: &Path) -> std::path::PathBuf {
     let mut s = manifest.as_os_str().to_os_string();
-    s.push(".minisig");
+    s.push(SIGNATURE_SUFFIX);
     s.into()
+}
+
+/// The same, for a path on a source (`/.init-agent/manifest`).
+pub fn signature_name(manifest: &str) -> String {
+    format!("{manifest}{SIGNATURE_SUFFIX}")
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -162,6 +172,43 @@ pub fn verify(manifest: &[u8], sig: &str, keys: &[Key]) -> Result<Signed, TrustE
     })
 }
 
+/// Why a signed manifest as read is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("{name}: {err}")]
+    Trust { name: String, err: TrustError },
+    /// Signed, yet not a manifest this agent reads.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+}
+
+/// A manifest as read and its signature as read (None: absent), `name`
+/// naming the manifest: decoded only once one of `keys` verified it, and
+/// only when it is the generation the signature names. Every signed read
+/// goes this way: a sync, the cluster file, `verify --key`.
+pub fn open(
+    name: &str,
+    manifest: Option<&[u8]>,
+    sig: Option<&[u8]>,
+    keys: &[Key],
+) -> Result<(Manifest, Signed), Refused> {
+    let refuse = |err| Refused::Trust {
+        name: name.to_string(),
+        err,
+    };
+    let manifest = manifest.ok_or_else(|| refuse(TrustError::NoManifest))?;
+    let sig = sig.ok_or_else(|| refuse(TrustError::Unsigned(signature_name(name))))?;
+    let sig = std::str::from_utf8(sig).map_err(|_| {
+        refuse(TrustError::Malformed(
+            "not a minisign signature (not text)".into(),
+        ))
+    })?;
+    let signed = verify(manifest, sig, keys).map_err(refuse)?;
+    let m = super::manifest::decode(manifest, name)?;
+    signed.check_generation(&m.generation).map_err(refuse)?;
+    Ok((m, signed))
+}
+
 impl Signed {
     /// The decoded manifest is the generation the signature names.
     pub fn check_generation(&self, found: &str) -> Result<(), TrustError> {
@@ -180,23 +227,20 @@ impl Signed {
 /// file with exactly these contents.
 pub fn check_file(
     manifest: &[u8],
-    sig: &str,
+    sig: &[u8],
     keys: &[Key],
     rel: &str,
     contents: &[u8],
 ) -> Result<Signed, String> {
-    let signed = verify(manifest, sig, keys).map_err(|e| e.to_string())?;
-    let m = super::manifest::decode(manifest, "the manifest").map_err(|e| e.to_string())?;
-    signed
-        .check_generation(&m.generation)
-        .map_err(|e| e.to_string())?;
+    let (m, signed) =
+        open("the manifest", Some(manifest), Some(sig), keys).map_err(|e| e.to_string())?;
     let entry = m
         .find(rel.trim_start_matches('/').as_bytes())
         .map(|i| &m.entries[i])
         .ok_or_else(|| format!("{rel} is not in the signed manifest"))?;
-    let mut hash = [0u8; 16];
-    hash.copy_from_slice(&blake3::hash(contents).as_bytes()[..16]);
-    if entry.meta.kind != super::meta::Kind::File || entry.hash != Some(hash) {
+    if entry.meta.kind != super::meta::Kind::File
+        || entry.hash != Some(super::digest::of_bytes(contents))
+    {
         return Err(format!("{rel} is not what the signed manifest says"));
     }
     Ok(signed)

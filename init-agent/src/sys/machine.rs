@@ -201,7 +201,7 @@ impl Sys for Real {
             return Ok(None);
         };
         let manifest = format!("/{}/manifest", crate::sync::STATE_DIR);
-        let sig = format!("{manifest}.minisig");
+        let sig = crate::sync::trust::signature_name(&manifest);
         // As the sync bounds them.
         let read = |rel: &str, limit| {
             from.read_small(rel, limit)
@@ -209,8 +209,7 @@ impl Sys for Real {
                 .ok_or_else(|| SysError::Untrusted(format!("{from}{rel}: absent")))
         };
         let bytes = read(&manifest, 256 << 20)?;
-        let sig = String::from_utf8(read(&sig, 64 << 10)?)
-            .map_err(|_| SysError::Untrusted(format!("{from}{sig}: not a signature")))?;
+        let sig = read(&sig, 64 << 10)?;
         crate::sync::trust::check_file(&bytes, &sig, &trust.keys, path, &text)
             .map_err(SysError::Untrusted)?;
         Ok(Some(text))

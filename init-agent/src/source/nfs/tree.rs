@@ -14,7 +14,8 @@ use nfs3_client::nfs3_types::nfs3::{nfs_fh3, READ3args, READLINK3args};
 
 use super::client::Nfs;
 use super::convert::{is_stale, result};
-use crate::source::tree::Source;
+use crate::source::tree::{Copied, Source};
+use crate::sync::digest::{self, Pieces};
 use crate::sync::meta::{Kind, Meta, Xattrs};
 use crate::sys::fsops;
 
@@ -220,30 +221,39 @@ impl Source for Nfs {
         meta: &Meta,
         dst: &OwnedFd,
         buf: &mut Vec<u8>,
-    ) -> io::Result<u64> {
+        hash: bool,
+    ) -> io::Result<Copied> {
         // NFSv3 cannot say where the holes are: all-zero blocks of a file that
         // uses fewer blocks than its size are left as holes.
-        let chunk = u64::from(self.rsize);
-        if meta.size <= 2 * chunk {
-            return fsops::copy_by_reads(
-                &mut |b, off| self.read_at(file, b, off),
+        // Hashed, the READs are pieces of BLAKE3's tree: a power of two each.
+        let pieces = Pieces::piece_len(self.rsize).filter(|_| hash);
+        let chunk = pieces.unwrap_or(u64::from(self.rsize));
+        if meta.size <= 2 * chunk || (hash && pieces.is_none()) {
+            let mut h = hash.then(blake3::Hasher::new);
+            let mut nfs_read = |b: &mut [u8], off| self.read_at(file, b, off);
+            let bytes = fsops::copy_by_reads(
+                &mut digest::hashing(h.as_mut(), &mut nfs_read),
                 dst,
                 meta.size,
                 file.sparse,
                 self.rsize as usize,
                 buf,
-            );
+            )?;
+            let digest = h.as_ref().map(digest::finish);
+            return Ok(Copied { bytes, digest });
         }
         // A big file: its READs in flight together, one thread per pooled
-        // connection taking the next chunk, each written where it belongs.
+        // connection taking the next chunk, each written where it belongs
+        // (and hashed there, as a subtree).
         // Threads of its own, not the walk's pool: a pool worker waiting here
         // would pick up the walk's other work in the middle of this copy.
         let chunks = meta.size.div_ceil(chunk);
+        let tree = pieces.map(|len| Pieces::new(len, meta.size));
         let next = AtomicU64::new(0);
         let written = AtomicU64::new(0);
         let readers = (self.pool.limit() as u64).min(chunks);
         let worker = || -> io::Result<()> {
-            let mut b = vec![0u8; self.rsize as usize];
+            let mut b = vec![0u8; chunk as usize];
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= chunks {
@@ -252,7 +262,12 @@ impl Source for Nfs {
                 let off = i * chunk;
                 let want = (meta.size - off).min(chunk) as usize;
                 let copied = crate::source::tree::read_full(self, file, &mut b[..want], off)
-                    .and_then(|n| fsops::write_data_at(dst, &b[..n], off, file.sparse));
+                    .and_then(|n| {
+                        if let Some(t) = &tree {
+                            t.add(i, &b[..n], want);
+                        }
+                        fsops::write_data_at(dst, &b[..n], off, file.sparse)
+                    });
                 match copied {
                     Ok(w) => written.fetch_add(w, Ordering::Relaxed),
                     Err(e) => {
@@ -271,7 +286,10 @@ impl Source for Nfs {
             })
         })?;
         rustix::fs::ftruncate(dst, meta.size)?;
-        Ok(written.into_inner())
+        Ok(Copied {
+            bytes: written.into_inner(),
+            digest: tree.and_then(Pieces::finish),
+        })
     }
 
     fn workers(&self) -> usize {

@@ -6,10 +6,10 @@
 use std::ffi::CStr;
 use std::os::fd::{AsFd, BorrowedFd};
 
-use super::{at, join, lstat_opt, Change, Engine, Entry, Result, SrcAt};
+use super::{at, join, lstat_opt, Change, Engine, Entry, Result};
 use crate::source::tree::Source;
 use crate::sync::meta::{Kind, Meta, Xattrs};
-use crate::sync::{display_rel, manifest, Counters, SyncError};
+use crate::sync::Counters;
 use crate::sys::fsops::{self, TEMP_PREFIX};
 
 /// Puts what `write` makes under a temporary name in `dst` in the place of
@@ -95,31 +95,6 @@ impl<S: Source> Engine<'_, S> {
         fsops::write_xattrs(dst, tmp, &have, sx).map_err(at("writing xattrs", rel))?;
         fsops::chmod(dst, tmp, s.kind, s.perm).map_err(at("chmod", rel))?;
         fsops::set_mtime(dst, tmp, s).map_err(at("setting mtime", rel))
-    }
-
-    /// A signed root: the bytes just written hash to the manifest's value.
-    /// Hashed from the written file (in the page cache), so one check covers
-    /// every copy path: reflink, copy_file_range, the NFS client's parallel
-    /// READs.
-    pub(super) fn check_content(
-        &self,
-        e: &Entry<S::Dir>,
-        written: &std::os::fd::OwnedFd,
-    ) -> Result<()> {
-        let SrcAt::Listed(i) = e.src else {
-            return Err(SyncError::Untrusted(format!(
-                "{}: not in the signed manifest",
-                display_rel(e.rel)
-            )));
-        };
-        let got = manifest::hash_fd(written).map_err(at("reading back", e.rel))?;
-        if self.listed(i)?.hash != Some(got) {
-            return Err(SyncError::Untrusted(format!(
-                "{}: the contents served differ from the signed manifest",
-                display_rel(e.rel)
-            )));
-        }
-        Ok(())
     }
 
     /// Owner, xattrs (ACLs, capabilities), permissions, mtime, in the order that

@@ -8,7 +8,6 @@ use std::os::fd::BorrowedFd;
 use super::buffer::with_buf;
 use super::{at, Change, Engine, Entry, Result, SrcAt};
 use crate::source::tree::{self as source, Source};
-use crate::sync::manifest;
 use crate::sync::meta::{decide, Decision, Facts, Kind, Xattrs};
 use crate::sync::Counters;
 use crate::sys::fsops;
@@ -92,7 +91,7 @@ impl<S: Source> Engine<'_, S> {
     fn same_content(&self, e: &Entry<S::Dir>, dst: BorrowedFd) -> Result<bool> {
         let b = fsops::open_file(dst, e.name).map_err(at("opening", e.rel))?;
         if let SrcAt::Listed(i) = e.src {
-            let local = manifest::hash_fd(&b).map_err(at("reading", e.rel))?;
+            let local = crate::sync::digest::of_fd(&b).map_err(at("reading", e.rel))?;
             return Ok(Some(local) == self.listed(i)?.hash);
         }
         let a = self.src_open_file(e)?;

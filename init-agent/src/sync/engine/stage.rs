@@ -12,7 +12,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use super::buffer::with_buf;
 use super::{at, Engine, Entry, Result, SrcAt};
 use crate::source::tree::Source;
-use crate::sync::Counters;
+use crate::sync::{display_rel, Counters, SyncError};
 use crate::sys::fsops;
 
 /// The staging directory's name below the state directory.
@@ -48,16 +48,27 @@ impl<S: Source> Engine<'_, S> {
     }
 
     /// The source file's contents into `to`, counted, and for a signed root
-    /// checked against the manifest.
+    /// hashed on the way and checked against the manifest.
     pub(super) fn fetch(&self, e: &Entry<S::Dir>, to: &OwnedFd) -> Result<()> {
         let from = self.src_open_file(e)?;
-        let n =
-            with_buf(|buf| self.src.copy_to(&from, e.s, to, buf)).map_err(at("copying", e.rel))?;
-        Counters::add(&self.counters.bytes, n);
-        if self.verify {
-            self.check_content(e, to)?;
+        let copied = with_buf(|buf| self.src.copy_to(&from, e.s, to, buf, self.verify))
+            .map_err(at("copying", e.rel))?;
+        Counters::add(&self.counters.bytes, copied.bytes);
+        if !self.verify {
+            return Ok(());
         }
-        Ok(())
+        let refused = match e.src {
+            SrcAt::Tree(_) => "not in the signed manifest",
+            SrcAt::Listed(i) => match self.listed(i)?.hash {
+                None => "the signed manifest holds no hash for it",
+                Some(h) if copied.digest == Some(h) => return Ok(()),
+                Some(_) => "the contents served differ from the signed manifest",
+            },
+        };
+        Err(SyncError::Untrusted(format!(
+            "{}: {refused}",
+            display_rel(e.rel)
+        )))
     }
 
     /// Moves the staged contents of `e` to `tmp` in `dst`; false when none

@@ -118,21 +118,96 @@ fn a_file_read_before_the_sync_must_be_as_the_signed_manifest_has_it() {
     let keys = std::slice::from_ref(&key);
     let path = "/etc/init-agent/cluster.toml";
     assert_eq!(
-        check_file(&bytes, &sig, keys, path, text).unwrap().serial,
+        check_file(&bytes, sig.as_bytes(), keys, path, text)
+            .unwrap()
+            .serial,
         1
     );
-    let e = check_file(&bytes, &sig, keys, path, b"[boot]\nmode = \"nfsroot\"\n").unwrap_err();
+    let e = check_file(
+        &bytes,
+        sig.as_bytes(),
+        keys,
+        path,
+        b"[boot]\nmode = \"nfsroot\"\n",
+    )
+    .unwrap_err();
     assert_eq!(
         e,
         "/etc/init-agent/cluster.toml is not what the signed manifest says"
     );
-    let e = check_file(&bytes, &sig, keys, "/etc/other.toml", text).unwrap_err();
+    let e = check_file(&bytes, sig.as_bytes(), keys, "/etc/other.toml", text).unwrap_err();
     assert_eq!(e, "/etc/other.toml is not in the signed manifest");
     // A directory of that name is no file.
-    let e = check_file(&bytes, &sig, keys, "/etc/init-agent", b"").unwrap_err();
+    let e = check_file(&bytes, sig.as_bytes(), keys, "/etc/init-agent", b"").unwrap_err();
     assert!(e.contains("is not what the signed manifest says"), "{e}");
     let (_, other) = pair();
-    let e = check_file(&bytes, &sig, &[other], path, text).unwrap_err();
+    let e = check_file(&bytes, sig.as_bytes(), &[other], path, text).unwrap_err();
     assert!(e.contains("does not trust"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn open_decodes_a_manifest_only_once_its_signature_verified() {
+    let dir = std::env::temp_dir().join(format!("ia-trust-open-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    std::fs::write(dir.join("etc/motd"), "hi\n").unwrap();
+    let m = crate::sync::manifest::build(&dir, &Default::default()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let bytes = crate::sync::manifest::encode(&m);
+    let (sk, key) = pair();
+    let keys = std::slice::from_ref(&key);
+    let sig = sign(&bytes, &sk, &m.generation, 3).unwrap();
+    let (got, signed) = open("M", Some(&bytes), Some(sig.as_bytes()), keys).unwrap();
+    assert_eq!((got.generation, signed.serial), (m.generation.clone(), 3));
+    let refused = |r: Result<(Manifest, Signed), Refused>| r.err().unwrap().to_string();
+    assert_eq!(
+        refused(open("M", None, Some(sig.as_bytes()), keys)),
+        format!("M: {}", TrustError::NoManifest)
+    );
+    assert_eq!(
+        refused(open("M", Some(&bytes), None, keys)),
+        "M: the manifest is not signed (no M.minisig)"
+    );
+    assert!(refused(open("M", Some(&bytes), Some(&[0xff, 0xfe]), keys)).contains("not text"));
+    // Altered after signing: refused by the signature, before any decoding.
+    let mut altered = bytes.clone();
+    let last = altered.len() - 1;
+    altered[last] ^= 1;
+    assert!(
+        refused(open("M", Some(&altered), Some(sig.as_bytes()), keys)).contains("does not verify")
+    );
+    // Signed for another generation than the manifest holds.
+    let other = sign(&bytes, &sk, "g0", 4).unwrap();
+    assert!(
+        refused(open("M", Some(&bytes), Some(other.as_bytes()), keys))
+            .contains("the signature is for generation g0")
+    );
+    // Signed, yet no manifest of ours.
+    let junk = b"not a manifest";
+    let junk_sig = sign(junk, &sk, "g0", 5).unwrap();
+    assert!(
+        refused(open("M", Some(junk), Some(junk_sig.as_bytes()), keys))
+            .contains("M: not an init-agent manifest")
+    );
+}
+
+proptest::proptest! {
+    /// No signature file, key file or trusted comment a server or an admin
+    /// can hand over makes the parsers panic; only a real signature opens.
+    #[test]
+    fn signature_key_and_comment_parsers_never_panic(
+        sig in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+        text in ".{0,200}",
+    ) {
+        let (_, key) = pair();
+        let keys = std::slice::from_ref(&key);
+        proptest::prop_assert!(open("M", Some(b"IAMANIF\0"), Some(&sig), keys).is_err());
+        let as_text = String::from_utf8_lossy(&sig);
+        let _ = verify(b"IAMANIF\0", &as_text, keys);
+        let _ = Key::parse(&as_text, "fuzz");
+        let _ = Key::parse(&text, "fuzz");
+        let _ = parse_comment(&text);
+        let _ = parse_comment(&format!("{COMMENT_TAG} {text}"));
+    }
 }
