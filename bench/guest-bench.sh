@@ -95,11 +95,11 @@ export LC_ALL=C
 SRC=/mnt/std
 B=/bench
 LOG=$B/log
-TOOLS=(manifest walk rsync user)
+TOOLS=(manifest walk rsync user signed)
 ERRFILE=/dev/null
 # -E: the trap also fires inside functions. The failing tool's stderr is shown.
 trap 'echo "BENCH-FAILED at line $LINENO: $BASH_COMMAND"; tail -5 "$ERRFILE"' ERR
-mkdir -p "$SRC" "$LOG" "$B/manifest" "$B/walk" "$B/rsync" "$B/user"
+mkdir -p "$SRC" "$LOG" "$B/manifest" "$B/walk" "$B/rsync" "$B/user" "$B/signed"
 # The agent formatted this disk moments ago: ext4's lazy inode-table zeroing
 # would compete with the first runs for the disk and the 2 vCPUs (seen: the
 # first no-change runs 2-3x slower than the next). A re-syncing node is long
@@ -168,6 +168,8 @@ measure() { # case rep tool attempt
     rsync) rsync -aHAX --delete --numeric-ids --exclude=/.init-agent --stats "$SRC/" "$dst/" >"$out.out" 2>"$out.err" \
         && sync -f "$dst" ;;
     user) init-agent sync -q --report "$out.json" --source-manifest "$NFS_URL" "$dst" 2>"$out.err" ;;
+    # The same with the manifest's signature checked and every file hashed.
+    signed) init-agent sync -q --report "$out.json" --trust /etc/init-agent/bench.pub "$NFS_URL" "$dst" 2>"$out.err" ;;
     esac
     t1=$(date +%s%N)
     stats >"$out.after"
@@ -176,7 +178,7 @@ measure() { # case rep tool attempt
     local rpcs
     rpcs=$(delta "$out.before" "$out.after")
     # Not through the kernel mount: the client counts its own calls.
-    [ "$tool" != user ] || rpcs="rpcs=$(json "$out.json" nfs_calls) read_bytes=0 ops=-"
+    case $tool in user | signed) rpcs="rpcs=$(json "$out.json" nfs_calls) read_bytes=0 ops=-" ;; esac
     echo "BENCH case=$c rep=$r tool=$tool attempt=$4 beside=$BESIDE seconds=$secs $rpcs"
     if [ "$tool" = rsync ]; then
         echo "BENCH-DETAIL case=$c rep=$r tool=$tool attempt=$4 transferred=$(awk -F': ' '/^Number of regular files transferred/ {gsub(/,/, "", $2); print $2}' "$out.out")"
@@ -227,7 +229,7 @@ for r in $(seq 1 "$REPS"); do
     done <"$LOG/edit-$r"
     sync
     t0=$(date +%s%N)
-    init-agent manifest "$SRC" -o "$SRC/.init-agent/manifest" 2>"$LOG/manifest-$r.err"
+    init-agent manifest "$SRC" -o "$SRC/.init-agent/manifest" --sign /etc/init-agent/bench.key 2>"$LOG/manifest-$r.err"
     t1=$(date +%s%N)
     echo "BENCH-INFO rep=$r changed=$n of $(wc -l <"$LOG/files") regular files; manifest made again in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", (b - a) / 1e9}') s: $(tail -1 "$LOG/manifest-$r.err")"
     for tool in $(rotated "$r"); do measure_clean changed "$r" "$tool"; done
@@ -245,7 +247,10 @@ GUEST
 } >"$STD/sbin/ia-test-extra"
 chmod 755 "$STD/sbin/ia-test-extra"
 
-"$AGENT" manifest "$STD" -o "$STD/.init-agent/manifest" 2>"$T/manifest.log"
+# The signed tool's key pair (a bench's: the secret key travels with the root).
+mkdir -p "$STD/etc/init-agent"
+"$AGENT" keygen -o "$STD/etc/init-agent/bench" 2>"$T/keygen.log"
+"$AGENT" manifest "$STD" -o "$STD/.init-agent/manifest" --sign "$STD/etc/init-agent/bench.key" 2>"$T/manifest.log"
 "$AGENT" mkinitramfs --kernel-release "$KREL" --modules-dir "$KDIR/lib/modules" \
     --output "$T/initrd.gz" 2>"$T/mkinitramfs.log"
 # Room for the root (~210 MiB) and three copies of it.
@@ -358,7 +363,8 @@ for k, rr in runs.items():
     details[k] = cd or ds
 cases = [("initial", "initial copy"), ("nochange", "no change"), ("changed", "1 % changed")]
 tools = [("manifest", "init-agent (manifest)"), ("walk", "init-agent (walk)"), ("rsync", "rsync"),
-         ("user", "init-agent nfs:// (userspace NFSv3, manifest)")]
+         ("user", "init-agent nfs:// (userspace NFSv3, manifest)"),
+         ("signed", "init-agent nfs:// signed (--trust: signature checked, every file hashed)")]
 def med(xs):
     return statistics.median(xs)
 print("| case | tool | runs | seconds, median (min–max) | NFS RPCs, median | MiB READ from server | time vs rsync | RPCs vs rsync |")
@@ -391,6 +397,10 @@ for c, cname in cases:
         if rr:
             print(f"| {cname} | {tname} | " + " | ".join(f"{med([x[3].get(o, 0) for x in rr]):.0f}" for o in allops) + " |")
 print()
+for c, cname in cases:
+    u, s = runs.get((c, "user"), []), runs.get((c, "signed"), [])
+    if u and s:
+        print(f"- {cname}: signed / unsigned (userspace client, medians) {med([x[0] for x in s]) / med([x[0] for x in u]):.2f}x")
 for (c, t), ds in sorted(details.items()):
     d = ds[0]
     what = (f"files transferred {','.join(x.get('transferred', '?') for x in ds)}" if t == "rsync" else

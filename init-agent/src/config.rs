@@ -19,7 +19,7 @@ use crate::cmdline::{Fallback, Mode};
 use crate::hwaddr::Mac;
 use crate::sync::trust::Key;
 
-pub use load::{load_file, parse, parse_cluster, ConfigError, LoadError};
+pub use load::{load_file, parse, parse_cluster, salvage_trust, ConfigError, LoadError};
 
 /// Where the cluster configuration lives in the standard root, unless
 /// `initagent.cluster=` says otherwise.
@@ -164,6 +164,11 @@ pub struct Trust {
     /// Take a signed manifest with a lower serial than the disk's last
     /// verified copy (an admin's deliberate rollback); else refused as a replay.
     pub allow_rollback: bool,
+    /// Set (never read from a file) when the configuration named keys that
+    /// could not be read: the node then trusts nothing rather than
+    /// everything, and says why.
+    #[serde(skip)]
+    pub unreadable: Option<String>,
 }
 
 impl Trust {
@@ -173,10 +178,20 @@ impl Trust {
         self.keys.iter().map(|k| Key::parse(k, "[trust] keys"))
     }
 
+    /// Whether the node verifies what it syncs (and boots only verified copies).
+    pub fn required(&self) -> bool {
+        !self.keys.is_empty() || self.unreadable.is_some()
+    }
+
     /// What a sync verifies with; `None` without keys. A key that does not
     /// parse is an error, never left out: the node would trust less than
     /// the admin wrote, or nothing at all.
     pub fn for_sync(&self) -> Result<Option<crate::sync::trust::Trust>, String> {
+        if let Some(why) = &self.unreadable {
+            return Err(format!(
+                "[trust]: {why}: nothing is trusted, nothing synced"
+            ));
+        }
         let keys = self.parsed().collect::<Result<Vec<Key>, String>>()?;
         Ok((!keys.is_empty()).then_some(crate::sync::trust::Trust {
             keys,
@@ -661,23 +676,41 @@ pub fn load_for_boot(explicit: Option<&Path>, from_cmdline: Option<&str>) -> Loa
             }
         }
     };
-    match load_file(&path) {
-        Ok(config) => Loaded {
-            config,
-            path: Some(path),
-            errors: Vec::new(),
-        },
-        Err(LoadError::Invalid { path: p, errors }) => Loaded {
-            config: Config::default(),
-            path: Some(path),
-            errors: errors.iter().map(|e| format!("{p}:{e}")).collect(),
-        },
-        Err(e) => Loaded {
-            config: Config::default(),
-            path: Some(path),
-            errors: vec![e.to_string()],
-        },
+    let fail = |errors| Loaded {
+        config: Config::default(),
+        path: Some(path.clone()),
+        errors,
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(source) => {
+            let p = path.display().to_string();
+            return fail(vec![LoadError::Read { path: p, source }.to_string()]);
+        }
+    };
+    let errors = match parse(&text) {
+        Ok(config) => {
+            return Loaded {
+                config,
+                path: Some(path),
+                errors: Vec::new(),
+            }
+        }
+        Err(errors) => errors,
+    };
+    let p = path.display();
+    let mut loaded = fail(errors.iter().map(|e| format!("{p}:{e}")).collect());
+    match load::salvage_trust(&text) {
+        Ok(Some(trust)) => loaded.config.trust = trust,
+        Ok(None) => {}
+        Err(why) => {
+            loaded
+                .errors
+                .push(format!("{p}: {why}: nothing is trusted"));
+            loaded.config.trust.unreadable = Some(format!("{p}: {why}"));
+        }
     }
+    loaded
 }
 
 impl Config {

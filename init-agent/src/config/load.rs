@@ -14,7 +14,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 use super::validate::{validate, Seg};
-use super::Config;
+use super::{Config, Trust};
 use crate::cmdline::Mode;
 
 /// One problem in a configuration file.
@@ -154,7 +154,7 @@ pub fn parse_cluster(
         }
         taken.push(key.to_string());
     }
-    if !embedded.trust.keys.is_empty() {
+    if embedded.trust.required() {
         errors.extend(live_modes(&cluster).into_iter().map(|(path, mode)| {
             at(
                 span_of(&root, &path),
@@ -187,6 +187,33 @@ fn live_modes(cluster: &Config) -> Vec<(Vec<Seg>, Mode)> {
         live(n.mode).map(|m| (vec![Seg::Key("node"), Seg::Index(i), Seg::Key("mode")], m))
     });
     boot.into_iter().chain(nodes).collect()
+}
+
+/// The `[trust]` of a configuration that is otherwise unusable, so that
+/// keys are never lost to a mistake elsewhere in the file (the node would
+/// then sync unverified). Ok(None): the text has no `[trust]`; Err: it has
+/// one that cannot be read (the file's syntax broken, or the table itself).
+pub fn salvage_trust(text: &str) -> Result<Option<Trust>, String> {
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        // What a broken document holds cannot be told for sure: a line that
+        // opens the table is enough to refuse.
+        let names_trust = text.lines().any(|l| {
+            let l = l.trim_start();
+            l.starts_with('[') && l[1..].trim_start().starts_with("trust")
+        });
+        return if names_trust {
+            Err("it has a [trust] table, unreadable in a file whose syntax is broken".into())
+        } else {
+            Ok(None)
+        };
+    }
+    let Some(value) = root.get_ref().get("trust") else {
+        return Ok(None);
+    };
+    Trust::deserialize(ValueDeserializer::from(value.clone()))
+        .map(Some)
+        .map_err(|e| format!("its [trust] table: {}", e.message()))
 }
 
 fn deserialize(doc: &Spanned<DeValue<'_>>) -> Result<Config, toml::de::Error> {

@@ -534,3 +534,70 @@ fn the_cluster_file_cannot_change_what_the_node_trusts() {
     let (merged, _) = parse_cluster("[boot]\nmode = \"local\"\n", &embedded).unwrap();
     assert_eq!(merged.trust, embedded.trust);
 }
+
+/// A broken initramfs configuration never takes the node's keys with it:
+/// its `[trust]` is kept where it can be read; where it cannot, nothing is
+/// trusted and the plan says so (the node never syncs unverified).
+#[test]
+fn a_broken_boot_configuration_keeps_its_keys_or_trusts_nothing() {
+    let dir = std::env::temp_dir().join(format!("ia-salvage-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let load = |name: &str, text: &str| {
+        let f = dir.join(name);
+        std::fs::write(&f, text).unwrap();
+        load_for_boot(Some(&f), None)
+    };
+    let trust = format!("[trust]\nkeys = [\"{KEY_A}\"]\n");
+    // A type error elsewhere: defaults, keys kept.
+    let l = load(
+        "typo.toml",
+        &format!("[boot]\nmode = \"sideways\"\n\n{trust}"),
+    );
+    assert!(!l.errors.is_empty());
+    assert_eq!(l.config.trust.keys, vec![KEY_A.to_string()]);
+    assert!(l.config.trust.for_sync().unwrap().is_some());
+    // Broken syntax: the table cannot be read, so nothing is trusted.
+    let l = load("syntax.toml", &format!("[boot\nmode = \"sync\"\n{trust}"));
+    assert!(l.config.trust.required());
+    let e = l.config.trust.for_sync().unwrap_err();
+    assert!(e.contains("nothing is trusted"), "{e}");
+    assert!(
+        l.errors.iter().any(|e| e.contains("[trust] table")),
+        "{:?}",
+        l.errors
+    );
+    let plan = crate::boot::plan::boot(
+        &crate::cmdline::parse_bytes(
+            b"root=nfs:10.0.2.2:/std initagent.mode=sync initagent.disk=/dev/vda",
+        ),
+        &l.config,
+        Default::default(),
+    );
+    assert!(
+        plan.errors.iter().any(|e| e.contains("nothing is trusted")),
+        "{:?}",
+        plan.errors
+    );
+    // The [trust] table itself wrong: the same.
+    let l = load("badtrust.toml", "[trust]\nkeys = \"one\"\n");
+    assert!(l.config.trust.for_sync().is_err());
+    // Broken, with no [trust] at all: defaults, unverified as before.
+    let l = load("plain.toml", "[boot\nmode = \"sync\"\n");
+    assert!(!l.config.trust.required());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn salvage_trust_reads_only_the_trust_table() {
+    assert_eq!(salvage_trust("[boot]\nmode = 1\n"), Ok(None));
+    let t = salvage_trust(&format!(
+        "[boot]\nx = 1\n[trust]\nkeys = [\"{KEY_B}\"]\nallow_rollback = true\n"
+    ))
+    .unwrap()
+    .unwrap();
+    assert_eq!((t.keys, t.allow_rollback), (vec![KEY_B.to_string()], true));
+    assert!(salvage_trust("[trust]\nkeys = [1]\n").is_err());
+    assert!(salvage_trust("[ trust ]\nkeys = [\nbroken").is_err());
+    assert_eq!(salvage_trust("[boot\nbroken"), Ok(None));
+}

@@ -525,19 +525,19 @@ fn stage<S: Source>(
     // Its own counts: the real run counts the changes it makes.
     let dry_counts = Counters::default();
     let wanted = std::sync::Mutex::new(Vec::new());
-    // A dry run prints each change unless it collects them.
-    let listed = std::sync::Mutex::new(Vec::new());
     let mut engine = Engine::new(
         src,
         sroot,
         droot,
         engine::Settings {
             counters: &dry_counts,
-            collect: Some(&listed),
+            collect: None,
             ..settings
         },
     )
     .listing_wanted(&wanted);
+    // A dry run of its own prints each change; this one is the sync's.
+    engine.itemize = false;
     if let State::InProgress(since) = previous {
         engine.suspect_since = Some(*since);
     }
@@ -546,7 +546,12 @@ fn stage<S: Source>(
         e => e,
     };
     pool.install(|| engine.sync_tree()).map_err(stale)?;
-    if listed.lock().map(|l| l.is_empty()).unwrap_or(false) {
+    let changes = [
+        &dry_counts.created,
+        &dry_counts.updated,
+        &dry_counts.deleted,
+    ];
+    if changes.iter().all(|c| c.load(Ordering::Relaxed) == 0) {
         return Ok(None);
     }
     let staging = engine::stage::open_staging(droot).map_err(|source| SyncError::Io {

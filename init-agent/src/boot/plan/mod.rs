@@ -257,7 +257,7 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
         None if p.statemnt.is_some() => (Mode::Statelite, "STATEMNT="),
         None => (Mode::Nfsroot, "the default"),
     };
-    if !c.trust.keys.is_empty() && !matches!(mode, Mode::Sync | Mode::Local) {
+    if c.trust.required() && !matches!(mode, Mode::Sync | Mode::Local) {
         // Signatures cover a manifest a sync checks every file against; a
         // live mount reads the server's files as they come.
         notes.push(format!(

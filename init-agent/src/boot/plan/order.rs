@@ -93,7 +93,7 @@ pub(super) fn steps(
     let standalone = plan.packaging == Packaging::Standalone;
     // With keys, a local copy boots only if it was verified when synced: an
     // unverified one may hold what a rogue server served before the keys.
-    let verified_only = !c.trust.keys.is_empty();
+    let verified_only = c.trust.required();
     let trust = c.trust.for_sync().unwrap_or_else(|e| {
         errors.push(e);
         None
