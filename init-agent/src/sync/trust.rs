@@ -11,6 +11,7 @@ use std::fmt;
 use std::io::Cursor;
 use std::path::Path;
 
+use ct_codecs::{Base64, Decoder};
 use minisign::{PublicKey, PublicKeyBox, SecretKey, SignatureBox};
 
 use super::manifest::{Manifest, ManifestError};
@@ -153,6 +154,7 @@ pub fn unverified_serial(sig: &str) -> Option<u64> {
 /// is named as such.
 pub fn verify(manifest: &[u8], sig: &str, keys: &[Key]) -> Result<Signed, TrustError> {
     let b = SignatureBox::from_string(sig).map_err(|e| TrustError::Malformed(e.to_string()))?;
+    check_global_signature(sig)?;
     let id = key_id(b.keynum());
     let key = keys
         .iter()
@@ -171,6 +173,23 @@ pub fn verify(manifest: &[u8], sig: &str, keys: &[Key]) -> Result<Signed, TrustE
         key: id,
     })
 }
+
+/// minisign 0.10 decodes the signature file's fourth line (the signature
+/// over the trusted comment) without checking its length, and its verify
+/// then slices it as 64 bytes: a served short line would panic PID 1. Read
+/// the same line the same way and refuse it first.
+fn check_global_signature(sig: &str) -> Result<(), TrustError> {
+    let line = sig.lines().nth(3).unwrap_or_default();
+    match Base64::decode_to_vec(line.trim().as_bytes(), None) {
+        Ok(bytes) if bytes.len() == GLOBAL_SIGNATURE_LEN => Ok(()),
+        _ => Err(TrustError::Malformed(format!(
+            "the trusted comment's signature is not {GLOBAL_SIGNATURE_LEN} bytes of base64"
+        ))),
+    }
+}
+
+/// An ed25519 signature's length.
+const GLOBAL_SIGNATURE_LEN: usize = 64;
 
 /// Why a signed manifest as read is refused.
 #[derive(Debug, thiserror::Error)]

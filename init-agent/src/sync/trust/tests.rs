@@ -43,6 +43,39 @@ fn a_signed_manifest_verifies_with_its_key_and_nothing_else() {
 }
 
 #[test]
+fn a_short_trusted_comment_signature_is_refused_not_a_panic() {
+    // Found by the fuzzer: minisign 0.10 slices this line as 64 bytes.
+    let (sk, key) = pair();
+    let body = b"manifest";
+    let sig = sign(body, &sk, "g1", 3).unwrap();
+    let mut lines: Vec<&str> = sig.lines().collect();
+    for short in ["AAAAAAAAAAAA", "", "not base64!"] {
+        lines[3] = short;
+        assert!(matches!(
+            verify(body, &lines.join("\n"), std::slice::from_ref(&key)),
+            Err(TrustError::Malformed(_))
+        ));
+    }
+    // The fuzzer's input as its target reads it, with the seed's key.
+    let seed = include_bytes!("../../../../fuzz/seeds/signature/short-global-signature");
+    let (len, rest) = seed.split_at(2);
+    let len = usize::from(u16::from_be_bytes([len[0], len[1]])).min(rest.len());
+    let (sig, manifest) = rest.split_at(len);
+    let key = Key::parse(
+        "RWStgbsKr1NrkWHtvsAQStb59Qccauo7a8uKAWLCgJfTabdI0fboboVQ",
+        "fuzz",
+    )
+    .unwrap();
+    assert!(matches!(
+        open("M", Some(manifest), Some(sig), &[key]),
+        Err(Refused::Trust {
+            err: TrustError::Malformed(_),
+            ..
+        })
+    ));
+}
+
+#[test]
 fn an_edited_trusted_comment_breaks_the_signature() {
     let (sk, key) = pair();
     let body = b"manifest";
