@@ -290,8 +290,11 @@ pub struct Verify {
     pub all: bool,
 }
 
-/// Capture a hand-tuned golden node as a new standard root: the reverse of
-/// sync. SRC (the node's root, / on the running node, or its disk mounted
+/// Capture a hand-tuned golden node as a new standard root (the reverse of
+/// sync): SRC copied exactly into the new directory DEST without the node's
+/// own identity and state, then its manifest.
+///
+/// SRC (the node's root, / on the running node, or its disk mounted
 /// elsewhere) is copied by the sync engine, as exactly (rsync -aHAX: owners,
 /// modes, ns mtimes, hardlinks, xattrs, ACLs, holes), into DEST, a new
 /// directory (missing or empty; one whose capture was cut short is resumed),
