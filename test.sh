@@ -77,6 +77,9 @@ vmtests/names.sh
 vmtests/systemd-boot.sh
 # Signed roots: a node trusting the site key refuses what was not signed.
 vmtests/signed-root.sh
+# Capture: a hand-tuned golden node captured into a new directory of the
+# export, checked against its disk, synced and booted by a second node.
+vmtests/capture.sh
 # Every mode through every packaging: the standalone image, dracut, initramfs-tools.
 for packaging in standalone dracut initramfs-tools; do
     log "sync mode, $packaging"

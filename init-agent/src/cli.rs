@@ -20,6 +20,7 @@ pub enum Command {
     Manifest(Manifest),
     Keygen(Keygen),
     Verify(Verify),
+    Capture(Capture),
     Statelite(Statelite),
     Cdsl(Cdsl),
     Mkinitramfs(Mkinitramfs),
@@ -287,6 +288,68 @@ pub struct Verify {
     /// compare the node's identity too: no built-in protected list
     #[argh(switch)]
     pub all: bool,
+}
+
+/// Capture a hand-tuned golden node as a new standard root (the reverse of
+/// sync): SRC copied exactly into the new directory DEST without the node's
+/// own identity and state, then its manifest.
+///
+/// SRC (the node's root, / on the running node, or its disk mounted
+/// elsewhere) is copied by the sync engine, as exactly (rsync -aHAX: owners,
+/// modes, ns mtimes, hardlinks, xattrs, ACLs, holes), into DEST, a new
+/// directory (missing or empty; one whose capture was cut short is resumed),
+/// never inside a standard root (a directory with .init-agent/manifest or
+/// generation). DEST is a directory: on the master, or the master's export
+/// mounted on the node (the userspace NFS client only reads).
+///
+/// Left out, with why, printed first: what a sync keeps per node (SYNC_PROTECT:
+/// /etc/machine-id, /etc/hostname, /etc/ssh/ssh_host_*,
+/// /var/lib/systemd/random-seed, /var/log/**) and never copies (/proc/**,
+/// /sys/**, /dev/**, /run/**), /tmp/**, /lost+found,
+/// /etc/udev/rules.d/70-persistent-net.rules, swap files (/proc/swaps), the
+/// contents of every mount below SRC that is not on a block device (a tmpfs,
+/// the NFS export DEST is on, an NFS /home), DEST itself when inside SRC, the
+/// config's [sync] exclude and protect, and --exclude. /etc/machine-id is
+/// written empty (systemd's first boot, as Debian's images ship it). Then
+/// DEST/.init-agent/manifest is written (init-agent manifest, optionally
+/// signed). Nothing switches to DEST: the admin does, when satisfied.
+/// Exits 1 when refused or failed.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "capture")]
+pub struct Capture {
+    /// the golden node's root (/ on the running node)
+    #[argh(positional)]
+    pub src: PathBuf,
+    /// the new directory to capture into
+    #[argh(positional)]
+    pub dest: PathBuf,
+    /// check DEST and print what would be left out; write nothing
+    #[argh(switch, short = 'n')]
+    pub dry_run: bool,
+    /// pattern left out too (repeatable)
+    #[argh(option)]
+    pub exclude: Vec<String>,
+    /// configuration file whose [sync] exclude and protect are left out too
+    /// (the node-local paths of the site), and whose [sync] jobs apply
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// sign the manifest with this minisign secret key (as manifest --sign)
+    #[argh(option)]
+    pub sign: Option<PathBuf>,
+    /// the signature's serial (as manifest --serial)
+    #[argh(option)]
+    pub serial: Option<u64>,
+    /// worker threads (default: [sync] jobs of the config, else one per CPU)
+    #[argh(option)]
+    pub jobs: Option<usize>,
+    /// print one JSON document on stdout: {source, destination,
+    /// destination_was, left_out: [{pattern, why}], sync (the sync report),
+    /// manifest, generation, entries}
+    #[argh(switch)]
+    pub json: bool,
+    /// no progress lines on stderr
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
 }
 
 /// xCAT statelite: import tables, prepare an image, apply them to a root.

@@ -162,11 +162,14 @@ vm_qemu() { # initrd append [timeout [qemu-arg...]]
         "${net[@]}" "$@"
 }
 
-# The agent, built once per test run (release: the size and speed nodes get).
+# The agent, built once per test run (release: the size and speed nodes get),
+# where cargo puts it (CARGO_TARGET_DIR, relative to the checkout, else target/).
 vm_agent() {
     ROOT_DIR=$(cd "$VM_DIR/.." && pwd)
     (cd "$ROOT_DIR" && cargo build --release --quiet)
-    AGENT=$ROOT_DIR/target/x86_64-unknown-linux-gnu/release/init-agent
+    local target=${CARGO_TARGET_DIR:-target}
+    case $target in /*) ;; *) target=$ROOT_DIR/$target ;; esac
+    AGENT=$target/x86_64-unknown-linux-gnu/release/init-agent
 }
 
 # A standard root for sync boots: the cached debootstrapped Debian root plus

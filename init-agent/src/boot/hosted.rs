@@ -38,13 +38,11 @@ fn from_netconf(key: &str) -> Option<String> {
 /// The source (`server:path`) and flags of what is mounted on `target`, from
 /// /proc/self/mountinfo (the last, i.e. topmost, mount there).
 pub fn mounted_on(mountinfo: &str, target: &str) -> Option<(String, bool)> {
-    mountinfo.lines().rev().find_map(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        let sep = f.iter().position(|x| *x == "-")?;
-        let read_only = f.get(5)?.split(',').any(|o| o == "ro");
-        let source = f.get(sep + 2)?.to_string();
-        (f.get(4)? == &target).then_some((source, read_only))
-    })
+    crate::sys::mountinfo::parse(mountinfo)
+        .into_iter()
+        .rev()
+        .find(|m| m.target == std::path::Path::new(target))
+        .map(|m| (m.source, m.read_only))
 }
 
 /// What the host initramfs's network said: klibc ipconfig's files

@@ -13,12 +13,7 @@ use crate::config;
 
 /// Runs the sync; Ok(false) when it failed (the cause is printed).
 pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
-    // The NFS client's retries and counts, on stderr.
-    crate::console::init_cli_logger(if args.quiet {
-        log::LevelFilter::Warn
-    } else {
-        log::LevelFilter::Info
-    });
+    cli_logger(args.quiet);
     let full = load_config(args.config.as_deref())?;
     // The config's [trust] keys (as a node's) and --trust files alike.
     let from_config = full.trust.for_sync().map_err(anyhow::Error::msg)?;
@@ -43,6 +38,7 @@ pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
         no_marker: false,
         inflight: args.inflight.unwrap_or(conf.inflight as usize),
         trust,
+        dst_inside_src: false,
     };
     // As rsync does: a missing DST (its parent there) is made; at boot DST
     // is the mounted disk and never made.
@@ -104,6 +100,15 @@ pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
         );
     }
     Ok(true)
+}
+
+/// The engine's and the NFS client's log lines (retries, counts) on stderr.
+fn cli_logger(quiet: bool) {
+    crate::console::init_cli_logger(if quiet {
+        log::LevelFilter::Warn
+    } else {
+        log::LevelFilter::Info
+    });
 }
 
 /// The [sync] section of a configuration file, or the defaults without one.
@@ -234,29 +239,27 @@ pub fn manifest(args: &cli::Manifest) -> anyhow::Result<bool> {
         size
     );
     if let Some(key) = &args.sign {
-        sign_manifest(args, key, &m.generation)?;
+        sign_manifest(&args.output, key, args.serial, &m.generation)?;
     }
     Ok(true)
 }
 
-/// Signs the manifest just written; the signature replaces the old one
-/// atomically.
+/// Signs the manifest just written (serial: the given one, else one more
+/// than the old signature's); the signature replaces the old one atomically.
 fn sign_manifest(
-    args: &cli::Manifest,
-    key: &std::path::Path,
+    output: &Path,
+    key: &Path,
+    serial: Option<u64>,
     generation: &str,
 ) -> anyhow::Result<()> {
-    let sig_path = super::trust::signature_path(&args.output);
+    let sig_path = super::trust::signature_path(output);
     let previous = std::fs::read_to_string(&sig_path)
         .ok()
         .and_then(|t| super::trust::unverified_serial(&t));
-    let serial = args
-        .serial
-        .unwrap_or_else(|| previous.map_or(1, |p| p.saturating_add(1)));
+    let serial = serial.unwrap_or_else(|| previous.map_or(1, |p| p.saturating_add(1)));
     let sk =
         super::trust::load_secret_key(key).with_context(|| format!("reading {}", key.display()))?;
-    let bytes = std::fs::read(&args.output)
-        .with_context(|| format!("reading {}", args.output.display()))?;
+    let bytes = std::fs::read(output).with_context(|| format!("reading {}", output.display()))?;
     let sig = super::trust::sign(&bytes, &sk, generation, serial)?;
     let tmp = sig_path.with_extension("minisig.tmp");
     std::fs::write(&tmp, sig).with_context(|| format!("writing {}", tmp.display()))?;
@@ -302,5 +305,72 @@ pub fn keygen(args: &cli::Keygen) -> anyhow::Result<bool> {
         path(".key").display(),
         path(".pub").display()
     );
+    Ok(true)
+}
+
+/// `init-agent capture [--dry-run] SRC DEST`: Ok(false) when the capture was
+/// refused or failed (the cause is printed).
+pub fn capture(args: &cli::Capture) -> anyhow::Result<bool> {
+    cli_logger(args.quiet);
+    let conf = sync_config(args.config.as_deref())?;
+    // The site's node-local paths are the node's, like the built-in ones.
+    let exclude = conf
+        .exclude
+        .iter()
+        .chain(&conf.protect)
+        .chain(&args.exclude)
+        .cloned()
+        .collect();
+    let opts = super::capture::CaptureOptions {
+        exclude,
+        dry_run: args.dry_run,
+        quiet: args.quiet,
+        jobs: args.jobs.unwrap_or(conf.jobs as usize),
+    };
+    let captured = match super::capture::run(&args.src, &args.dest, &opts) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("init-agent capture: failed: {e}");
+            return Ok(false);
+        }
+    };
+    let (src, dest) = (captured.source.display(), captured.destination.display());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&captured)?);
+    } else {
+        println!(
+            "capture {src} into {dest} ({}), leaving out:",
+            captured.destination_was
+        );
+        for l in &captured.left_out {
+            println!("  {}  ({})", l.pattern, l.why);
+        }
+    }
+    let (Some(report), Some(manifest), Some(generation)) =
+        (&captured.sync, &captured.manifest, &captured.generation)
+    else {
+        eprintln!("capture: dry run, nothing written");
+        return Ok(true);
+    };
+    if let Some(key) = &args.sign {
+        sign_manifest(manifest, key, args.serial, generation)?;
+    }
+    if !args.quiet {
+        let c = &report.counts;
+        eprintln!(
+            "capture: {} entries, {} created, {} bytes copied in {:.2} s, {} left out; manifest {}: generation {}, {} entries",
+            c.entries,
+            c.created,
+            report.bytes_copied,
+            report.seconds,
+            c.excluded,
+            manifest.display(),
+            generation,
+            captured.entries
+        );
+        eprintln!(
+            "capture: next: look at {dest}, then make it the standard on the master: point the nodes' root= (or the export's path) at it; each node syncs it at its next boot"
+        );
+    }
     Ok(true)
 }

@@ -11,6 +11,7 @@
 //! descriptor-relative syscalls are `sys::fsops`; what the engine reads
 //! through is `source::tree` (a directory, or the userspace NFS client).
 
+pub mod capture;
 pub mod command;
 pub mod digest;
 pub mod engine;
@@ -71,6 +72,9 @@ pub struct Options {
     /// Keys: sync only a manifest they signed, and only contents that hash
     /// to its values.
     pub trust: Option<trust::Trust>,
+    /// The destination may lie inside a source directory, which the exclude
+    /// patterns leave it out of (`capture` of a node's `/`).
+    pub dst_inside_src: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -197,13 +201,13 @@ pub fn display_rel(rel: &[u8]) -> String {
     out
 }
 
-fn refuse_nesting(src: &Path, dst: &Path) -> Result<(), SyncError> {
+fn refuse_nesting(src: &Path, dst: &Path, dst_inside_src: bool) -> Result<(), SyncError> {
     let canon = |p: &Path| {
         p.canonicalize()
             .map_err(|e| SyncError::Setup(format!("{}: {e}", p.display())))
     };
     let (s, d) = (canon(src)?, canon(dst)?);
-    if s.starts_with(&d) || d.starts_with(&s) {
+    if s.starts_with(&d) || (d.starts_with(&s) && !dst_inside_src) {
         return Err(SyncError::Setup(format!(
             "source {} and destination {} overlap",
             s.display(),
@@ -287,7 +291,7 @@ pub fn run(src: &SyncSource, dst: &Path, opts: &Options) -> Result<Report, SyncE
         }
         SyncSource::Dir(d) => d,
     };
-    refuse_nesting(src, dst)?;
+    refuse_nesting(src, dst, opts.dst_inside_src)?;
     let root = fsops::open_root(src).map_err(|source| SyncError::Io {
         op: "opening",
         path: src.display().to_string(),

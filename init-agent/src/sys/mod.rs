@@ -3,6 +3,7 @@
 
 pub mod fsops;
 pub mod machine;
+pub mod mountinfo;
 pub mod record;
 pub mod root;
 pub mod switch_root;
