@@ -166,7 +166,7 @@ vm_qemu() { # initrd append [timeout [qemu-arg...]]
 vm_agent() {
     ROOT_DIR=$(cd "$VM_DIR/.." && pwd)
     (cd "$ROOT_DIR" && cargo build --release --quiet)
-    AGENT=$ROOT_DIR/target/x86_64-unknown-linux-gnu/release/init-agent
+    AGENT=${CARGO_TARGET_DIR:-$ROOT_DIR/target}/x86_64-unknown-linux-gnu/release/init-agent
 }
 
 # A standard root for sync boots: the cached debootstrapped Debian root plus
@@ -364,7 +364,9 @@ vm_initrd() { # packaging output [config]
     (
         flock 8
         deb=$(make -s -C "$VM_DIR/.." deb 2>"$out.deb.log" | tail -n 1)
-        cp "$VM_DIR/../$deb" "$TOOL_ROOT/tmp/init-agent.deb"
+        # Relative to the checkout, or absolute under CARGO_TARGET_DIR.
+        case $deb in /*) ;; *) deb=$VM_DIR/../$deb ;; esac
+        cp "$deb" "$TOOL_ROOT/tmp/init-agent.deb"
     ) 8>"$WORK/deb.lock"
     vm_chroot "$TOOL_ROOT" dpkg --force-confnew -i /tmp/init-agent.deb </dev/null >"$out.dpkg.log" 2>&1 || {
         echo "dpkg -i init-agent's package failed in $TOOL_ROOT: $(tail -3 "$out.dpkg.log")" >&2
