@@ -75,6 +75,9 @@ vmtests/pid1-outcome.sh
 vmtests/names.sh
 # Signed roots: a node trusting the site key refuses what was not signed.
 vmtests/signed-root.sh
+# [[disk]] bootloader: synced with extlinux installed, then the master down
+# entirely (-boot order=nc, no boot file): the disk boots the local copy.
+vmtests/bootloader.sh
 # Every mode through every packaging: the standalone image, dracut, initramfs-tools.
 for packaging in standalone dracut initramfs-tools; do
     log "sync mode, $packaging"

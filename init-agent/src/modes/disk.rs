@@ -99,6 +99,12 @@ pub struct TablePartition {
     pub node: String,
     #[serde(default)]
     pub name: Option<String>,
+    /// GPT attribute names, space separated (`LegacyBIOSBootable`).
+    #[serde(default)]
+    pub attrs: Option<String>,
+    /// DOS: the active (boot) flag.
+    #[serde(default)]
+    pub bootable: bool,
 }
 
 /// Classifies a disk against its layout. `table` is None when sfdisk found
@@ -303,7 +309,7 @@ pub fn wait_for(path: &Path, timeout: Duration) -> Result<PathBuf, Refusal> {
     }
 }
 
-fn tool(device: &Path, op: &str, cmd: &mut Command) -> Result<Vec<u8>, DiskError> {
+pub(crate) fn tool(device: &Path, op: &str, cmd: &mut Command) -> Result<Vec<u8>, DiskError> {
     let err = |why: String| DiskError::Tool {
         device: device.display().to_string(),
         op: op.to_string(),
@@ -354,7 +360,7 @@ fn ends_zero(device: &Path, size: u64) -> Result<bool, Refusal> {
 }
 
 /// Reads the partition table; `None` when there is none.
-fn read_table(device: &Path) -> Result<Option<Table>, DiskError> {
+pub fn read_table(device: &Path) -> Result<Option<Table>, DiskError> {
     let out = Command::new("sfdisk")
         .arg("--json")
         .arg(device)
@@ -486,4 +492,4 @@ pub fn prepare(layout: &Disk, wait: Duration) -> Result<Prepared, DiskError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -11,6 +11,7 @@ use crate::boot::plan::{DhcpAnswer, NetPlan};
 use crate::boot::report::BootReport;
 use crate::config::{self, Disk};
 use crate::hooks::Phase;
+use crate::modes::bootloader::Install;
 use crate::modes::disk::Found;
 use crate::modes::statelite::plan::{Action, Inputs, Mountable};
 use crate::net::dns::Ask;
@@ -84,6 +85,12 @@ pub enum Call {
     Hooks {
         root: String,
         phase: String,
+    },
+    Bootloader {
+        device: String,
+        partition: usize,
+        root: String,
+        append: String,
     },
     Shell(String),
     SwitchRoot {
@@ -263,6 +270,15 @@ impl Sys for Recording {
             phase: p.phase.clone(),
         });
         Ok(())
+    }
+    fn install_bootloader(&mut self, i: &Install) -> Result<Vec<String>, SysError> {
+        self.calls.push(Call::Bootloader {
+            device: i.disk.device.clone(),
+            partition: i.partition,
+            root: i.root.clone(),
+            append: i.append.clone(),
+        });
+        Ok(Vec::new())
     }
     fn shell(&mut self, shell: &str) {
         self.calls.push(Call::Shell(shell.into()));

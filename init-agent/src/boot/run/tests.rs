@@ -45,6 +45,14 @@ noderes = { nfsserver = "trees.cluster" }
 nodepos = { room = "r1" }
 [hosts]
 cnfs = "10.0.0.8"
+[[disk]]
+device = "/dev/sda"
+bootloader = "extlinux"
+[[disk.partition]]
+name = "root"
+size = "rest"
+fs = "ext4"
+mount = "/"
 "#;
 
 /// A server's address as the executor must find it: given, from `[hosts]`
@@ -259,6 +267,12 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
             Step::Hooks(h) => calls.push(Call::Hooks {
                 root: h.root.clone(),
                 phase: h.phase.clone(),
+            }),
+            Step::Bootloader(i) => calls.push(Call::Bootloader {
+                device: i.disk.device.clone(),
+                partition: i.partition,
+                root: i.root.clone(),
+                append: i.append.clone(),
             }),
             Step::SwitchRoot { root, init, .. } => {
                 calls.push(Call::BootReport(disk.clone()));

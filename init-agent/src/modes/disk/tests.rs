@@ -10,6 +10,37 @@ fn part(name: &str, size: Size, fs: FsType, mount: Option<&str>) -> Partition {
     }
 }
 
+/// A fresh directory for `test` with a zeroed 64 MiB `disk.img` in it.
+pub(crate) fn scratch_image(test: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("ia-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("disk.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    (dir, img)
+}
+
+/// sfdisk writes the table `script` to `device` (an image or a loop device).
+pub(crate) fn write_table(device: &Path, script: &str) {
+    use std::io::Write;
+    let mut child = Command::new("sfdisk")
+        .args(["--quiet", "--no-reread", "--no-tell-kernel"])
+        .arg(device)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
 fn layout(table: TableType, wipe: bool) -> Disk {
     Disk {
         device: "/dev/vda".into(),
@@ -19,6 +50,7 @@ fn layout(table: TableType, wipe: bool) -> Disk {
             part("swap", Size::Bytes(512 << 20), FsType::Swap, None),
             part("root", Size::Rest, FsType::Ext4, Some("/")),
         ],
+        bootloader: None,
     }
 }
 
@@ -32,6 +64,8 @@ fn table(label: &str, id: &str, names: &[&str]) -> Table {
             .map(|(i, n)| TablePartition {
                 node: format!("/dev/vda{}", i + 1),
                 name: (!n.is_empty()).then(|| n.to_string()),
+                attrs: None,
+                bootable: false,
             })
             .collect(),
     }
@@ -205,13 +239,7 @@ fn sfdisk_round_trip_on_an_image_file() {
         eprintln!("sfdisk not installed: skipped");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("ia-disk-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let img = dir.join("disk.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
+    let (dir, img) = scratch_image("disk");
     let l = Disk {
         device: img.display().to_string(),
         wipe: false,
@@ -220,22 +248,11 @@ fn sfdisk_round_trip_on_an_image_file() {
             part("swap", Size::Bytes(8 << 20), FsType::Swap, None),
             part("root", Size::Rest, FsType::Ext4, Some("/")),
         ],
+        bootloader: None,
     };
     assert_eq!(read_table(&img).unwrap().map(|t| t.label), None);
     assert!(ends_zero(&img, 64 << 20).unwrap());
-    let mut child = Command::new("sfdisk")
-        .args(["--quiet", &img.display().to_string()])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(sfdisk_script(&l).as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    write_table(&img, &sfdisk_script(&l));
     let t = read_table(&img).unwrap().unwrap();
     assert_eq!(classify(&l, Some(&t), false), Found::Preparing);
     assert!(!ends_zero(&img, 64 << 20).unwrap());
