@@ -153,6 +153,7 @@ pub fn mark_args(table: TableType, device: &str, n: usize, p: &TablePartition) -
 /// tree (`/` before switch_root). Returns what it changed (nothing on a
 /// re-sync where nothing did).
 pub fn install(i: &Install, initramfs: &Path) -> Result<Vec<String>, BootloaderError> {
+    // extlinux is the one loader; another would be matched here.
     let Bootloader::Extlinux = i.loader;
     let (device, _, found) = disk::inspect(&i.disk, DISK_WAIT)?;
     if found != Found::Ours {
