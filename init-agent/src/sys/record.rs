@@ -111,6 +111,8 @@ pub struct Recording {
     pub cluster: Option<Vec<u8>>,
     /// The marker of the copy on the node's disk; `None`: complete and verified.
     pub local: Option<crate::sync::state::State>,
+    /// Why installing the boot loader fails; `None`: it succeeds.
+    pub bootloader_fails: Option<String>,
 }
 
 impl Sys for Recording {
@@ -278,7 +280,12 @@ impl Sys for Recording {
             root: i.root.clone(),
             append: i.append.clone(),
         });
-        Ok(Vec::new())
+        match &self.bootloader_fails {
+            Some(why) => {
+                Err(crate::modes::bootloader::BootloaderError::Refused(why.clone()).into())
+            }
+            None => Ok(Vec::new()),
+        }
     }
     fn shell(&mut self, shell: &str) {
         self.calls.push(Call::Shell(shell.into()));
