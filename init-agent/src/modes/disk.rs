@@ -291,6 +291,35 @@ pub struct Prepared {
     pub fresh: bool,
 }
 
+/// Runs `op` on the partition node `dev`, again when it failed while the
+/// node was gone. Under dracut and initramfs-tools, udev re-reads the
+/// partition table when a writer of the whole disk (sfdisk) closes it,
+/// removing and re-adding the partition nodes: a node found a moment ago
+/// may be missing when mkfs or mount opens it (seen in QEMU: "mke2fs
+/// /dev/vda1: The file /dev/vda1 does not exist"). Our own image runs no udev.
+pub fn on_partition<T, E>(
+    dev: &Path,
+    wait: Duration,
+    mut op: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
+    let mut tries = 1;
+    loop {
+        match op() {
+            Err(e) if tries < 3 && !dev.exists() => {
+                log::warn!(
+                    "{} went away (udev re-reading the table): trying again",
+                    dev.display()
+                );
+                if wait_for(dev, wait).is_err() {
+                    return Err(e);
+                }
+                tries += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Waits for a device node: virtio and SCSI disks appear some time after
 /// their driver loads, partitions after the table is re-read.
 pub fn wait_for(path: &Path, timeout: Duration) -> Result<PathBuf, Refusal> {
@@ -462,11 +491,13 @@ pub fn prepare(layout: &Disk, wait: Duration) -> Result<Prepared, DiskError> {
     for (p, dev) in layout.partition.iter().zip(&partitions) {
         wait_for(dev, wait).map_err(refused)?;
         if let Some((prog, args)) = mkfs_command(p, dev) {
-            tool(
-                &device,
-                &format!("{prog} {}", dev.display()),
-                Command::new(prog).args(&args),
-            )?;
+            on_partition(dev, wait, || {
+                tool(
+                    &device,
+                    &format!("{prog} {}", dev.display()),
+                    Command::new(prog).args(&args),
+                )
+            })?;
             log::info!("{}: {:?} `{}` made", dev.display(), p.fs, p.name);
         }
     }

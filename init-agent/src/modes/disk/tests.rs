@@ -272,3 +272,34 @@ fn sfdisk_round_trip_on_an_image_file() {
     ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A partition node that udev removes and re-adds between finding it and
+/// using it: the operation is tried again once it is back, not failed.
+#[test]
+fn an_operation_on_a_partition_that_went_away_is_tried_again() {
+    let (dir, _) = scratch_image("on-partition");
+    let node = dir.join("vda1");
+    let mut calls = 0;
+    let r: Result<&str, String> = on_partition(&node, Duration::from_secs(5), || {
+        calls += 1;
+        if calls == 1 {
+            // Gone now, back a moment later.
+            let back = node.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                std::fs::write(back, b"").unwrap();
+            });
+            return Err("does not exist".into());
+        }
+        Ok("made")
+    });
+    assert_eq!((r, calls), (Ok("made"), 2));
+    // A failure with the node present is the operation's own: not repeated.
+    let mut calls = 0;
+    let r: Result<(), String> = on_partition(&node, Duration::from_secs(5), || {
+        calls += 1;
+        Err("bad superblock".into())
+    });
+    assert_eq!((r, calls), (Err("bad superblock".to_string()), 1));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
