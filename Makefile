@@ -5,9 +5,11 @@
 #   make deb   -> target/init-agent_<version>_amd64.deb, the same files for dpkg
 PREFIX ?= /usr
 DESTDIR ?=
-BIN := target/x86_64-unknown-linux-gnu/release/init-agent
+# cargo's output directory: CARGO_TARGET_DIR when set (worktrees sharing one), else target.
+TARGET := $(or $(CARGO_TARGET_DIR),target)
+BIN := $(TARGET)/x86_64-unknown-linux-gnu/release/init-agent
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' init-agent/Cargo.toml | head -n 1)
-DEB := target/init-agent_$(VERSION)_amd64.deb
+DEB := $(TARGET)/init-agent_$(VERSION)_amd64.deb
 
 .PHONY: all build install uninstall deb
 all: build
@@ -44,11 +46,11 @@ uninstall:
 # dpkg-deb, not cargo-deb: the package is `make install`'s tree plus a
 # control file, and dpkg-deb is on every Debian machine.
 deb: build
-	rm -rf target/deb-root
-	$(MAKE) -s install DESTDIR=$(CURDIR)/target/deb-root PREFIX=/usr
-	mkdir -p target/deb-root/DEBIAN
-	sed -e 's/@VERSION@/$(VERSION)/' -e "s/@SIZE@/$$(du -sk target/deb-root | cut -f1)/" \
-		packaging/control.in >target/deb-root/DEBIAN/control
-	echo /etc/initramfs-tools/conf.d/init-agent >target/deb-root/DEBIAN/conffiles
-	dpkg-deb --root-owner-group -Zgzip --build target/deb-root $(DEB) >/dev/null
+	rm -rf $(TARGET)/deb-root
+	$(MAKE) -s install DESTDIR=$(abspath $(TARGET))/deb-root PREFIX=/usr
+	mkdir -p $(TARGET)/deb-root/DEBIAN
+	sed -e 's/@VERSION@/$(VERSION)/' -e "s/@SIZE@/$$(du -sk $(TARGET)/deb-root | cut -f1)/" \
+		packaging/control.in >$(TARGET)/deb-root/DEBIAN/control
+	echo /etc/initramfs-tools/conf.d/init-agent >$(TARGET)/deb-root/DEBIAN/conffiles
+	dpkg-deb --root-owner-group -Zgzip --build $(TARGET)/deb-root $(DEB) >/dev/null
 	@echo $(DEB)

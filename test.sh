@@ -57,7 +57,7 @@ cargo test --workspace --locked
 
 # The migration pages' examples, run as written (the binary cargo test built).
 log "documentation examples"
-tests-support/doc-examples.sh target/x86_64-unknown-linux-gnu/debug/init-agent docs/*.md
+tests-support/doc-examples.sh "${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/debug/init-agent" docs/*.md
 
 # The nfs:// source against a real NFSv3 server (nfs-ganesha in a private
 # network namespace); one test at a time: one of them stops the server.
@@ -73,19 +73,24 @@ vmtests/overlay-symlink-rename.sh
 vmtests/pid1-outcome.sh
 # Servers by host name: DNS (dnsmasq) via DHCP and ip=, [hosts], an unknown name.
 vmtests/names.sh
-# The node as a real OS: two nodes synced boot their own systemd.
-vmtests/systemd-boot.sh
 # Signed roots: a node trusting the site key refuses what was not signed.
 vmtests/signed-root.sh
 # Capture: a hand-tuned golden node captured into a new directory of the
 # export, checked against its disk, synced and booted by a second node.
 vmtests/capture.sh
+# [[disk]] bootloader: synced with extlinux installed, then the master down
+# entirely (-boot order=nc, no boot file): the disk boots the local copy.
+vmtests/bootloader.sh
 # Every mode through every packaging: the standalone image, dracut, initramfs-tools.
 for packaging in standalone dracut initramfs-tools; do
     log "sync mode, $packaging"
     vmtests/sync-boot.sh "$packaging"
     log "statelite, overlay, CDSL, NFSv3, $packaging"
     vmtests/modes.sh "$packaging"
+    # The node as a real OS: synced, it boots its own systemd (two nodes
+    # under the standalone image, one under each host tool).
+    log "systemd on the synced root, $packaging"
+    vmtests/systemd-boot.sh "$packaging"
 done
 
 # Sync mode read by the userspace NFSv3 client, from an image without the

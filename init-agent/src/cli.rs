@@ -75,6 +75,13 @@ pub struct Hosted {
 /// Once the standard root is reached the boot reads its cluster configuration
 /// (initagent.cluster=, default /etc/init-agent/cluster.toml): --config-root
 /// shows the plan made with it; "mode:" says where the mode came from.
+/// In sync mode, [[disk]] bootloader = "extlinux" on the root disk adds the
+/// step "install extlinux on <disk>" after the post-sync hooks (standalone
+/// image): the standard root's /boot/vmlinuz-<running release>, this
+/// initramfs and extlinux.conf with this command line in /boot/extlinux
+/// (protected from the sync), extlinux --install chrooted in the copy, the
+/// `/` partition marked bootable and the MBR boot code on that disk; each
+/// part only when changed, a failure one line (the boot goes on).
 /// Exits 1 when the plan has errors.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "explain")]

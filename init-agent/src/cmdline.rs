@@ -50,6 +50,9 @@ pub struct BootParams {
     pub init: Option<String>,
     /// Arguments after ` -- `, which the kernel hands to init.
     pub init_args: Vec<String>,
+    /// Every token before ` -- `, as written (quotes kept): the command
+    /// line a boot loader on the node's disk hands on (`[[disk]] bootloader`).
+    pub tokens: Vec<String>,
     /// `console=`, in order (the kernel makes the last one /dev/console).
     pub consoles: Vec<String>,
     /// The `ro` / `rw` flags: `Some(true)` for `rw`.
@@ -375,6 +378,7 @@ pub fn parse(cmdline: &str) -> BootParams {
     let (args, init_args) = split_args(cmdline);
     let mut p = BootParams {
         init_args,
+        tokens: args.iter().map(|a| a.token.clone()).collect(),
         ..BootParams::default()
     };
     // Errors of single-valued keys are kept per key, so that a later valid

@@ -213,6 +213,22 @@ pub struct Disk {
     pub table: TableType,
     #[serde(default)]
     pub partition: Vec<Partition>,
+    /// A BIOS boot loader installed on this disk after each complete sync,
+    /// booting its local copy with this initramfs when the network gives the
+    /// node no kernel (the master down): `"extlinux"`.
+    #[serde(default)]
+    pub bootloader: Option<Bootloader>,
+}
+
+/// `[[disk]] bootloader`. extlinux (Debian's `extlinux` + `syslinux-common`
+/// in the standard root), not GRUB: it boots from the ext4 `/` partition
+/// itself (its boot sector, and `gptmbr.bin` in the MBR on GPT), so the
+/// layouts need no BIOS boot partition nor a separate /boot, and one small
+/// text file configures it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bootloader {
+    Extlinux,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

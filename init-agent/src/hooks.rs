@@ -143,6 +143,9 @@ pub enum SetupError {
     Copy { name: String, error: io::Error },
 }
 
+/// What programs chrooted in the new root run with: its own.
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Runs the hooks of `p` with `env` (besides PATH, HOME, LANG and
 /// INITAGENT_PHASE).
 pub fn run_phase(p: &Phase, env: &[(String, String)]) -> Result<Vec<Ran>, HookError> {
@@ -172,10 +175,7 @@ pub fn run_phase(p: &Phase, env: &[(String, String)]) -> Result<Vec<Ran>, HookEr
         };
         let mut cmd = Command::new(&path_inside);
         cmd.env_clear()
-            .env(
-                "PATH",
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            )
+            .env("PATH", PATH)
             .env("HOME", "/")
             .env("LANG", "C")
             .env("INITAGENT_PHASE", phase)
@@ -184,7 +184,7 @@ pub fn run_phase(p: &Phase, env: &[(String, String)]) -> Result<Vec<Ran>, HookEr
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         crate::sys::chroot_before_exec(&mut cmd, root);
-        let r = run_one(&name, cmd, timeout);
+        let r = run_one(&name, &format!("hook {name}"), cmd, timeout);
         if r.ok {
             log::info!("hook {phase}/{name}: ok");
         } else {
@@ -195,8 +195,31 @@ pub fn run_phase(p: &Phase, env: &[(String, String)]) -> Result<Vec<Ran>, HookEr
     Ok(ran)
 }
 
-/// Runs one hook with a time limit; its output goes to the log line by line.
-fn run_one(name: &str, mut cmd: Command, timeout: Duration) -> Ran {
+/// Runs one program of `root` chrooted in it with the hooks' scaffold
+/// (/dev /proc /sys bound, a tmpfs /run) and their time limit and logging:
+/// the boot loader's installer, which finds its disk through them.
+pub fn run_in_root(
+    root: &Path,
+    program: &str,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<Ran, SetupError> {
+    let _mounts = Scaffold::build(root, Path::new("/"), &[])?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", PATH)
+        .env("LANG", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    crate::sys::chroot_before_exec(&mut cmd, root);
+    Ok(run_one(program, program, cmd, timeout))
+}
+
+/// Runs one program with a time limit; its output goes to the log line by
+/// line, after `log_as`.
+fn run_one(name: &str, log_as: &str, mut cmd: Command, timeout: Duration) -> Ran {
     let fail = |status: String| Ran {
         name: name.to_string(),
         ok: false,
@@ -229,7 +252,7 @@ fn run_one(name: &str, mut cmd: Command, timeout: Duration) -> Ran {
         }
     };
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        log::info!("hook {name}: {line}");
+        log::info!("{log_as}: {line}");
     }
     match status {
         Ok(s) if s.success() => Ran {

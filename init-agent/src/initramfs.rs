@@ -121,6 +121,53 @@ impl Archive {
     }
 }
 
+/// gzip'ed as the kernel unpacks it: the same bytes for the same input
+/// (flate2's header carries no time).
+pub fn gzip(data: &[u8], w: impl Write) -> io::Result<()> {
+    let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::new(6));
+    gz.write_all(data)?;
+    gz.finish()?.flush()
+}
+
+/// The running initramfs written back out as a newc cpio (`[[disk]]
+/// bootloader`): the tree at `top` (`/` before switch_root) as the kernel
+/// unpacked it. What is mounted on it (/proc, /sys, /dev, /run, the new
+/// root) keeps its directory, empty. Device nodes, fifos and sockets are
+/// left out: an image of ours has none (/dev is devtmpfs).
+pub fn running_image(top: &Path) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(ar: &mut Archive, dir: &Path, rel: &str, dev: u64) -> io::Result<()> {
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            let rel = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let meta = std::fs::symlink_metadata(&path)?;
+            let kind = meta.file_type();
+            if kind.is_dir() {
+                ar.dir(&rel);
+                if meta.dev() == dev {
+                    walk(ar, &path, &rel, dev)?;
+                }
+            } else if kind.is_symlink() {
+                ar.symlink(&rel, &std::fs::read_link(&path)?.to_string_lossy());
+            } else if kind.is_file() {
+                ar.file(&rel, meta.mode() & 0o7777, std::fs::read(&path)?);
+            }
+        }
+        Ok(())
+    }
+    let mut ar = Archive::default();
+    walk(&mut ar, top, "", std::fs::metadata(top)?.dev())?;
+    let mut out = Vec::new();
+    ar.write(&mut out)?;
+    Ok(out)
+}
+
 fn pad(w: &mut dyn Write, len: usize) -> io::Result<()> {
     w.write_all(&[0u8; 3][..(4 - len % 4) % 4])
 }
@@ -330,10 +377,10 @@ pub fn run(args: &crate::cli::Mkinitramfs) -> anyhow::Result<bool> {
     add_hooks(&mut ar, &hooks_dir, args.hooks.as_deref())?;
     let file = std::fs::File::create(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
-    let mut gz =
-        flate2::write::GzEncoder::new(io::BufWriter::new(file), flate2::Compression::new(6));
-    ar.write(&mut gz)?;
-    gz.finish()?.flush()?;
+    let mut cpio = Vec::new();
+    ar.write(&mut cpio)?;
+    gzip(&cpio, io::BufWriter::new(file))
+        .with_context(|| format!("writing {}", args.output.display()))?;
     eprintln!(
         "mkinitramfs: {} with {} modules for {}",
         args.output.display(),

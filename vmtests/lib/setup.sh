@@ -178,10 +178,11 @@ vm_agent() {
 # With `small`, without documentation, manual pages, locales, time zones and
 # apt's lists and caches (what cluster images often leave out with dpkg's
 # path-exclude): 2,800 entries instead of 6,700, so that the tests' first
-# syncs under TCG take a minute, not three.
-vm_standard_root() { # dir [small]
-    local std=$1 src trim=()
-    src=$("$VM_DIR/../tests-support/test-root.sh")
+# syncs under TCG take a minute, not three. With a base, that root instead
+# of the test root (a vm_tool_root with more packages).
+vm_standard_root() { # dir [small] [base]
+    local std=$1 src=${3:-} trim=()
+    [ -n "$src" ] || src=$("$VM_DIR/../tests-support/test-root.sh")
     if [ "${2:-}" = small ]; then
         trim=(--exclude '/usr/share/doc/**' --exclude '/usr/share/man/**' --exclude '/usr/share/locale/**'
             --exclude '/usr/share/zoneinfo/**' --exclude '/usr/share/info/**'
@@ -190,7 +191,8 @@ vm_standard_root() { # dir [small]
     rm -rf "$std"
     mkdir -p "$std"
     "$AGENT" sync "$src" "$std" --exclude /.complete --exclude '/var/cache/apt/archives/*.deb' "${trim[@]}" -q
-    rm -rf "$std/.init-agent"
+    # A tool root's policy-rc.d kept services from starting in its chroot.
+    rm -rf "$std/.init-agent" "$std/usr/sbin/policy-rc.d"
     # As nfs-common makes it in a real root; dracut's nfs module binds its
     # rpc_pipefs there at switch_root and would otherwise create it.
     mkdir -p "$std/var/lib/nfs/rpc_pipefs"
@@ -367,7 +369,9 @@ vm_initrd() { # packaging output [config]
     (
         flock 8
         deb=$(make -s -C "$VM_DIR/.." deb 2>"$out.deb.log" | tail -n 1)
-        cp "$VM_DIR/../$deb" "$TOOL_ROOT/tmp/init-agent.deb"
+        # Relative to the checkout, or absolute under CARGO_TARGET_DIR.
+        case $deb in /*) ;; *) deb=$VM_DIR/../$deb ;; esac
+        cp "$deb" "$TOOL_ROOT/tmp/init-agent.deb"
     ) 8>"$WORK/deb.lock"
     vm_chroot "$TOOL_ROOT" dpkg --force-confnew -i /tmp/init-agent.deb </dev/null >"$out.dpkg.log" 2>&1 || {
         echo "dpkg -i init-agent's package failed in $TOOL_ROOT: $(tail -3 "$out.dpkg.log")" >&2

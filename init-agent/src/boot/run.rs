@@ -505,6 +505,23 @@ fn execute(
             log::info!("CDSL: {tree}/{nodeid} on {link}");
         }
         Step::Hooks(phase) => sys.run_hooks(phase, &hook_env(plan, facts)).map_err(at)?,
+        Step::Bootloader(install) => match sys.install_bootloader(install) {
+            Ok(changed) if changed.is_empty() => {
+                log::info!("bootloader: {} unchanged", install.disk.device)
+            }
+            Ok(changed) => log::info!(
+                "bootloader: {} ready to boot its local copy: {}",
+                install.disk.device,
+                changed.join(", ")
+            ),
+            // Best effort: the copy is complete and marked so, and PXE
+            // still boots the node; failing here would only take the
+            // `local` fallback into the same copy.
+            Err(e) => log::error!(
+                "bootloader: {e}; the local copy is complete, the boot goes on without a boot loader on {}",
+                install.disk.device
+            ),
+        },
         Step::SwitchRoot { root, init, args } => {
             sys.reap_orphans();
             return Err(at(sys.switch_root(root, init, args)));

@@ -469,8 +469,17 @@ fn last_occurrence_wins_and_clears_earlier_errors() {
 
 #[test]
 fn unknown_keys_are_ignored() {
-    let p = ok("quiet splash BOOT_IMAGE=/vmlinuz foo.bar=baz ltsp.image=images/x.img rd.neednet=1 imgurl=nfs://1.2.3.4/x");
-    assert_eq!(p, BootParams::default());
+    let line = "quiet splash BOOT_IMAGE=/vmlinuz foo.bar=baz ltsp.image=images/x.img rd.neednet=1 imgurl=nfs://1.2.3.4/x";
+    let p = ok(line);
+    // Kept as words only, for a boot loader to hand on.
+    assert_eq!(p.tokens.join(" "), line);
+    assert_eq!(
+        BootParams {
+            tokens: Vec::new(),
+            ..p
+        },
+        BootParams::default()
+    );
 }
 
 #[test]

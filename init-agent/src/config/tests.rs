@@ -601,3 +601,22 @@ fn salvage_trust_reads_only_the_trust_table() {
     assert!(salvage_trust("[ trust ]\nkeys = [\nbroken").is_err());
     assert_eq!(salvage_trust("[boot\nbroken"), Ok(None));
 }
+
+#[test]
+fn a_bootloader_needs_the_disk_s_root_partition_on_ext4() {
+    let disk = |fs: &str, mount: &str| {
+        format!("[[disk]]\ndevice = \"/dev/sda\"\nbootloader = \"extlinux\"\n[[disk.partition]]\nname = \"root\"\nsize = \"rest\"\nfs = \"{fs}\"\n{mount}")
+    };
+    let c = parse(&disk("ext4", "mount = \"/\"\n")).unwrap();
+    assert_eq!(c.disk[0].bootloader, Some(Bootloader::Extlinux));
+    let e = errors(&disk("xfs", "mount = \"/\"\n"));
+    assert!(
+        e[0].starts_with("3:")
+            && e[0].contains("extlinux boots the `/` partition from ext4 here, not xfs"),
+        "{e:?}"
+    );
+    let e = errors(&disk("ext4", "mount = \"/data\"\n"));
+    assert!(e[0].contains("this disk has none"), "{e:?}");
+    let e = errors("[[disk]]\ndevice = \"/dev/sda\"\nbootloader = \"grub\"\n");
+    assert!(e[0].starts_with("3:") && e[0].contains("grub"), "{e:?}");
+}

@@ -198,6 +198,28 @@ fn check_disks(ck: &mut Checker, c: &Config) {
                 "a disk needs at least one [[disk.partition]]".into(),
             );
         }
+        if let Some(loader) = disk.bootloader {
+            // extlinux boots the `/` partition from its own boot sector.
+            let root = disk
+                .partition
+                .iter()
+                .find(|p| p.mount.as_deref() == Some("/"));
+            match root {
+                None => ck.fail(
+                    &at("bootloader"),
+                    "a boot loader boots the disk's `/` partition: this disk has none".into(),
+                ),
+                Some(p) if p.fs != FsType::Ext4 => ck.fail(
+                    &at("bootloader"),
+                    format!(
+                        "{} boots the `/` partition from ext4 here, not {}",
+                        format!("{loader:?}").to_lowercase(),
+                        format!("{:?}", p.fs).to_lowercase()
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
         let mut names = BTreeSet::new();
         let last = disk.partition.len().saturating_sub(1);
         for (p, part) in disk.partition.iter().enumerate() {

@@ -99,6 +99,12 @@ pub struct TablePartition {
     pub node: String,
     #[serde(default)]
     pub name: Option<String>,
+    /// GPT attribute names, space separated (`LegacyBIOSBootable`).
+    #[serde(default)]
+    pub attrs: Option<String>,
+    /// DOS: the active (boot) flag.
+    #[serde(default)]
+    pub bootable: bool,
 }
 
 /// Classifies a disk against its layout. `table` is None when sfdisk found
@@ -285,6 +291,35 @@ pub struct Prepared {
     pub fresh: bool,
 }
 
+/// Runs `op` on the partition node `dev`, again when it failed while the
+/// node was gone. Under dracut and initramfs-tools, udev re-reads the
+/// partition table when a writer of the whole disk (sfdisk) closes it,
+/// removing and re-adding the partition nodes: a node found a moment ago
+/// may be missing when mkfs or mount opens it (seen in QEMU: "mke2fs
+/// /dev/vda1: The file /dev/vda1 does not exist"). Our own image runs no udev.
+pub fn on_partition<T, E>(
+    dev: &Path,
+    wait: Duration,
+    mut op: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
+    let mut tries = 1;
+    loop {
+        match op() {
+            Err(e) if tries < 3 && !dev.exists() => {
+                log::warn!(
+                    "{} went away (udev re-reading the table): trying again",
+                    dev.display()
+                );
+                if wait_for(dev, wait).is_err() {
+                    return Err(e);
+                }
+                tries += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Waits for a device node: virtio and SCSI disks appear some time after
 /// their driver loads, partitions after the table is re-read.
 pub fn wait_for(path: &Path, timeout: Duration) -> Result<PathBuf, Refusal> {
@@ -303,7 +338,7 @@ pub fn wait_for(path: &Path, timeout: Duration) -> Result<PathBuf, Refusal> {
     }
 }
 
-fn tool(device: &Path, op: &str, cmd: &mut Command) -> Result<Vec<u8>, DiskError> {
+pub(crate) fn tool(device: &Path, op: &str, cmd: &mut Command) -> Result<Vec<u8>, DiskError> {
     let err = |why: String| DiskError::Tool {
         device: device.display().to_string(),
         op: op.to_string(),
@@ -354,7 +389,7 @@ fn ends_zero(device: &Path, size: u64) -> Result<bool, Refusal> {
 }
 
 /// Reads the partition table; `None` when there is none.
-fn read_table(device: &Path) -> Result<Option<Table>, DiskError> {
+pub fn read_table(device: &Path) -> Result<Option<Table>, DiskError> {
     let out = Command::new("sfdisk")
         .arg("--json")
         .arg(device)
@@ -456,11 +491,13 @@ pub fn prepare(layout: &Disk, wait: Duration) -> Result<Prepared, DiskError> {
     for (p, dev) in layout.partition.iter().zip(&partitions) {
         wait_for(dev, wait).map_err(refused)?;
         if let Some((prog, args)) = mkfs_command(p, dev) {
-            tool(
-                &device,
-                &format!("{prog} {}", dev.display()),
-                Command::new(prog).args(&args),
-            )?;
+            on_partition(dev, wait, || {
+                tool(
+                    &device,
+                    &format!("{prog} {}", dev.display()),
+                    Command::new(prog).args(&args),
+                )
+            })?;
             log::info!("{}: {:?} `{}` made", dev.display(), p.fs, p.name);
         }
     }
@@ -486,4 +523,4 @@ pub fn prepare(layout: &Disk, wait: Duration) -> Result<Prepared, DiskError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -33,8 +33,10 @@ pub fn mount_root(d: &Disk, device: &Path, at: &str) -> Result<(), DiskError> {
             error,
         })
     })?;
-    crate::sys::mount_fs(&dev.to_string_lossy(), Path::new(at), fstype, false, "")
-        .map_err(|e| refused(Refusal::Mount(e)))?;
+    disk::on_partition(&dev, DISK_WAIT, || {
+        crate::sys::mount_fs(&dev.to_string_lossy(), Path::new(at), fstype, false, "")
+    })
+    .map_err(|e| refused(Refusal::Mount(e)))?;
     log::info!("local root {} ({fstype}) mounted on {at}", dev.display());
     Ok(())
 }

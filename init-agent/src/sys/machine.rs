@@ -12,6 +12,7 @@ use crate::boot::plan::{DhcpAnswer, NetPlan};
 use crate::boot::report::BootReport;
 use crate::config::{self, Disk};
 use crate::hooks::Phase;
+use crate::modes::bootloader::Install;
 use crate::modes::disk::Found;
 use crate::modes::statelite::plan::{Action, Inputs};
 use crate::net::dns::Ask;
@@ -45,6 +46,8 @@ pub enum SysError {
     Cdsl(#[from] crate::modes::cdsl::CdslError),
     #[error(transparent)]
     Hooks(#[from] crate::hooks::HookError),
+    #[error(transparent)]
+    Bootloader(#[from] crate::modes::bootloader::BootloaderError),
     #[error("{0}")]
     SwitchRoot(String),
     #[error("no NFS server to try")]
@@ -119,6 +122,8 @@ pub trait Sys {
     fn overlay(&mut self, lower: &str, scratch: &str, root: &str) -> Result<(), SysError>;
     fn cdsl(&mut self, root: &str, cfg: &config::Cdsl, nodeid: &str) -> Result<(), SysError>;
     fn run_hooks(&mut self, p: &Phase, env: &[(String, String)]) -> Result<(), SysError>;
+    /// `[[disk]] bootloader` after a complete sync; what it changed.
+    fn install_bootloader(&mut self, i: &Install) -> Result<Vec<String>, SysError>;
     /// `rd.break`: a shell; the boot goes on when it ends.
     fn shell(&mut self, shell: &str);
     /// Hooks' background jobs, reparented to PID 1.
@@ -326,6 +331,11 @@ impl Sys for Real {
     fn run_hooks(&mut self, p: &Phase, env: &[(String, String)]) -> Result<(), SysError> {
         crate::hooks::run_phase(p, env)?;
         Ok(())
+    }
+
+    fn install_bootloader(&mut self, i: &Install) -> Result<Vec<String>, SysError> {
+        // This initramfs, as the kernel unpacked it: the disk boots it.
+        Ok(crate::modes::bootloader::install(i, Path::new("/"))?)
     }
 
     fn shell(&mut self, shell: &str) {

@@ -11,6 +11,7 @@ use crate::boot::plan::{DhcpAnswer, NetPlan};
 use crate::boot::report::BootReport;
 use crate::config::{self, Disk};
 use crate::hooks::Phase;
+use crate::modes::bootloader::Install;
 use crate::modes::disk::Found;
 use crate::modes::statelite::plan::{Action, Inputs, Mountable};
 use crate::net::dns::Ask;
@@ -85,6 +86,12 @@ pub enum Call {
         root: String,
         phase: String,
     },
+    Bootloader {
+        device: String,
+        partition: usize,
+        root: String,
+        append: String,
+    },
     Shell(String),
     SwitchRoot {
         root: String,
@@ -104,6 +111,8 @@ pub struct Recording {
     pub cluster: Option<Vec<u8>>,
     /// The marker of the copy on the node's disk; `None`: complete and verified.
     pub local: Option<crate::sync::state::State>,
+    /// Why installing the boot loader fails; `None`: it succeeds.
+    pub bootloader_fails: Option<String>,
 }
 
 impl Sys for Recording {
@@ -263,6 +272,20 @@ impl Sys for Recording {
             phase: p.phase.clone(),
         });
         Ok(())
+    }
+    fn install_bootloader(&mut self, i: &Install) -> Result<Vec<String>, SysError> {
+        self.calls.push(Call::Bootloader {
+            device: i.disk.device.clone(),
+            partition: i.partition,
+            root: i.root.clone(),
+            append: i.append.clone(),
+        });
+        match &self.bootloader_fails {
+            Some(why) => {
+                Err(crate::modes::bootloader::BootloaderError::Refused(why.clone()).into())
+            }
+            None => Ok(Vec::new()),
+        }
     }
     fn shell(&mut self, shell: &str) {
         self.calls.push(Call::Shell(shell.into()));

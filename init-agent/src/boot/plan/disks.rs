@@ -1,8 +1,10 @@
 //! Sync mode's disks in the plan: the layout named by `initagent.disk=`, a
 //! `[[node]]` row or the configuration, and the built-in exclude/protect lists.
 
-use crate::cmdline::BootParams;
+use super::{Packaging, Target};
+use crate::cmdline::{BootParams, Mode};
 use crate::config::{Config, Disk, FsType, Node, Partition, Size, TableType};
+use crate::modes::bootloader::{self, Install};
 
 /// Built-in sync exclusions: mount points of pseudo file systems keep their
 /// directory but never their contents.
@@ -31,6 +33,7 @@ fn default_disk(device: &str) -> Disk {
             mount: Some("/".into()),
             mkfs_options: Vec::new(),
         }],
+        bootloader: None,
     }
 }
 
@@ -84,4 +87,45 @@ pub(super) fn sync_disks(
         .filter(|d| !mounts_root(d) && d.device != root.device)
         .cloned();
     std::iter::once(root.clone()).chain(others).collect()
+}
+
+/// `[[disk]] bootloader` of the root disk, installed after each sync by
+/// the standalone image only: a host initramfs (dracut, initramfs-tools)
+/// mounts `root=` before the agent runs, so with the master down it could
+/// not boot the local copy from the disk either; a note says so.
+pub(super) fn bootloader(
+    p: &BootParams,
+    disks: &[Disk],
+    mode: Mode,
+    t: Target,
+    notes: &mut Vec<String>,
+) -> Option<Install> {
+    let root = disks.first()?;
+    let loader = root.bootloader?;
+    if mode != Mode::Sync {
+        return None;
+    }
+    if t.packaging != Packaging::Standalone {
+        notes.push(format!(
+            "[[disk]] {} bootloader: not installed under {}: its image mounts root= first and cannot boot the local copy when the master is down (the standalone image installs it)",
+            root.device,
+            match t.packaging {
+                Packaging::Dracut => "dracut",
+                _ => "initramfs-tools",
+            }
+        ));
+        return None;
+    }
+    let partition = root
+        .partition
+        .iter()
+        .position(|p| p.mount.as_deref() == Some("/"))?
+        + 1;
+    Some(Install {
+        loader,
+        disk: root.clone(),
+        partition,
+        root: t.root.to_string(),
+        append: bootloader::append(&p.tokens, &p.init_args),
+    })
 }

@@ -22,6 +22,7 @@ use crate::cmdline::{
 };
 use crate::config::{Config, Disk, Node};
 use crate::hwaddr::Mac;
+use crate::modes::bootloader::Install;
 use crate::source::spec::NfsExport;
 
 /// Where the agent assembles the root it will switch to.
@@ -98,6 +99,8 @@ pub struct BootPlan {
     pub image: Option<String>,
     /// Disks prepared in sync mode, the root disk first.
     pub disks: Vec<Disk>,
+    /// Sync mode, `[[disk]] bootloader`: installed after each complete sync.
+    pub bootloader: Option<Install>,
     pub fallback: Fallback,
     /// Seconds of retrying before the fallback.
     pub timeout: u32,
@@ -342,6 +345,7 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
     } else {
         Vec::new()
     };
+    let bootloader = disks::bootloader(p, &disks, mode, t, &mut notes);
 
     let cdsl_wanted = p.agent.cdsl.unwrap_or(c.cdsl.enabled);
     let cdsl = match (&nodeid, cdsl_wanted) {
@@ -408,6 +412,7 @@ pub fn boot(p: &BootParams, c: &Config, t: Target) -> BootPlan {
         nodeid,
         image,
         disks,
+        bootloader,
         fallback,
         timeout,
         reboot_delay: c.boot.reboot_delay,

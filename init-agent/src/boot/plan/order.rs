@@ -191,7 +191,13 @@ pub(super) fn steps(
                 let mut exclude: Vec<String> = SYNC_EXCLUDE.iter().map(|s| s.to_string()).collect();
                 exclude.extend(c.sync.exclude.iter().cloned());
                 let mut protect: Vec<String> = SYNC_PROTECT.iter().map(|s| s.to_string()).collect();
-                for extra in &c.sync.protect {
+                // The boot loader's files are the node's: the standard root
+                // has none of them, and the sync would delete them.
+                let loader = plan
+                    .bootloader
+                    .as_ref()
+                    .map(|_| crate::modes::bootloader::PROTECT.to_string());
+                for extra in c.sync.protect.iter().chain(&loader) {
                     if !protect.contains(extra) {
                         protect.push(extra.clone());
                     }
@@ -211,6 +217,9 @@ pub(super) fn steps(
                     });
                 }
                 steps.push(hooks("post-sync"));
+                if let Some(install) = &plan.bootloader {
+                    steps.push(Step::Bootloader(install.clone()));
+                }
                 local = vec![
                     Step::MountLastComplete {
                         disk: root_disk.clone(),

@@ -11,6 +11,7 @@ use super::{Named, NetPlan, SourcePlan};
 use crate::cmdline::BreakStage;
 use crate::config::{self, Disk, LiteTree};
 use crate::hooks::Phase;
+use crate::modes::bootloader::Install;
 use crate::modes::statelite::plan::{applies, trees, Entry, Variables};
 use crate::source::spec::{Host, NfsExport};
 use crate::sync::trust::{Key, Trust};
@@ -139,6 +140,9 @@ pub enum Step {
     },
     /// Run one phase of hook scripts against the new root.
     Hooks(Phase),
+    /// Sync mode, `[[disk]] bootloader`: make the root disk boot its local
+    /// copy with this initramfs. Best effort: the copy is complete already.
+    Bootloader(Install),
     SwitchRoot {
         root: String,
         init: String,
@@ -167,6 +171,7 @@ impl Step {
             Step::Overlay { .. } => "overlay",
             Step::Cdsl { .. } => "cdsl",
             Step::Hooks(_) => "hooks",
+            Step::Bootloader(_) => "bootloader",
             Step::SwitchRoot { .. } => "switch_root",
         }
     }
@@ -362,6 +367,18 @@ impl fmt::Display for Step {
                 "CDSL: bind {tree}/{nodeid} on {link} in {root}; shared paths of {tree}/.cdsl_inventory bound there where the node's tree lacks their link"
             ),
             Step::Hooks(h) => write!(f, "run {} hooks from {} in {}", h.phase, h.dir, h.root),
+            Step::Bootloader(i) => write!(
+                f,
+                "install {} on {} (BIOS; each part only when changed): {root}{dir}/ gets the synced root's /boot/vmlinuz-<running kernel release>, this initramfs and extlinux.conf (APPEND {}); extlinux --install chrooted in {root}; partition {} marked bootable; {}'s first 440 bytes on {}. A failure is one line: the copy is complete, the boot goes on",
+                format!("{:?}", i.loader).to_lowercase(),
+                i.disk.device,
+                i.append,
+                i.partition,
+                crate::modes::bootloader::boot_code_file(i.disk.table),
+                i.disk.device,
+                root = i.root,
+                dir = crate::modes::bootloader::DIR,
+            ),
             Step::SwitchRoot { root, init, args } => {
                 write!(f, "switch_root {root}, exec {init}")?;
                 if !args.is_empty() {

@@ -903,3 +903,97 @@ fn with_trust_keys_a_live_root_is_said_to_be_unverified() {
     let v = plan_json("root=nfs:10.0.0.9:/r initagent.mode=nfsroot", "");
     assert!(!v["notes"].to_string().contains(unverified));
 }
+
+#[test]
+fn a_disk_bootloader_is_a_step_after_the_post_sync_hooks_and_its_files_are_protected() {
+    let disk = "[[disk]]\ndevice = \"/dev/vda\"\nbootloader = \"extlinux\"\n[[disk.partition]]\nname = \"swap\"\nsize = \"1G\"\nfs = \"swap\"\n[[disk.partition]]\nname = \"root\"\nsize = \"rest\"\nfs = \"ext4\"\nmount = \"/\"\n";
+    let sync = "BOOT_IMAGE=vmlinuz initrd=initrd-agent.img root=nfs:10.0.0.9:/r initagent.mode=sync initagent.disk=/dev/vda NODE=cn01";
+    let c = config::parse(disk).unwrap();
+    let p = boot(&parse(sync), &c, Target::default());
+    assert_eq!(p.errors, Vec::<String>::new());
+    let names: Vec<&str> = p.steps.iter().map(Step::name).collect();
+    let at = names.iter().position(|n| *n == "bootloader").unwrap();
+    assert_eq!(
+        names[at - 1..],
+        ["hooks", "bootloader", "hooks", "switch_root"],
+        "{names:?}"
+    );
+    let Step::Bootloader(i) = &p.steps[at] else {
+        panic!("{:?}", p.steps[at]);
+    };
+    assert_eq!(
+        (i.disk.device.as_str(), i.partition, i.root.as_str()),
+        ("/dev/vda", 2, "/sysroot")
+    );
+    // The boot loader's own keys are its to add, not to hand on.
+    assert_eq!(
+        i.append,
+        "root=nfs:10.0.0.9:/r initagent.mode=sync initagent.disk=/dev/vda NODE=cn01"
+    );
+    let protect = p.steps.iter().find_map(|s| match s {
+        Step::Sync { protect, .. } => Some(protect.clone()),
+        _ => None,
+    });
+    assert!(protect.unwrap().contains(&"/boot/extlinux/***".to_string()));
+    // Never in the `local` fallback, which writes nothing.
+    assert!(!p.local.iter().any(|s| s.name() == "bootloader"));
+    let shown = crate::boot::explain::render(&p, "test", None);
+    assert!(
+        shown.contains("install extlinux on /dev/vda (BIOS; each part only when changed): /sysroot/boot/extlinux/ gets the synced root's /boot/vmlinuz-<running kernel release>, this initramfs and extlinux.conf (APPEND root=nfs:10.0.0.9:/r initagent.mode=sync initagent.disk=/dev/vda NODE=cn01); extlinux --install chrooted in /sysroot; partition 2 marked bootable; /usr/lib/syslinux/mbr/gptmbr.bin's first 440 bytes on /dev/vda"),
+        "{shown}"
+    );
+    let v = plan_json(sync, disk);
+    let step = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "bootloader")
+        .unwrap();
+    assert_eq!(step["loader"], json!("extlinux"));
+    assert_eq!(step["partition"], json!(2));
+
+    // Without the key, another disk, another mode: no step, nothing protected.
+    for (cmdline, text) in [
+        (sync, ""),
+        (
+            "root=nfs:10.0.0.9:/r initagent.mode=sync initagent.disk=/dev/vdb",
+            disk,
+        ),
+        ("root=nfs:10.0.0.9:/r initagent.mode=nfsroot", disk),
+        ("initagent.mode=local initagent.disk=/dev/vda", disk),
+    ] {
+        let p = boot(
+            &parse(cmdline),
+            &config::parse(text).unwrap(),
+            Target::default(),
+        );
+        assert!(p.bootloader.is_none(), "{cmdline}");
+        assert!(
+            !p.steps.iter().any(|s| s.name() == "bootloader"),
+            "{cmdline}"
+        );
+        assert!(
+            !p.steps.iter().any(|s| matches!(s, Step::Sync { protect, .. } if protect.iter().any(|x| x.starts_with("/boot")))),
+            "{cmdline}"
+        );
+    }
+    // Under a host initramfs: a note, no step.
+    for packaging in [Packaging::Dracut, Packaging::InitramfsTools] {
+        let p = boot(
+            &parse(sync),
+            &c,
+            Target {
+                packaging,
+                root: "/sysroot",
+            },
+        );
+        assert!(!p.steps.iter().any(|s| s.name() == "bootloader"));
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("[[disk]] /dev/vda bootloader: not installed under")),
+            "{:?}",
+            p.notes
+        );
+    }
+}

@@ -45,6 +45,14 @@ noderes = { nfsserver = "trees.cluster" }
 nodepos = { room = "r1" }
 [hosts]
 cnfs = "10.0.0.8"
+[[disk]]
+device = "/dev/sda"
+bootloader = "extlinux"
+[[disk.partition]]
+name = "root"
+size = "rest"
+fs = "ext4"
+mount = "/"
 "#;
 
 /// A server's address as the executor must find it: given, from `[hosts]`
@@ -259,6 +267,12 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
             Step::Hooks(h) => calls.push(Call::Hooks {
                 root: h.root.clone(),
                 phase: h.phase.clone(),
+            }),
+            Step::Bootloader(i) => calls.push(Call::Bootloader {
+                device: i.disk.device.clone(),
+                partition: i.partition,
+                root: i.root.clone(),
+                append: i.append.clone(),
             }),
             Step::SwitchRoot { root, init, .. } => {
                 calls.push(Call::BootReport(disk.clone()));
@@ -783,4 +797,44 @@ fn trust_keys_reach_the_sync_and_an_unverified_local_copy_is_not_booted() {
         );
         assert!(!calls.contains(&Call::Unmount("/sysroot".into())));
     }
+}
+
+/// The boot loader is a best-effort extra: the copy is complete when it
+/// runs, so its failure is logged and the boot goes on to the switch.
+#[test]
+fn a_boot_loader_that_fails_does_not_stop_the_boot() {
+    let cmdline = "root=nfs:10.0.0.1:/srv/root initagent.mode=sync initagent.disk=/dev/sda";
+    let env = Recording {
+        bootloader_fails: Some("extlinux --install failed".into()),
+        ..dhcp(None, None)
+    };
+    let (p, env, r) = boot(cmdline, CONFIG, Packaging::Standalone, env).unwrap();
+    assert!(
+        matches!(
+            r,
+            Err(BootError::Sys {
+                step: "switch_root",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    let at = env
+        .calls
+        .iter()
+        .position(|c| matches!(c, Call::Bootloader { .. }))
+        .expect("the boot loader step ran");
+    assert_eq!(
+        env.calls[at + 1..]
+            .iter()
+            .map(|c| match c {
+                Call::Hooks { phase, .. } => phase.as_str(),
+                Call::BootReport(_) => "report",
+                Call::SwitchRoot { .. } => "switch_root",
+                other => panic!("{other:?}"),
+            })
+            .collect::<Vec<_>>(),
+        ["pre-switch", "report", "switch_root"]
+    );
+    assert_eq!(env.calls, expected(&p, &p.steps, &dhcp(None, None)));
 }

@@ -10,6 +10,37 @@ fn part(name: &str, size: Size, fs: FsType, mount: Option<&str>) -> Partition {
     }
 }
 
+/// A fresh directory for `test` with a zeroed 64 MiB `disk.img` in it.
+pub(crate) fn scratch_image(test: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("ia-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("disk.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    (dir, img)
+}
+
+/// sfdisk writes the table `script` to `device` (an image or a loop device).
+pub(crate) fn write_table(device: &Path, script: &str) {
+    use std::io::Write;
+    let mut child = Command::new("sfdisk")
+        .args(["--quiet", "--no-reread", "--no-tell-kernel"])
+        .arg(device)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
 fn layout(table: TableType, wipe: bool) -> Disk {
     Disk {
         device: "/dev/vda".into(),
@@ -19,6 +50,7 @@ fn layout(table: TableType, wipe: bool) -> Disk {
             part("swap", Size::Bytes(512 << 20), FsType::Swap, None),
             part("root", Size::Rest, FsType::Ext4, Some("/")),
         ],
+        bootloader: None,
     }
 }
 
@@ -32,6 +64,8 @@ fn table(label: &str, id: &str, names: &[&str]) -> Table {
             .map(|(i, n)| TablePartition {
                 node: format!("/dev/vda{}", i + 1),
                 name: (!n.is_empty()).then(|| n.to_string()),
+                attrs: None,
+                bootable: false,
             })
             .collect(),
     }
@@ -205,13 +239,7 @@ fn sfdisk_round_trip_on_an_image_file() {
         eprintln!("sfdisk not installed: skipped");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("ia-disk-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let img = dir.join("disk.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
+    let (dir, img) = scratch_image("disk");
     let l = Disk {
         device: img.display().to_string(),
         wipe: false,
@@ -220,22 +248,11 @@ fn sfdisk_round_trip_on_an_image_file() {
             part("swap", Size::Bytes(8 << 20), FsType::Swap, None),
             part("root", Size::Rest, FsType::Ext4, Some("/")),
         ],
+        bootloader: None,
     };
     assert_eq!(read_table(&img).unwrap().map(|t| t.label), None);
     assert!(ends_zero(&img, 64 << 20).unwrap());
-    let mut child = Command::new("sfdisk")
-        .args(["--quiet", &img.display().to_string()])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(sfdisk_script(&l).as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    write_table(&img, &sfdisk_script(&l));
     let t = read_table(&img).unwrap().unwrap();
     assert_eq!(classify(&l, Some(&t), false), Found::Preparing);
     assert!(!ends_zero(&img, 64 << 20).unwrap());
@@ -253,5 +270,36 @@ fn sfdisk_round_trip_on_an_image_file() {
         classify(&other, Some(&t), false),
         Found::Foreign(_)
     ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A partition node that udev removes and re-adds between finding it and
+/// using it: the operation is tried again once it is back, not failed.
+#[test]
+fn an_operation_on_a_partition_that_went_away_is_tried_again() {
+    let (dir, _) = scratch_image("on-partition");
+    let node = dir.join("vda1");
+    let mut calls = 0;
+    let r: Result<&str, String> = on_partition(&node, Duration::from_secs(5), || {
+        calls += 1;
+        if calls == 1 {
+            // Gone now, back a moment later.
+            let back = node.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                std::fs::write(back, b"").unwrap();
+            });
+            return Err("does not exist".into());
+        }
+        Ok("made")
+    });
+    assert_eq!((r, calls), (Ok("made"), 2));
+    // A failure with the node present is the operation's own: not repeated.
+    let mut calls = 0;
+    let r: Result<(), String> = on_partition(&node, Duration::from_secs(5), || {
+        calls += 1;
+        Err("bad superblock".into())
+    });
+    assert_eq!((r, calls), (Err("bad superblock".to_string()), 1));
     std::fs::remove_dir_all(&dir).unwrap();
 }
