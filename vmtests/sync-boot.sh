@@ -10,9 +10,10 @@
 # Usage: sync-boot.sh [standalone|dracut|initramfs-tools|userspace-nfs|kernel-fallback]
 # (who builds the initramfs; the master-down boot is the standalone image's:
 # under dracut and initramfs-tools the host initramfs owns the NFS mount and
-# its retries). ganesha serves NFSv3 with MOUNT (rpcbind), so standalone and
-# initramfs-tools take sync mode's default path, the userspace NFSv3 client;
-# dracut's own nfs module mounts the root, which the agent syncs from.
+# its retries). ganesha serves NFSv3 with MOUNT (rpcbind), so every packaging
+# takes sync mode's default path, the userspace NFSv3 client: under dracut,
+# whose nfs module mounts the root first, it reads that mount's server and
+# path, the mount moved aside as its fallback.
 # userspace-nfs: the standalone image built with `--nfs user` (no NFS kernel
 # modules in it), booted with initagent.nfs=user. kernel-fallback: the
 # standalone image against a server without NFSv3 MOUNT (NFSv4 only): the
@@ -26,7 +27,6 @@ BUILD=$PACKAGING CLIENT=default
 case $PACKAGING in
 userspace-nfs) BUILD=standalone CLIENT=user ;;
 kernel-fallback) BUILD=standalone CLIENT=fallback ;;
-dracut) CLIENT=kernel ;;
 esac
 # NFSv3 and its MOUNT service for the userspace client (not for the
 # fallback, which needs a server without them).
@@ -67,6 +67,7 @@ user)
 default)
     UPDATE_ROOT_ARGS=$(vm_root_args "$BUILD" "$STD")
     ROOT_ARGS=${ROOT_ARGS/10.0.2.2:\/export/10.0.2.2:$STD}
+    if [ "$BUILD" = dracut ]; then ROOT_ARGS=$UPDATE_ROOT_ARGS; fi
     ;;
 esac
 CMDLINE="$ROOT_ARGS initagent.mode=sync initagent.disk=/dev/vda init=/sbin/ia-test-init NODE=cn01 initagent.timeout=5"

@@ -399,7 +399,9 @@ vm_root_args() { # packaging [v3-path]
     [ -n "${2:-}" ] && root="nfs:10.0.2.2:$2:vers=3"
     case $1 in
     standalone) echo "root=$root" ;;
-    dracut) echo "root=nfs4:10.0.2.2:/export ip=dhcp rd.neednet=1" ;;
+    # dracut's nfs module mounts it: by NFSv4's pseudo path, or given the
+    # export's path by NFSv3 (ganesha's v4 knows only the pseudo path).
+    dracut) if [ -n "${2:-}" ]; then echo "root=$root ip=dhcp rd.neednet=1"; else echo "root=nfs4:10.0.2.2:/export ip=dhcp rd.neednet=1"; fi ;;
     initramfs-tools) echo "boot=init-agent root=$root ip=dhcp" ;;
     esac
 }

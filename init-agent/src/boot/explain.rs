@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use anyhow::Context;
 
-use super::plan::{self, BootPlan, DhcpAnswer, SourceTarget, Target, NEW_ROOT};
+use super::plan::{self, BootPlan, DhcpAnswer, Packaging, SourceTarget, Target, NEW_ROOT};
 use super::run::{self, Facts};
 use crate::cli::{CheckConfig, Explain};
 use crate::cmdline;
@@ -261,9 +261,13 @@ pub fn render(p: &BootPlan, config_source: &str, resolved: Option<&SourceTarget>
         ),
         n.device.as_deref().unwrap_or("auto")
     );
-    let at = match s.client {
-        cmdline::NfsClient::Kernel => format!("on {}", s.mountpoint),
-        cmdline::NfsClient::User => "read by the userspace NFSv3 client, not mounted".into(),
+    let at = match (s.client, p.packaging) {
+        (cmdline::NfsClient::Kernel, _) => format!("on {}", s.mountpoint),
+        (cmdline::NfsClient::User, Packaging::Dracut) => format!(
+            "mounted by dracut, moved to {}, read by the userspace NFSv3 client",
+            s.mountpoint
+        ),
+        (cmdline::NfsClient::User, _) => "read by the userspace NFSv3 client, not mounted".into(),
     };
     let _ = writeln!(
         out,

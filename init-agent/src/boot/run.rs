@@ -289,6 +289,8 @@ fn execute(
             root,
             aside,
             read_write,
+            client,
+            kernel_fallback,
         } => {
             let (name, read_only) = sys.mounted_on(root).ok_or_else(|| {
                 refused(format!(
@@ -305,22 +307,41 @@ fn execute(
                 log::info!("standard root {name} remounted read-write (update mode)");
             }
             // The kernel's device name, read by the one parser: the server
-            // a STATEMNT without its own stands for.
-            let server = crate::source::spec::parse_location(&name)
-                .ok()
-                .and_then(|e| e.server);
-            facts.source = Some(Reached {
-                export: NfsExport {
-                    server: None,
-                    path: String::new(),
-                    version: plan.source.version,
-                    options: plan.source.options.clone(),
-                },
+            // a STATEMNT without its own stands for, and what the userspace
+            // client reads.
+            let device = crate::source::spec::parse_location(&name).ok();
+            let export = NfsExport {
+                server: None,
+                path: device.as_ref().map(|e| e.path.clone()).unwrap_or_default(),
+                version: plan.source.version,
+                options: plan.source.options.clone(),
+            };
+            let server = device.and_then(|e| e.server);
+            let mut reached = Reached {
+                export,
                 name,
                 server,
                 client: NfsClient::Kernel,
                 mounted_on: Some(on),
-            });
+            };
+            if *client == NfsClient::User {
+                match read_adopted(plan, &reached, sys, facts) {
+                    Ok(addr) => {
+                        log::info!(
+                            "standard root {}: read by the userspace NFSv3 client (the host's mount kept aside)",
+                            reached.name
+                        );
+                        reached.server = Some(Host::Addr(addr));
+                        reached.client = NfsClient::User;
+                    }
+                    Err(e) if *kernel_fallback => log::warn!(
+                        "{}: not readable by the userspace NFSv3 client ({e}): syncing through the host's kernel mount",
+                        reached.name
+                    ),
+                    Err(e) => return Err(at(e)),
+                }
+            }
+            facts.source = Some(reached);
         }
         Step::PrepareDisks { disks } => {
             let mut first = false;
@@ -616,10 +637,12 @@ fn store_mount(
 
 /// What the sync reads: the kernel mount, or the server through ours.
 fn sync_source(r: &Reached) -> Option<SyncSource> {
-    match (&r.mounted_on, &r.server) {
-        (Some(dir), _) => Some(SyncSource::Dir(dir.into())),
-        (None, Some(Host::Addr(addr))) => Some(SyncSource::Nfs(Endpoint::new(&r.export, *addr))),
-        (None, _) => None,
+    match (r.client, &r.server, &r.mounted_on) {
+        (NfsClient::User, Some(Host::Addr(addr)), _) => {
+            Some(SyncSource::Nfs(Endpoint::new(&r.export, *addr)))
+        }
+        (_, _, Some(dir)) => Some(SyncSource::Dir(dir.into())),
+        _ => None,
     }
 }
 
@@ -698,6 +721,23 @@ fn reach(
         std::thread::sleep(Duration::from_secs(delay));
         delay = (delay * 2).min(16);
     }
+}
+
+/// The server and path dracut mounted, reached by the userspace client: its
+/// address (a name resolved as the plan says) once the MOUNT service answers.
+fn read_adopted(
+    plan: &BootPlan,
+    reached: &Reached,
+    sys: &mut dyn Sys,
+    facts: &mut Facts,
+) -> Result<IpAddr, SysError> {
+    let host = reached.server.as_ref().ok_or_else(|| SysError::Io {
+        what: reached.name.clone(),
+        source: std::io::Error::other("the host's mount names no server"),
+    })?;
+    let addr = address(plan, host, sys, facts)?;
+    sys.probe_nfs(&Endpoint::new(&reached.export, addr))?;
+    Ok(addr)
 }
 
 fn reach_one(

@@ -113,6 +113,8 @@ pub struct Recording {
     pub local: Option<crate::sync::state::State>,
     /// Why installing the boot loader fails; `None`: it succeeds.
     pub bootloader_fails: Option<String>,
+    /// Why the userspace client's MOUNT call fails; `None`: it answers.
+    pub probe_fails: Option<String>,
 }
 
 impl Sys for Recording {
@@ -178,7 +180,13 @@ impl Sys for Recording {
     }
     fn probe_nfs(&mut self, at: &Endpoint) -> Result<(), SysError> {
         self.calls.push(Call::ProbeNfs(at.to_string()));
-        Ok(())
+        match &self.probe_fails {
+            Some(why) => Err(SysError::Io {
+                what: at.to_string(),
+                source: std::io::Error::other(why.clone()),
+            }),
+            None => Ok(()),
+        }
     }
     fn serves_nfs(&mut self, _addr: IpAddr, _port: u16) -> bool {
         true

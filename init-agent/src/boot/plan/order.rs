@@ -156,10 +156,12 @@ pub(super) fn steps(
     }
     brk(&mut steps, BreakStage::PreMount);
     steps.push(match (plan.packaging, plan.source.client) {
-        (Packaging::Dracut, _) => Step::AdoptSource {
+        (Packaging::Dracut, client) => Step::AdoptSource {
             root: plan.root.clone(),
             aside: (plan.source.mountpoint != plan.root).then(|| plan.source.mountpoint.clone()),
             read_write: plan.mode == Mode::Update,
+            client,
+            kernel_fallback: plan.source.kernel_fallback,
         },
         (_, NfsClient::Kernel) => Step::MountSource {
             source: plan.source.clone(),
@@ -211,7 +213,11 @@ pub(super) fn steps(
                     inflight: c.sync.inflight,
                     trust: trust.clone(),
                 });
-                if plan.source.client == NfsClient::Kernel || plan.source.kernel_fallback {
+                // dracut's mount is there whichever client reads it.
+                if plan.source.client == NfsClient::Kernel
+                    || plan.source.kernel_fallback
+                    || plan.packaging == Packaging::Dracut
+                {
                     steps.push(Step::ReleaseSource {
                         at: plan.source.mountpoint.clone(),
                     });

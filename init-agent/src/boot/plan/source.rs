@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use super::{NetPlan, Packaging, Target, SOURCE_MOUNT};
+use super::{NetPlan, Target, SOURCE_MOUNT};
 use crate::cmdline::{BootParams, Mode, NetMethod, NfsClient, RootSpec};
 use crate::config::{Config, Node};
 use crate::source::spec::{self, Host, NfsExport, SpecError};
@@ -240,11 +240,10 @@ pub(super) fn source_plan(
         (Mode::Sync, None | Some(3)) => NfsClient::User,
         _ => NfsClient::Kernel,
     };
-    // Under dracut the kernel client has mounted it before the agent runs.
-    let client = match t.packaging {
-        Packaging::Dracut => NfsClient::Kernel,
-        _ => asked.unwrap_or(default),
-    };
+    // Under dracut the kernel client has mounted it before the agent runs:
+    // sync mode still reads it with the userspace client, that mount being
+    // the kernel fallback already in place.
+    let client = asked.unwrap_or(default);
     if client == NfsClient::User {
         if mode != Mode::Sync {
             errors.push(format!(

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::disks::root_partition_name;
 use super::{Named, NetPlan, SourcePlan};
-use crate::cmdline::BreakStage;
+use crate::cmdline::{BreakStage, NfsClient};
 use crate::config::{self, Disk, LiteTree};
 use crate::hooks::Phase;
 use crate::modes::bootloader::Install;
@@ -64,10 +64,14 @@ pub enum Step {
     },
     /// dracut mounted the standard root on `root`: move it to `aside` where
     /// the mode needs the new root (sync, overlay), or make it writable.
+    /// With the userspace client (sync mode's default) the sync reads the
+    /// same server and path through it; that mount is the kernel fallback.
     AdoptSource {
         root: String,
         aside: Option<String>,
         read_write: bool,
+        client: NfsClient,
+        kernel_fallback: bool,
     },
     /// Sync mode: partition and format where needed (first boot).
     PrepareDisks {
@@ -255,11 +259,28 @@ impl fmt::Display for Step {
                 root,
                 aside,
                 read_write,
-            } => match (aside, read_write) {
-                (Some(a), _) => write!(f, "move the standard root the host mounted on {root} to {a}"),
-                (None, true) => write!(f, "remount the standard root on {root} read-write"),
-                (None, false) => write!(f, "use the standard root the host mounted on {root}"),
-            },
+                client,
+                kernel_fallback,
+            } => {
+                match (aside, read_write) {
+                    (Some(a), _) => {
+                        write!(f, "move the standard root the host mounted on {root} to {a}")?
+                    }
+                    (None, true) => write!(f, "remount the standard root on {root} read-write")?,
+                    (None, false) => write!(f, "use the standard root the host mounted on {root}")?,
+                }
+                match (client, kernel_fallback) {
+                    (NfsClient::Kernel, _) => Ok(()),
+                    (NfsClient::User, true) => write!(
+                        f,
+                        "; read its server and path with the userspace NFSv3 client, or through that mount where the server has no NFSv3 MOUNT"
+                    ),
+                    (NfsClient::User, false) => write!(
+                        f,
+                        "; read its server and path with the userspace NFSv3 client"
+                    ),
+                }
+            }
             Step::ReadCluster { path, trust } => write!(
                 f,
                 "read the cluster configuration {path} from the standard root{}: the boot goes on with the plan made with it (explain --config-root shows that plan); absent{}: this one",

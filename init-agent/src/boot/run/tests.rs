@@ -144,7 +144,7 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
                 endpoint = Some(e);
             }
             Step::ReadCluster { path, trust } => {
-                if let Some(src) = mounted.clone().or(endpoint.clone()) {
+                if let Some(src) = endpoint.clone().or(mounted.clone()) {
                     let signed = trust.as_ref().map(|t| {
                         let ids: Vec<String> = t.keys.iter().map(|k| k.id()).collect();
                         format!(" signed by {}", ids.join(","))
@@ -159,14 +159,16 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
                 root,
                 aside,
                 read_write,
+                client,
+                ..
             } => {
                 calls.push(Call::MountedOn(root.clone()));
                 mounted = Some(root.clone());
-                root_server = env
+                let device = env
                     .host_mount
                     .as_ref()
-                    .and_then(|m| spec::parse_location(&m.0).ok())
-                    .and_then(|e| e.server);
+                    .and_then(|m| spec::parse_location(&m.0).ok());
+                root_server = device.as_ref().and_then(|e| e.server.clone());
                 if let Some(a) = aside {
                     calls.push(Call::MoveMount {
                         from: root.clone(),
@@ -175,6 +177,20 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
                     mounted = Some(a.clone());
                 } else if *read_write && env.host_mount.as_ref().is_some_and(|m| m.1) {
                     calls.push(Call::RemountRw(root.clone()));
+                }
+                // The same server and path through the userspace client.
+                if let (NfsClient::User, Some(d), Some(host)) = (client, &device, &root_server) {
+                    let a = addr_of(&host.clone(), plan, env, &mut known, &mut calls);
+                    let export = NfsExport {
+                        server: None,
+                        path: d.path.clone(),
+                        version: plan.source.version,
+                        options: plan.source.options.clone(),
+                    };
+                    let e = Endpoint::new(&export, a).to_string();
+                    calls.push(Call::ProbeNfs(e.clone()));
+                    endpoint = Some(e);
+                    root_server = Some(Host::Addr(a));
                 }
             }
             Step::PrepareDisks { disks } => {
@@ -203,7 +219,7 @@ fn expected(plan: &BootPlan, steps: &[Step], env: &Recording) -> Vec<Call> {
                 trust,
                 ..
             } => calls.push(Call::Sync {
-                src: mounted.clone().or(endpoint.clone()).unwrap_or_default(),
+                src: endpoint.clone().or(mounted.clone()).unwrap_or_default(),
                 to: to.clone(),
                 exclude: exclude.clone(),
                 protect: protect.clone(),
@@ -837,4 +853,54 @@ fn a_boot_loader_that_fails_does_not_stop_the_boot() {
         ["pre-switch", "report", "switch_root"]
     );
     assert_eq!(env.calls, expected(&p, &p.steps, &dhcp(None, None)));
+}
+
+/// Under dracut, sync mode reads the server and path dracut mounted with the
+/// userspace client; a server without NFSv3 MOUNT is read through dracut's
+/// mount (moved aside, unmounted after the sync) unless the client was asked.
+#[test]
+fn dracut_sync_reads_its_mount_s_server_with_the_userspace_client() {
+    let sync_src = |cmdline: &str, probe_fails: Option<&str>| {
+        let env = Recording {
+            probe_fails: probe_fails.map(String::from),
+            ..dhcp(None, None)
+        };
+        let (p, env, r) = boot(cmdline, "", Packaging::Dracut, env).unwrap();
+        assert!(
+            p.steps.iter().any(|s| matches!(
+                s,
+                Step::AdoptSource {
+                    client: NfsClient::User,
+                    ..
+                }
+            )),
+            "{:?}",
+            p.steps
+        );
+        let src = env.calls.iter().find_map(|c| match c {
+            Call::Sync { src, .. } => Some(src.clone()),
+            _ => None,
+        });
+        let unmounted = env
+            .calls
+            .iter()
+            .any(|c| *c == Call::Unmount(plan::SOURCE_MOUNT.into()));
+        (src, unmounted, r)
+    };
+    let sync = "root=nfs:10.0.0.1:/srv/root initagent.mode=sync initagent.disk=/dev/vda";
+    let (src, unmounted, r) = sync_src(sync, None);
+    assert_eq!(src.as_deref(), Some("nfs://10.0.0.1/srv/root"), "{r:?}");
+    assert!(unmounted, "dracut's mount left behind");
+    let (src, unmounted, _) = sync_src(sync, Some("no MOUNT service"));
+    assert_eq!(src.as_deref(), Some(plan::SOURCE_MOUNT));
+    assert!(unmounted);
+    let (src, _, r) = sync_src(
+        &format!("{sync} initagent.nfs=user"),
+        Some("no MOUNT service"),
+    );
+    assert_eq!(src, None);
+    assert!(
+        matches!(&r, Err(BootError::Sys { step: "nfs", .. })),
+        "{r:?}"
+    );
 }
