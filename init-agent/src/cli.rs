@@ -20,6 +20,7 @@ pub enum Command {
     Manifest(Manifest),
     Keygen(Keygen),
     Verify(Verify),
+    Rollback(Rollback),
     Capture(Capture),
     Statelite(Statelite),
     Cdsl(Cdsl),
@@ -295,6 +296,21 @@ pub struct Verify {
     /// compare the node's identity too: no built-in protected list
     #[argh(switch)]
     pub all: bool,
+}
+
+/// Put back the last complete generation of a local copy whose sync was cut
+/// (what a node in `local` fallback does before it boots the copy): what the
+/// cut run created is removed, what it replaced or deleted is renamed back
+/// from DST/.init-agent/rollback, the metadata it changed is set back, and
+/// the copy is marked complete again. Exits 0 when DST is complete (rolled
+/// back or already), 1 when it has no complete generation to go back to,
+/// 2 on errors.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "rollback")]
+pub struct Rollback {
+    /// the local copy (a synced root)
+    #[argh(positional)]
+    pub dst: PathBuf,
 }
 
 /// Capture a hand-tuned golden node as a new standard root (the reverse of

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Command::Manifest(a) => init_agent::sync::command::manifest(&a),
         Command::Keygen(a) => init_agent::sync::command::keygen(&a),
         Command::Verify(a) => init_agent::sync::command::verify(&a),
+        Command::Rollback(a) => init_agent::sync::command::rollback(&a),
         Command::Capture(a) => init_agent::sync::command::capture(&a),
         Command::Statelite(a) => init_agent::modes::statelite::command::run(&a),
         Command::Cdsl(a) => init_agent::modes::cdsl::command(&a),

@@ -278,6 +278,107 @@ fn a_sync_killed_at_random_points_converges_on_the_next_run() {
     assert!(leftovers.stdout.is_empty(), "temporaries left behind");
 }
 
+/// A sync is a transaction on the copy: a run cut at any moment leaves what
+/// `init-agent rollback` turns back into the last complete generation
+/// exactly (what a node whose master died mid-sync boots), and what the next
+/// run finishes exactly; cut twice, the first record of each path still wins.
+#[test]
+fn a_cut_sync_rolls_back_to_the_last_complete_copy_exactly_or_is_finished() {
+    require_root!();
+    let s = Scratch::new("rollback");
+    let (g1, g2) = (s.path("g1"), s.path("g2"));
+    let stamp = |root: &std::path::Path, g: &str| {
+        std::fs::create_dir_all(root.join(".init-agent")).unwrap();
+        std::fs::write(root.join(".init-agent/generation"), format!("{g}\n")).unwrap();
+    };
+    mktree(&g1, 11, "hostile");
+    // Enough bytes that cuts land mid-run.
+    std::fs::create_dir(g1.join("big")).unwrap();
+    for i in 0..24 {
+        std::fs::write(g1.join(format!("big/f{i}")), vec![i as u8 + 1; 2 << 20]).unwrap();
+    }
+    std::fs::create_dir_all(g1.join("shape/a")).unwrap();
+    std::fs::write(g1.join("shape/a/inside"), "in a directory\n").unwrap();
+    std::fs::write(g1.join("shape/b"), "a file\n").unwrap();
+    stamp(&g1, "g1");
+    std::fs::create_dir(&g2).unwrap();
+    sync(&g1, &g2, &[]);
+    // A directory replaced by a file, a file by a directory.
+    std::fs::remove_dir_all(g2.join("shape/a")).unwrap();
+    std::fs::write(g2.join("shape/a"), "a file now\n").unwrap();
+    std::fs::remove_file(g2.join("shape/b")).unwrap();
+    std::fs::create_dir(g2.join("shape/b")).unwrap();
+    std::fs::write(g2.join("shape/b/inside"), "in a directory now\n").unwrap();
+    mktree(&g2, 11, "mutate");
+    for i in (0..24).step_by(2) {
+        std::fs::write(g2.join(format!("big/f{i}")), vec![0xa5; (2 << 20) + i]).unwrap();
+    }
+    stamp(&g2, "g2");
+    let state = |dst: &std::path::Path| {
+        std::fs::read_to_string(dst.join(".init-agent/state")).unwrap_or_default()
+    };
+    let (mut rolled, mut finished) = (0, 0);
+    for (round, delay_ms) in [4u64, 12, 30, 60, 100, 160, 8, 45].into_iter().enumerate() {
+        let dst = s.path(&format!("dst{round}"));
+        std::fs::create_dir(&dst).unwrap();
+        sync(&g1, &dst, &[]);
+        let cuts = if round % 3 == 2 { 2 } else { 1 };
+        for cut in 0..cuts {
+            let mut child = Command::new(BIN)
+                .arg("sync")
+                .arg(&g2)
+                .arg(&dst)
+                .args(["--quiet", "--checksum"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(delay_ms / (cut + 1)));
+            let _ = child.kill(); // SIGKILL, if still running
+            child.wait().unwrap();
+        }
+        match state(&dst).as_str() {
+            s if s.starts_with("in-progress") && round % 2 == 0 => {
+                run(Command::new(BIN).arg("rollback").arg(&dst));
+                assert_eq!(state(&dst), "complete g1\n");
+                assert_same_tree(&g1, &dst);
+                rolled += 1;
+            }
+            s if s.starts_with("in-progress") => {
+                sync(&g2, &dst, &["--checksum"]);
+                assert_same_tree(&g2, &dst);
+                finished += 1;
+            }
+            complete => {
+                // Cut before its first change or after its marker: nothing to
+                // roll back, and the leftover records go.
+                run(Command::new(BIN).arg("rollback").arg(&dst));
+                let g = if complete == "complete g1\n" {
+                    &g1
+                } else {
+                    &g2
+                };
+                assert_eq!(
+                    complete,
+                    format!("complete {}\n", g.file_name().unwrap().to_string_lossy())
+                );
+                assert_same_tree(g, &dst);
+            }
+        }
+        assert!(
+            !dst.join(".init-agent/rollback").exists(),
+            "rollback area left"
+        );
+        let leftovers = run(Command::new("find")
+            .arg(&dst)
+            .args(["-name", ".init-agent~*"]));
+        assert!(leftovers.stdout.is_empty(), "temporaries left behind");
+    }
+    assert!(
+        rolled > 0 && finished > 0,
+        "rolled back {rolled}, finished {finished}: retime the cuts"
+    );
+}
+
 /// What a power cut can leave on ext4: a renamed file with its final size and
 /// mtime but zeros for data (the rename was committed, the data not). The
 /// run after the interrupted one compares the contents of every file changed

@@ -373,7 +373,26 @@ fn execute(
                 )));
             }
             sys.mount_local(disk, &device, to).map_err(at)?;
-            let why = match sys.local_state(to) {
+            let state = match sys.local_state(to) {
+                // A sync cut (the master gone mid-sync): back to the
+                // generation it kept, if it kept one.
+                State::InProgress(since) => match sys.roll_back(to) {
+                    Ok(Some(s)) => {
+                        log::warn!(
+                            "the interrupted sync on {} rolled back to the last complete copy",
+                            device.display()
+                        );
+                        s
+                    }
+                    Ok(None) => State::InProgress(since),
+                    Err(e) => {
+                        log::error!("{e}");
+                        State::InProgress(since)
+                    }
+                },
+                s => s,
+            };
+            let why = match state {
                 State::Complete {
                     generation: g,
                     verified,

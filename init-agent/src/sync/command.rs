@@ -6,10 +6,13 @@ use std::path::{Path, PathBuf};
 
 use super::manifest;
 use super::pattern::PatternSet;
+use super::state::{self, State};
 use super::trust;
 use super::Options;
 use crate::cli;
 use crate::config;
+use crate::sys::fsops;
+use std::os::fd::AsFd;
 
 /// Runs the sync; Ok(false) when it failed (the cause is printed).
 pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
@@ -310,6 +313,30 @@ pub fn keygen(args: &cli::Keygen) -> anyhow::Result<bool> {
 
 /// `init-agent capture [--dry-run] SRC DEST`: Ok(false) when the capture was
 /// refused or failed (the cause is printed).
+/// `init-agent rollback`: see `cli::Rollback`.
+pub fn rollback(args: &cli::Rollback) -> anyhow::Result<bool> {
+    let name = args.dst.display().to_string();
+    let root = fsops::open_root(&args.dst).with_context(|| format!("opening {name}"))?;
+    match super::rollback::roll_back(root.as_fd())
+        .with_context(|| format!("rolling back {name}"))?
+    {
+        Some(state) => {
+            println!("{name}: rolled back to {state}");
+            Ok(true)
+        }
+        None => match state::read(root.as_fd()) {
+            s @ State::Complete { .. } => {
+                println!("{name}: {s}, nothing to roll back");
+                Ok(true)
+            }
+            s => {
+                println!("{name}: {s}, and no complete generation kept to roll back to");
+                Ok(false)
+            }
+        },
+    }
+}
+
 pub fn capture(args: &cli::Capture) -> anyhow::Result<bool> {
     cli_logger(args.quiet);
     let conf = sync_config(args.config.as_deref())?;

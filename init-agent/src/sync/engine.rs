@@ -30,6 +30,7 @@ use std::sync::{Mutex, OnceLock};
 use super::manifest::Manifest;
 use super::meta::{Kind, Meta};
 use super::pattern::PatternSet;
+use super::rollback::{self, Journal};
 use super::state::{self, State};
 use super::{display_rel, Counters, SyncError};
 use crate::source::tree::{self as source, Local, Source};
@@ -99,6 +100,8 @@ pub struct Engine<'a, S: Source> {
     wanted: Option<&'a Mutex<Vec<usize>>>,
     /// Real run: contents fetched and verified beforehand, by entry index.
     staged: Option<BorrowedFd<'a>>,
+    /// What the last complete generation had, kept before each change.
+    journal: Option<&'a Journal<'a>>,
     pub counters: &'a Counters,
     links: Mutex<Vec<LinkMember>>,
     failed: AtomicBool,
@@ -252,6 +255,7 @@ impl<'a, S: Source> Engine<'a, S> {
             verify,
             wanted: None,
             staged: None,
+            journal: None,
             counters,
             links: Mutex::new(Vec::new()),
             failed: AtomicBool::new(false),
@@ -293,6 +297,22 @@ impl<'a, S: Source> Engine<'a, S> {
     pub fn with_staged(mut self, staging: BorrowedFd<'a>) -> Self {
         self.staged = Some(staging);
         self
+    }
+
+    /// A run that keeps the last complete generation in `journal`.
+    pub fn with_journal(mut self, journal: &'a Journal<'a>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Called before each change to `rel`, ahead of its first write.
+    fn keep(&self, rel: &[u8], change: rollback::Change) -> Result<()> {
+        match self.journal {
+            Some(j) if !self.dry_run => j
+                .keep(rel, change)
+                .map_err(at("keeping for roll-back", rel)),
+            _ => Ok(()),
+        }
     }
 
     /// No state marker: the destination is not a synced root.

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod manifest;
 pub mod meta;
 pub mod pattern;
+pub mod rollback;
 pub mod state;
 pub mod trust;
 pub mod verify;
@@ -358,6 +359,17 @@ fn run_from<S: Source>(
         .build()
         .map_err(|e| SyncError::Setup(format!("starting workers: {e}")))?;
 
+    // A run that may change a complete generation keeps it, so that a cut
+    // run can be rolled back to it (or resumed: then its records go on).
+    let journal = if opts.dry_run || opts.no_marker {
+        None
+    } else {
+        rollback::Journal::open(droot.as_fd(), &previous).map_err(|source| SyncError::Io {
+            op: "opening the rollback area of",
+            path: dst.display().to_string(),
+            source,
+        })?
+    };
     let counters = Counters::default();
     let collected = std::sync::Mutex::new(Vec::new());
     let mut phases = Phases::default();
@@ -385,6 +397,9 @@ fn run_from<S: Source>(
         }
         if let Some(staging) = staged {
             engine = engine.with_staged(staging);
+        }
+        if let Some(j) = &journal {
+            engine = engine.with_journal(j);
         }
         if let State::InProgress(since) = previous {
             engine.suspect_since = Some(since);
@@ -479,6 +494,12 @@ fn run_from<S: Source>(
             state::write_serial(droot.as_fd(), s.serial).map_err(io_at)?;
         }
         state::write(droot.as_fd(), &complete).map_err(io_at)?;
+    }
+    if let Some(j) = journal {
+        // Best effort: with the copy complete the next run removes it anyway.
+        if let Err(e) = j.finish() {
+            eprintln!("init-agent sync: removing the rollback area: {e}");
+        }
     }
     phases.finish = t.elapsed().as_secs_f64();
     Ok(Report {

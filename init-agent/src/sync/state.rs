@@ -78,7 +78,16 @@ pub fn read_serial(root: BorrowedFd) -> Option<u64> {
 
 fn read_text(root: BorrowedFd, name: &std::ffi::CStr) -> Option<String> {
     let dir = fsops::open_dir(root, &c_state_dir()).ok()?;
-    let fd = fsops::open_file(dir.as_fd(), name).ok()?;
+    read_text_in(dir.as_fd(), name)
+}
+
+/// A marker kept in another directory (the rollback area's copy).
+pub fn read_in(dir: BorrowedFd) -> Option<State> {
+    read_text_in(dir, c"state").map(|t| State::parse(&t))
+}
+
+fn read_text_in(dir: BorrowedFd, name: &std::ffi::CStr) -> Option<String> {
+    let fd = fsops::open_file(dir, name).ok()?;
     let mut text = Vec::new();
     let mut buf = [0u8; 256];
     while let Ok(n) = rustix::io::read(&fd, &mut buf) {
@@ -117,10 +126,26 @@ fn write_text(
         r => r?,
     }
     let dir = fsops::open_dir(root, &dir_name)?;
+    write_text_in(dir.as_fd(), name, tmp, text)?;
+    fsops::fsync(root)
+}
+
+/// Writes a marker into another directory (the rollback area's copy), as
+/// durably as the marker itself.
+pub fn write_in(dir: BorrowedFd, state: &State) -> io::Result<()> {
+    write_text_in(dir, c"state", c"state.tmp", &format!("{state}\n"))
+}
+
+fn write_text_in(
+    dir: BorrowedFd,
+    name: &std::ffi::CStr,
+    tmp: &std::ffi::CStr,
+    text: &str,
+) -> io::Result<()> {
     // A fixed temporary name, truncated: the state directory is excluded from
     // the sync, so a unique temporary left by a crash here would never be cleaned.
     let fd = rustix::fs::openat(
-        dir.as_fd(),
+        dir,
         tmp,
         OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o644),
@@ -130,7 +155,6 @@ fn write_text(
         return Err(io::ErrorKind::WriteZero.into());
     }
     fsops::fsync(&fd)?;
-    fsops::rename(dir.as_fd(), tmp, name)?;
-    fsops::fsync(&dir)?;
-    fsops::fsync(root)
+    fsops::rename(dir, tmp, name)?;
+    fsops::fsync(dir)
 }

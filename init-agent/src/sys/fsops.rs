@@ -146,6 +146,16 @@ pub fn rename(dir: BorrowedFd, from: &CStr, to: &CStr) -> io::Result<()> {
     Ok(rfs::renameat(dir, from, dir, to)?)
 }
 
+/// Renames from one directory into another (on the same file system).
+pub fn rename_between(
+    from_dir: BorrowedFd,
+    from: &CStr,
+    to_dir: BorrowedFd,
+    to: &CStr,
+) -> io::Result<()> {
+    Ok(rfs::renameat(from_dir, from, to_dir, to)?)
+}
+
 pub fn unlink(dir: BorrowedFd, name: &CStr, is_dir: bool) -> io::Result<()> {
     let flags = if is_dir {
         AtFlags::REMOVEDIR
@@ -239,6 +249,25 @@ pub fn write_xattrs(dir: BorrowedFd, name: &CStr, have: &Xattrs, want: &Xattrs) 
         })?;
     }
     Ok(())
+}
+
+/// One xattr's value; None when the entry has no such attribute.
+pub fn get_xattr(dir: BorrowedFd, name: &CStr, attr: &CStr) -> io::Result<Option<Vec<u8>>> {
+    let path = proc_path(dir, name);
+    match fetch(|b| rfs::lgetxattr(&path, attr, b)) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if not_supported(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn set_xattr(dir: BorrowedFd, name: &CStr, attr: &CStr, value: &[u8]) -> io::Result<()> {
+    Ok(rfs::lsetxattr(
+        proc_path(dir, name),
+        attr,
+        value,
+        XattrFlags::empty(),
+    )?)
 }
 
 pub fn chown(dir: BorrowedFd, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {

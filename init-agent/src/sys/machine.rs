@@ -116,6 +116,10 @@ pub trait Sys {
     fn mount_local(&mut self, d: &Disk, device: &Path, at: &str) -> Result<(), SysError>;
     /// The sync state marker of the tree at `at`.
     fn local_state(&mut self, at: &str) -> crate::sync::state::State;
+    /// An interrupted sync of the tree at `at` rolled back to the last
+    /// complete generation it kept: the state rolled back to, None when it
+    /// kept none.
+    fn roll_back(&mut self, at: &str) -> Result<Option<crate::sync::state::State>, SysError>;
     /// A sync, its report written beside the state marker.
     fn sync(&mut self, src: &SyncSource, to: &str, opts: &Options) -> Result<Report, SysError>;
     fn statelite(&mut self, root: &str, inputs: &Inputs) -> Result<Vec<Action>, SysError>;
@@ -301,6 +305,15 @@ impl Sys for Real {
 
     fn local_state(&mut self, at: &str) -> crate::sync::state::State {
         crate::modes::sync::state_of(at)
+    }
+
+    fn roll_back(&mut self, at: &str) -> Result<Option<crate::sync::state::State>, SysError> {
+        let io = |source| SysError::Io {
+            what: format!("rolling back the copy on {at}"),
+            source,
+        };
+        let root = crate::sys::fsops::open_root(Path::new(at)).map_err(io)?;
+        crate::sync::rollback::roll_back(std::os::fd::AsFd::as_fd(&root)).map_err(io)
     }
 
     fn sync(&mut self, src: &SyncSource, to: &str, opts: &Options) -> Result<Report, SysError> {

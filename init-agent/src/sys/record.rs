@@ -59,6 +59,7 @@ pub enum Call {
         at: String,
     },
     LocalState(String),
+    RollBack(String),
     Sync {
         src: String,
         to: String,
@@ -111,6 +112,8 @@ pub struct Recording {
     pub cluster: Option<Vec<u8>>,
     /// The marker of the copy on the node's disk; `None`: complete and verified.
     pub local: Option<crate::sync::state::State>,
+    /// What a roll-back of an interrupted sync gives; `None`: nothing kept.
+    pub rolled_back: Option<crate::sync::state::State>,
     /// Why installing the boot loader fails; `None`: it succeeds.
     pub bootloader_fails: Option<String>,
     /// Why the userspace client's MOUNT call fails; `None`: it answers.
@@ -236,6 +239,10 @@ impl Sys for Recording {
                 generation: "g1".into(),
                 verified: true,
             })
+    }
+    fn roll_back(&mut self, at: &str) -> Result<Option<crate::sync::state::State>, SysError> {
+        self.calls.push(Call::RollBack(at.into()));
+        Ok(self.rolled_back.clone())
     }
     fn sync(&mut self, src: &SyncSource, to: &str, opts: &Options) -> Result<Report, SysError> {
         self.calls.push(Call::Sync {

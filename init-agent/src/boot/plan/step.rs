@@ -326,7 +326,7 @@ impl fmt::Display for Step {
                 verified_only,
             } => write!(
                 f,
-                "mount the last complete local copy (partition `{}` of {}) on {at}, if the disk is ours and complete{}",
+                "mount the last complete local copy (partition `{}` of {}) on {at} (an interrupted sync first rolled back to the complete copy it kept), if the disk is ours and complete{}",
                 root_partition_name(disk),
                 disk.device,
                 if *verified_only {

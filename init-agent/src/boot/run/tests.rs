@@ -815,6 +815,53 @@ fn trust_keys_reach_the_sync_and_an_unverified_local_copy_is_not_booted() {
     }
 }
 
+/// A copy whose sync was cut boots in `local` fallback once rolled back to
+/// the generation it kept; without one it is refused, never booted half-made.
+#[test]
+fn an_interrupted_copy_is_rolled_back_before_it_boots() {
+    use crate::sync::state::State;
+    let p = plan::boot(
+        &crate::cmdline::parse("initagent.mode=local initagent.disk=/dev/vda"),
+        &toml::from_str(CONFIG).unwrap(),
+        Target::default(),
+    );
+    let kept = State::Complete {
+        generation: "g1".into(),
+        verified: false,
+    };
+    for rolled_back in [Some(kept), None] {
+        let mut env = Recording {
+            local: Some(State::InProgress(Some(1_700_000_000))),
+            rolled_back: rolled_back.clone(),
+            ..Recording::default()
+        };
+        let r = run(&p, &p.steps, &mut env, &mut Facts::default());
+        assert!(env.calls.contains(&Call::RollBack("/sysroot".into())));
+        match rolled_back {
+            Some(_) => assert!(
+                matches!(
+                    &r,
+                    Err(BootError::Sys {
+                        step: "switch_root",
+                        ..
+                    })
+                ),
+                "{r:?}"
+            ),
+            None => {
+                let why = r.unwrap_err().to_string();
+                assert!(
+                    why.ends_with(
+                        "is not complete (state in-progress 1700000000): it cannot be booted"
+                    ),
+                    "{why}"
+                );
+                assert_eq!(env.calls.last(), Some(&Call::Unmount("/sysroot".into())));
+            }
+        }
+    }
+}
+
 /// The boot loader is a best-effort extra: the copy is complete when it
 /// runs, so its failure is logged and the boot goes on to the switch.
 #[test]

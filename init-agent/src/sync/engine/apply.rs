@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use super::{at, join, lstat_opt, Change, Engine, Entry, Result};
 use crate::source::tree::Source;
 use crate::sync::meta::{Kind, Meta, Xattrs};
+use crate::sync::rollback::Change as Kept;
 use crate::sync::Counters;
 use crate::sys::fsops::{self, TEMP_PREFIX};
 
@@ -43,6 +44,7 @@ impl<S: Source> Engine<'_, S> {
         if !self.make_room(e, dst, "not replaced")? {
             return Ok(false);
         }
+        self.keep(e.rel, Kept::Entry)?;
         swap_in(e, dst, |tmp| {
             self.write_temp(e, dst, tmp, sx)
                 .and_then(|()| self.begin_change())
@@ -110,6 +112,7 @@ impl<S: Source> Engine<'_, S> {
         want: &Xattrs,
     ) -> Result<()> {
         let (name, rel, s) = (e.name, e.rel, e.s);
+        self.keep(rel, Kept::Meta)?;
         self.begin_change()?;
         if s.uid != d.uid || s.gid != d.gid {
             fsops::chown(dst, name, s.uid, s.gid).map_err(at("chown", rel))?;
@@ -155,6 +158,7 @@ impl<S: Source> Engine<'_, S> {
         }
         self.change(Change::Delete, d.kind, rel);
         if !self.dry_run {
+            self.keep(rel, Kept::Entry)?;
             self.begin_change()?;
             fsops::unlink(dst, name, d.kind == Kind::Dir).map_err(at("deleting", rel))?;
         }

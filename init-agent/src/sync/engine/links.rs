@@ -13,6 +13,7 @@ use super::{
 };
 use crate::source::tree::{self as source, Source};
 use crate::sync::meta::{Kind, Meta};
+use crate::sync::rollback::Change as Kept;
 use crate::sync::{display_rel, Counters, SyncError};
 use crate::sys::fsops;
 
@@ -143,6 +144,7 @@ impl<S: Source> Engine<'_, S> {
         if !room || self.dry_run {
             return Ok(room);
         }
+        self.keep(e.rel, Kept::Entry)?;
         self.begin_change()?;
         swap_in(e, dp, |tmp| {
             fsops::link(lp.as_fd(), &lname, dp, tmp).map_err(at("linking", e.rel))
@@ -173,6 +175,7 @@ impl<S: Source> Engine<'_, S> {
                     self.src.lstat(&sp, &name).map_err(at("lstat", rel))?
                 }
             };
+            self.keep(rel, Kept::Meta)?;
             let dfd = open_dir_path(dst, rel).map_err(at("opening", rel))?;
             fsops::set_mtime(dfd.as_fd(), c".", &s).map_err(at("setting mtime", rel))?;
         }

@@ -15,6 +15,7 @@ use super::source_side::{SrcDir, SrcEntry};
 use super::{at, join, lstat_opt, Change, Engine, Entry, Result, SrcAt};
 use crate::source::tree::Source;
 use crate::sync::meta::{dir_meta_differs, Kind, Meta};
+use crate::sync::rollback::Change as Kept;
 use crate::sync::{Counters, SyncError};
 use crate::sys::fsops::{self, TEMP_PREFIX};
 
@@ -189,6 +190,7 @@ impl<S: Source> Engine<'_, S> {
                 if self.dry_run {
                     return self.sync_dir(&sub, None, e.rel);
                 }
+                self.keep(e.rel, Kept::Entry)?;
                 self.begin_change()?;
                 fsops::mkdir(dst, e.name).map_err(at("creating directory", e.rel))?;
                 true
