@@ -163,6 +163,11 @@ pub struct Sync {
     /// print what would change (one line per entry), change nothing
     #[argh(switch, short = 'n')]
     pub dry_run: bool,
+    /// keep no rollback area: a cut run can be finished but not undone by
+    /// `init-agent rollback` (for a disk without room for two versions of
+    /// what a run replaces)
+    #[argh(switch)]
+    pub no_rollback: bool,
     /// write a JSON report (counts, bytes, seconds per phase) to this file
     #[argh(option)]
     pub report: Option<PathBuf>,

@@ -39,6 +39,7 @@ pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
         manifest: args.manifest.clone(),
         source_manifest: args.source_manifest,
         no_marker: false,
+        no_rollback: args.no_rollback,
         inflight: args.inflight.unwrap_or(conf.inflight as usize),
         trust,
         dst_inside_src: false,

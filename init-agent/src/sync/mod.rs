@@ -67,6 +67,9 @@ pub struct Options {
     pub source_manifest: bool,
     /// No DST/.init-agent/state marker (copies that are not a synced root).
     pub no_marker: bool,
+    /// No rollback area: a cut run can be finished but not undone (a disk
+    /// without room for two versions of what a run changes).
+    pub no_rollback: bool,
     /// NFS requests in flight at once (connections) for an `nfs://` source;
     /// 0 = the default.
     pub inflight: usize,
@@ -361,7 +364,7 @@ fn run_from<S: Source>(
 
     // A run that may change a complete generation keeps it, so that a cut
     // run can be rolled back to it (or resumed: then its records go on).
-    let journal = if opts.dry_run || opts.no_marker {
+    let journal = if opts.dry_run || opts.no_marker || opts.no_rollback {
         None
     } else {
         rollback::Journal::open(droot.as_fd(), &previous).map_err(|source| SyncError::Io {
@@ -783,6 +786,7 @@ pub fn copy_in_root(root: &crate::sys::root::Root, from: &str, to: &str) -> io::
         let opts = Options {
             quiet: true,
             no_marker: true,
+            no_rollback: false,
             ..Default::default()
         };
         run(
