@@ -3,6 +3,8 @@
 # outside the guest:
 #   power cut during a first and during an incremental sync: the next boot
 #     converges to the exact standard root, no temporary or truncated file;
+#     with the master gone after the cut, fallback local rolls the copy back
+#     to the generation before and boots exactly that;
 #   a disk with foreign partitions and no wipe = true: refused, every byte kept;
 #   a disk smaller than the layout: refused before anything is written;
 #   a disk too small for the standard root: the sync fails with ENOSPC, the
@@ -84,12 +86,31 @@ boot_and_cut cut-first 15
 boot after-cut-first "$SYNC"
 expect "NODE-INIT pid 1 root ext4" "the boot after the cut did not come up"
 converged "after a power cut during the first sync"
+cp "$T/std.list" "$T/generation-1.list"
 
 # Power cut during an incremental sync: 40 MiB of new files on the master.
 mkdir -p "$STD/opt/bulk"
 for i in $(seq 1 40); do head -c 1048576 /dev/urandom >"$STD/opt/bulk/blob-$i"; done
 "$AGENT" manifest "$STD" -o "$STD/.init-agent/manifest" 2>>"$T/manifest.log"
 boot_and_cut cut-incremental 10
+# The master gone for good after the cut: fallback local rolls the copy back
+# to the generation it kept and boots exactly that.
+BOOT=master-gone
+vm_qemu "$T/initrd.img" "$SYNC initagent.fallback=local" 600 \
+    -drive file="$DISK",format=raw,if=virtio </dev/null | tr -d '\r' >"$T/console-$BOOT.log" || true
+expect "rolled back to the last complete copy" "the cut copy was not rolled back"
+expect "NODE-INIT pid 1 root ext4" "the rolled-back copy did not boot"
+m=$T/mnt-$BOOT
+vm_mount_partition "$DISK" 1 "$m"
+tree_lists "$m"
+rolled=$(cat "$m/.init-agent/state")
+left=$(ls "$m/.init-agent")
+vm_unmount "$m"
+[[ $rolled == complete* ]] || fail "the rolled-back copy says '$rolled'"
+[[ $left != *rollback* ]] || fail "the rollback area was left on the disk"
+diff "$T/generation-1.list" "$T/disk.list" >"$T/diff-$BOOT.txt" ||
+    fail "the rolled-back copy is not the generation before the cut (see $T/diff-$BOOT.txt)"
+boot_and_cut cut-incremental-again 10
 boot after-cut-incremental "$SYNC"
 expect "NODE-INIT pid 1 root ext4" "the boot after the second cut did not come up"
 expect "the previous sync was interrupted" "the interrupted sync was not verified in full"

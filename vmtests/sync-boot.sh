@@ -67,7 +67,12 @@ user)
 default)
     UPDATE_ROOT_ARGS=$(vm_root_args "$BUILD" "$STD")
     ROOT_ARGS=${ROOT_ARGS/10.0.2.2:\/export/10.0.2.2:$STD}
-    if [ "$BUILD" = dracut ]; then ROOT_ARGS=$UPDATE_ROOT_ARGS; fi
+    # dracut mounts /export (NFSv4, negotiated: root=nfs4: would ask the
+    # agent for the kernel client too); the agent reads it by NFSv3.
+    if [ "$BUILD" = dracut ]; then
+        export VM_NFS_V3_PSEUDO=1
+        ROOT_ARGS="root=nfs:10.0.2.2:/export ip=dhcp rd.neednet=1" UPDATE_ROOT_ARGS=$(vm_root_args dracut)
+    fi
     ;;
 esac
 CMDLINE="$ROOT_ARGS initagent.mode=sync initagent.disk=/dev/vda init=/sbin/ia-test-init NODE=cn01 initagent.timeout=5"

@@ -33,11 +33,14 @@ vm_initrd "$PACKAGING" "$T/initrd.img"
 export VM_NFS_V3=1
 # Every packaging reads the standard root with the agent's default client
 # (the userspace NFSv3 client, by the export's path); under dracut its nfs
-# module mounts it first (by NFSv3: ganesha's v4 knows only the pseudo
-# path), and the agent reads that mount's server and path.
+# module mounts it first (NFSv4, the pseudo path), and the agent reads that
+# mount's server and path by NFSv3 (ganesha's MOUNT then takes the pseudo path).
 ROOT_ARGS=$(vm_root_args "$PACKAGING")
 ROOT_ARGS=${ROOT_ARGS/10.0.2.2:\/export/10.0.2.2:$STD}
-if [ "$PACKAGING" = dracut ]; then ROOT_ARGS=$(vm_root_args dracut "$STD"); fi
+if [ "$PACKAGING" = dracut ]; then
+    export VM_NFS_V3_PSEUDO=1
+    ROOT_ARGS="root=nfs:10.0.2.2:/export ip=dhcp rd.neednet=1"
+fi
 
 iatest() { # key
     grep -a -o "IATEST $1=.*" "$T/console-$BOOT.log" | head -n 1 | cut -d= -f2- | tr -d '\r'

@@ -28,13 +28,17 @@ expect() { # pattern what
 }
 
 # Lists the standard root $STD in $T/std.list and the copy at DIR (a synced
-# disk, mounted) in $T/disk.list, for a diff: without what is node-local by
-# design (the identity the hooks make, the local fstab, the node's logs) and
-# without what lies under /proc, /sys, /dev and /run.
+# disk, mounted) in $T/disk.list, for a diff (tree_list).
 tree_lists() { # dir
+    tree_list "$STD" >"$T/std.list"
+    tree_list "$1" >"$T/disk.list"
+}
+
+# A tree as treelist.py lists it, without what is node-local by design (the
+# identity the hooks make, the local fstab, the node's logs, lost+found) and
+# without what lies under /proc, /sys, /dev and /run.
+tree_list() { # dir
     local skip='^(etc|etc/machine-id|etc/hostname|etc/fstab|var/log|var/log/ia-test\.log) '
-    python3 "$VM_DIR/../tests-support/treelist.py" "$STD" --exclude-root-name .init-agent \
-        | grep -Ev "$skip" | grep -Ev '^(proc|sys|dev|run)/' >"$T/std.list"
     python3 "$VM_DIR/../tests-support/treelist.py" "$1" --exclude-root-name .init-agent \
-        --exclude-root-name lost+found | grep -Ev "$skip" | grep -Ev '^(proc|sys|dev|run)/' >"$T/disk.list"
+        --exclude-root-name lost+found | grep -Ev "$skip" | grep -Ev '^(proc|sys|dev|run)/'
 }

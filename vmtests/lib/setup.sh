@@ -71,7 +71,8 @@ vm_modules() { # tree module...
 
 # Runs "$@" (vm_qemu included) in a private network namespace with
 # nfs-ganesha exporting $1 as /export (v4; with VM_NFS_V3=1 also v3, by its
-# path, with rpcbind), and each PSEUDO=DIR of $VM_EXTRA_EXPORTS as PSEUDO;
+# path, with rpcbind; by /export too with VM_NFS_V3_PSEUDO=1, as a server
+# whose NFSv3 and NFSv4 paths agree), and each PSEUDO=DIR of $VM_EXTRA_EXPORTS as PSEUDO;
 # the guest reaches it at 10.0.2.2.
 # With VM_DNS_RECORDS ("name=address …") a DNS server (dnsmasq) answers
 # those names in the same namespace, authoritative for VM_DNS_DOMAIN (no
@@ -92,7 +93,8 @@ vm_with_nfs() { # export-dir command...
     fi
     cat >"$g/ganesha.conf" <<CONF
 NFS_CORE_PARAM { Bind_addr = 127.0.0.1; NFS_Port = 2049; Protocols = $protocols; Enable_NLM = false;
-  Enable_RQUOTA = false; Enable_UDP = false; Plugins_Dir = "/usr/lib/x86_64-linux-gnu/ganesha"; }
+  Enable_RQUOTA = false; Enable_UDP = false; Plugins_Dir = "/usr/lib/x86_64-linux-gnu/ganesha";
+  ${VM_NFS_V3_PSEUDO:+Mount_Path_Pseudo = true;} }
 NFSV4 { Graceless = true; Lease_Lifetime = 10; RecoveryBackend = fs; RecoveryRoot = "$g/recov"; Only_Numeric_Owners = true; }
 NFS_KRB5 { Active_krb5 = false; }
 LOG { Default_Log_Level = EVENT; }
@@ -399,9 +401,9 @@ vm_root_args() { # packaging [v3-path]
     [ -n "${2:-}" ] && root="nfs:10.0.2.2:$2:vers=3"
     case $1 in
     standalone) echo "root=$root" ;;
-    # dracut's nfs module mounts it: by NFSv4's pseudo path, or given the
-    # export's path by NFSv3 (ganesha's v4 knows only the pseudo path).
-    dracut) if [ -n "${2:-}" ]; then echo "root=$root ip=dhcp rd.neednet=1"; else echo "root=nfs4:10.0.2.2:/export ip=dhcp rd.neednet=1"; fi ;;
+    # dracut's nfs module mounts it, by NFSv4's pseudo path (ganesha's v4
+    # knows no other); VM_NFS_V3_PSEUDO=1 lets NFSv3 MOUNT take that path too.
+    dracut) echo "root=nfs4:10.0.2.2:/export ip=dhcp rd.neednet=1" ;;
     initramfs-tools) echo "boot=init-agent root=$root ip=dhcp" ;;
     esac
 }

@@ -106,47 +106,40 @@ fn c_state_dir() -> std::ffi::CString {
 
 /// Writes the marker durably: temporary, fsync, rename, fsync of the directory.
 pub fn write(root: BorrowedFd, state: &State) -> io::Result<()> {
-    write_text(root, c"state", c"state.tmp", &format!("{state}\n"))
+    write_text(root, c"state", &format!("{state}\n"))
 }
 
 /// Writes the rollback floor (see `read_serial`), as durably as the marker.
 pub fn write_serial(root: BorrowedFd, serial: u64) -> io::Result<()> {
-    write_text(root, c"serial", c"serial.tmp", &format!("{serial}\n"))
+    write_text(root, c"serial", &format!("{serial}\n"))
 }
 
-fn write_text(
-    root: BorrowedFd,
-    name: &std::ffi::CStr,
-    tmp: &std::ffi::CStr,
-    text: &str,
-) -> io::Result<()> {
+fn write_text(root: BorrowedFd, name: &std::ffi::CStr, text: &str) -> io::Result<()> {
     let dir_name = c_state_dir();
     match fsops::mkdir(root, &dir_name) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         r => r?,
     }
     let dir = fsops::open_dir(root, &dir_name)?;
-    write_text_in(dir.as_fd(), name, tmp, text)?;
+    write_text_in(dir.as_fd(), name, text)?;
     fsops::fsync(root)
 }
 
 /// Writes a marker into another directory (the rollback area's copy), as
 /// durably as the marker itself.
 pub fn write_in(dir: BorrowedFd, state: &State) -> io::Result<()> {
-    write_text_in(dir, c"state", c"state.tmp", &format!("{state}\n"))
+    write_text_in(dir, c"state", &format!("{state}\n"))
 }
 
-fn write_text_in(
-    dir: BorrowedFd,
-    name: &std::ffi::CStr,
-    tmp: &std::ffi::CStr,
-    text: &str,
-) -> io::Result<()> {
-    // A fixed temporary name, truncated: the state directory is excluded from
-    // the sync, so a unique temporary left by a crash here would never be cleaned.
+fn write_text_in(dir: BorrowedFd, name: &std::ffi::CStr, text: &str) -> io::Result<()> {
+    // A fixed temporary name (NAME.tmp), truncated: the state directory is
+    // excluded from the sync, so a unique temporary left by a crash here would
+    // never be cleaned.
+    let tmp =
+        std::ffi::CString::new([name.to_bytes(), b".tmp"].concat()).map_err(io::Error::other)?;
     let fd = rustix::fs::openat(
         dir,
-        tmp,
+        &tmp,
         OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o644),
     )?;
@@ -155,6 +148,6 @@ fn write_text_in(
         return Err(io::ErrorKind::WriteZero.into());
     }
     fsops::fsync(&fd)?;
-    fsops::rename(dir, tmp, name)?;
+    fsops::rename(dir, &tmp, name)?;
     fsops::fsync(dir)
 }
