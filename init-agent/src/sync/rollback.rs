@@ -83,7 +83,11 @@ impl<'a> Journal<'a> {
         match (previous, found) {
             (State::Complete { .. }, found) => {
                 if found.is_some() {
-                    remove_area(root)?;
+                    // Cut after it kept something, the marker still
+                    // complete: what it did undone, or a completed run's
+                    // area removed.
+                    drop(found);
+                    roll_back(root)?;
                 }
                 Ok(Some(journal(previous.clone(), Inner::default())))
             }
@@ -321,27 +325,33 @@ fn list_old(dir: BorrowedFd, prefix: &mut Vec<u8>, out: &mut Vec<Record>) -> io:
 /// back (directories deepest first, after everything in them), then the
 /// marker says complete again and the area is removed. The state it rolled
 /// back to; None when there is nothing to roll back to (no area, or the
-/// marker is not in progress).
+/// marker is not in progress). A complete copy's leftover area is removed,
+/// after undoing what it records when it was kept for that same copy (a run
+/// cut between its first write, a temporary, and its in-progress marker).
 pub fn roll_back(root: BorrowedFd) -> io::Result<Option<State>> {
-    match state::read(root) {
-        State::InProgress(_) => {}
-        // A run cut after it kept something but before its first change.
-        State::Complete { .. } => {
-            if Found::read(root)?.is_some() {
-                remove_area(root)?;
-            }
-            return Ok(None);
-        }
+    let now = state::read(root);
+    let cut = match now {
+        State::InProgress(_) => true,
+        State::Complete { .. } => false,
         State::None => return Ok(None),
-    }
+    };
     let Some(Found {
-        saved: Some(saved),
+        saved,
         area,
         records,
         ..
     }) = Found::read(root)?
     else {
         return Ok(None);
+    };
+    let saved = match saved {
+        Some(saved) if cut || saved == now => saved,
+        // The area of a run that completed (cut before it removed it).
+        _ if !cut => {
+            remove_area(root)?;
+            return Ok(None);
+        }
+        _ => return Ok(None),
     };
     let depth = |p: &[u8]| p.iter().filter(|&&b| b == b'/').count() + usize::from(!p.is_empty());
     let mut parents: Vec<&[u8]> = records.iter().filter_map(|r| parent_of(&r.path)).collect();
@@ -424,7 +434,7 @@ pub fn roll_back(root: BorrowedFd) -> io::Result<Option<State>> {
     fsops::syncfs(root)?;
     state::write(root, &saved)?;
     remove_area(root)?;
-    Ok(Some(saved))
+    Ok(cut.then_some(saved))
 }
 
 /// An error naming the path it happened to.
