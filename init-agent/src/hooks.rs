@@ -363,7 +363,6 @@ mod tests {
             let opts = crate::sync::Options {
                 quiet: true,
                 no_marker: true,
-                no_rollback: false,
                 exclude: vec!["/var/cache/apt/archives/*.deb".into()],
                 ..Default::default()
             };

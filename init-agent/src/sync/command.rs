@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use super::manifest;
@@ -12,7 +13,6 @@ use super::Options;
 use crate::cli;
 use crate::config;
 use crate::sys::fsops;
-use std::os::fd::AsFd;
 
 /// Runs the sync; Ok(false) when it failed (the cause is printed).
 pub fn run(args: &cli::Sync) -> anyhow::Result<bool> {
@@ -312,8 +312,6 @@ pub fn keygen(args: &cli::Keygen) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// `init-agent capture [--dry-run] SRC DEST`: Ok(false) when the capture was
-/// refused or failed (the cause is printed).
 /// `init-agent rollback`: see `cli::Rollback`.
 pub fn rollback(args: &cli::Rollback) -> anyhow::Result<bool> {
     let name = args.dst.display().to_string();
@@ -338,6 +336,8 @@ pub fn rollback(args: &cli::Rollback) -> anyhow::Result<bool> {
     }
 }
 
+/// `init-agent capture [--dry-run] SRC DEST`: Ok(false) when the capture was
+/// refused or failed (the cause is printed).
 pub fn capture(args: &cli::Capture) -> anyhow::Result<bool> {
     cli_logger(args.quiet);
     let conf = sync_config(args.config.as_deref())?;

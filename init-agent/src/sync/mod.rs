@@ -786,7 +786,6 @@ pub fn copy_in_root(root: &crate::sys::root::Root, from: &str, to: &str) -> io::
         let opts = Options {
             quiet: true,
             no_marker: true,
-            no_rollback: false,
             ..Default::default()
         };
         run(

@@ -30,9 +30,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 
 use super::meta::{Kind, Meta, Xattrs};
-use super::state::{self, State};
-use super::STATE_DIR;
-use crate::sys::fsops::{self, TEMP_PREFIX};
+use super::state::{self, c_state_dir, State};
+use crate::sys::fsops::{self, mkdir_in, TEMP_PREFIX};
 
 const AREA: &CStr = c"rollback";
 const PATH_XATTR: &CStr = c"trusted.init-agent.path";
@@ -208,14 +207,12 @@ impl Inner {
                 let x = fsops::read_xattrs(dir.as_fd(), &name)?;
                 let marker = marker_name(next, "meta");
                 let records = area.records.as_fd();
-                if m.kind == Kind::Dir {
-                    fsops::mkdir(records, &marker)?;
-                } else {
-                    fsops::create_temp_file(records, &marker)?;
-                }
+                // A directory's marker is a directory; any other's a file.
                 let kind = if m.kind == Kind::Dir {
+                    fsops::mkdir(records, &marker)?;
                     Kind::Dir
                 } else {
+                    fsops::create_temp_file(records, &marker)?;
                     Kind::File
                 };
                 apply_meta(records, &marker, &Meta { kind, ..m }, &x)?;
@@ -513,16 +510,4 @@ fn remove_area(root: BorrowedFd) -> io::Result<()> {
     let state_dir = fsops::open_dir(root, &c_state_dir())?;
     remove_if_there(state_dir.as_fd(), AREA)?;
     fsops::fsync(&state_dir)
-}
-
-fn mkdir_in(dir: BorrowedFd, name: &CStr) -> io::Result<()> {
-    match fsops::mkdir(dir, name) {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        r => r,
-    }
-}
-
-fn c_state_dir() -> CString {
-    // A constant without NUL.
-    CString::new(STATE_DIR).unwrap_or_default()
 }

@@ -99,7 +99,8 @@ fn read_text_in(dir: BorrowedFd, name: &std::ffi::CStr) -> Option<String> {
     Some(String::from_utf8_lossy(&text).into_owned())
 }
 
-fn c_state_dir() -> std::ffi::CString {
+/// The state directory's name, for the *at calls.
+pub fn c_state_dir() -> std::ffi::CString {
     // A constant without NUL.
     std::ffi::CString::new(STATE_DIR).unwrap_or_default()
 }
@@ -116,10 +117,7 @@ pub fn write_serial(root: BorrowedFd, serial: u64) -> io::Result<()> {
 
 fn write_text(root: BorrowedFd, name: &std::ffi::CStr, text: &str) -> io::Result<()> {
     let dir_name = c_state_dir();
-    match fsops::mkdir(root, &dir_name) {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        r => r?,
-    }
+    fsops::mkdir_in(root, &dir_name)?;
     let dir = fsops::open_dir(root, &dir_name)?;
     write_text_in(dir.as_fd(), name, text)?;
     fsops::fsync(root)

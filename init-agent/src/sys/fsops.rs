@@ -118,6 +118,14 @@ pub fn mkdir(dir: BorrowedFd, name: &CStr) -> io::Result<()> {
     Ok(rfs::mkdirat(dir, name, Mode::from_raw_mode(0o700))?)
 }
 
+/// mkdir that takes a directory already there.
+pub fn mkdir_in(dir: BorrowedFd, name: &CStr) -> io::Result<()> {
+    match mkdir(dir, name) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        r => r,
+    }
+}
+
 pub fn symlink(target: &CStr, dir: BorrowedFd, name: &CStr) -> io::Result<()> {
     Ok(rfs::symlinkat(target, dir, name)?)
 }

@@ -38,7 +38,6 @@ fn image(at: &Path) {
         let opts = crate::sync::Options {
             quiet: true,
             no_marker: true,
-            no_rollback: false,
             ..Default::default()
         };
         crate::sync::run(&crate::sync::SyncSource::Dir(src.into()), at, &opts).unwrap();

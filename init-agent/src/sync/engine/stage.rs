@@ -92,10 +92,10 @@ impl<S: Source> Engine<'_, S> {
 
 /// Opens DST/.init-agent/staging, emptied of what an earlier run left.
 pub fn open_staging(droot: BorrowedFd) -> std::io::Result<OwnedFd> {
-    let state = CString::new(crate::sync::STATE_DIR).unwrap_or_default();
-    mkdir_in(droot, &state)?;
+    let state = crate::sync::state::c_state_dir();
+    fsops::mkdir_in(droot, &state)?;
     let state_fd = fsops::open_dir(droot, &state)?;
-    mkdir_in(state_fd.as_fd(), STAGING)?;
+    fsops::mkdir_in(state_fd.as_fd(), STAGING)?;
     let staging = fsops::open_dir(state_fd.as_fd(), STAGING)?;
     clear(staging.as_fd())?;
     Ok(staging)
@@ -108,11 +108,4 @@ pub fn clear(staging: BorrowedFd) -> std::io::Result<()> {
         fsops::unlink(staging, &name, false)?;
     }
     Ok(())
-}
-
-fn mkdir_in(dir: BorrowedFd, name: &std::ffi::CStr) -> std::io::Result<()> {
-    match fsops::mkdir(dir, name) {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        r => r,
-    }
 }
