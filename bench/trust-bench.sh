@@ -43,6 +43,7 @@ TREES=("$@")
 command -v bc >/dev/null || apt-get install -y --no-install-recommends bc >/dev/null
 
 AGENT=${CARGO_TARGET_DIR:-$ROOT/target}/x86_64-unknown-linux-gnu/release/init-agent
+. "$ROOT/bench/lib.sh"
 lower() { # TREE -> the directory it is read from
     case $1 in
     debian) echo "${INIT_AGENT_TEST_ROOT:-/var/cache/init-agent-tests/bookworm-minbase}" ;;
@@ -64,19 +65,6 @@ if [ -z "${NFS_URL:-}" ]; then
     fi
 fi
 
-MOUNTS=()
-cleanup() { for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount "${MOUNTS[i]}" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-# overlay LOWER NAME -> $WORK/NAME.src, writable, LOWER untouched
-overlay() {
-    local up=$WORK/$2.up wk=$WORK/$2.wk mnt=$WORK/$2.src
-    rm -rf "$up" "$wk"
-    mkdir -p "$up" "$wk" "$mnt"
-    mount -t overlay overlay -o "lowerdir=$1,upperdir=$up,workdir=$wk" "$mnt"
-    MOUNTS+=("$mnt")
-}
-
 DST=$WORK/dst
 mkdir -p "$DST"
 if [ "$DEST" = tmpfs ]; then
@@ -87,19 +75,6 @@ rm -f "$WORK/key.$$".*
 "$AGENT" keygen -o "$WORK/key.$$" >/dev/null 2>&1
 KEY=$WORK/key.$$
 
-secs() { # CMD... -> wall seconds on stdout
-    local t0 t1
-    t0=$(date +%s.%N)
-    "$@" >/dev/null 2>"$WORK/stderr" || {
-        cat "$WORK/stderr" >&2
-        return 1
-    }
-    t1=$(date +%s.%N)
-    echo "$t1 - $t0" | bc -l
-}
-stats() { # numbers... -> "min median"
-    printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f", a[1], m}'
-}
 clear_dst() { find "$DST" -mindepth 1 -delete; sync; }
 
 ROWS=()
@@ -110,7 +85,7 @@ for tree in "${TREES[@]}"; do
         # Read from the source, as a node reads it; signed: with its .minisig.
         USE=(--source-manifest)
     else
-        overlay "$(lower "$tree")" "$tree"
+        overlay "$(lower "$tree")" "$WORK/$tree.src"
         TREE=$WORK/$tree.src
         SRC=$TREE
         USE=(--manifest "$TREE/.init-agent/manifest")
