@@ -43,6 +43,21 @@ pub struct BootReport {
     pub stages: Vec<Stage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync: Option<SyncFigures>,
+    /// The agent's peak resident memory (the kernel's VmHWM), filled in
+    /// where the report is written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_kib: Option<u64>,
+}
+
+/// VmHWM from the text of /proc/self/status.
+pub fn peak_rss_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line["VmHWM:".len()..]
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Step times, added up per stage name, in the order the stages first ran.
@@ -76,6 +91,7 @@ impl BootReport {
             total_ms: u64::try_from(total.as_millis()).unwrap_or(u64::MAX),
             stages: stages(timings),
             sync,
+            peak_rss_kib: None,
         }
     }
 
@@ -97,6 +113,9 @@ impl BootReport {
                 "; sync {} entries, {} bytes copied, manifest {}",
                 s.counts.entries, s.bytes_copied, s.manifest
             ));
+        }
+        if let Some(kib) = self.peak_rss_kib {
+            line.push_str(&format!("; peak RSS {:.1} MiB", kib as f64 / 1024.0));
         }
         line
     }
@@ -151,7 +170,17 @@ mod tests {
             r.headline(),
             "boot: 4.30 s to the switch: modules 0.40 s, network 1.20 s, hooks 0.05 s, sync 2.50 s; sync 2800 entries, 1048576 bytes copied, manifest used"
         );
+        let r = BootReport {
+            peak_rss_kib: peak_rss_kib(
+                "Name:\tinit-agent\nVmPeak:\t  9000 kB\nVmHWM:\t    6656 kB\n",
+            ),
+            ..r
+        };
+        assert!(r.headline().ends_with("manifest used; peak RSS 6.5 MiB"));
+        assert_eq!(peak_rss_kib("VmHWM: lots\n"), None);
+        assert_eq!(peak_rss_kib(""), None);
         let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["peak_rss_kib"], 6656);
         assert_eq!(
             (v["mode"].as_str(), v["packaging"].as_str()),
             (Some("sync"), Some("standalone"))

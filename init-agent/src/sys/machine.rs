@@ -225,6 +225,12 @@ impl Sys for Real {
     }
 
     fn boot_report(&mut self, report: &BootReport, disk: Option<&str>) {
+        let report = &BootReport {
+            peak_rss_kib: std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| crate::boot::report::peak_rss_kib(&s)),
+            ..report.clone()
+        };
         log::info!("{}", report.headline());
         let json = serde_json::to_string_pretty(report).unwrap_or_default() + "\n";
         let disk = disk.map(|d| Path::new(d).join(crate::boot::report::DISK_REPORT));
