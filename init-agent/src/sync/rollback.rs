@@ -136,7 +136,14 @@ impl<'a> Journal<'a> {
                 inner.record(self.root, parent, Change::Meta)?;
             }
         }
-        if !inner.recorded.contains_key(rel) {
+        // A temporary an earlier cut run left is no part of any generation:
+        // kept, a roll-back would put it back. Its directory's record (above)
+        // makes the roll-back remove it.
+        let temporary = rel
+            .rsplit(|&b| b == b'/')
+            .next()
+            .is_some_and(|n| n.starts_with(TEMP_PREFIX));
+        if !temporary && !inner.recorded.contains_key(rel) {
             inner.record(self.root, rel, change)?;
         }
         Ok(())
@@ -510,4 +517,72 @@ fn remove_area(root: BorrowedFd) -> io::Result<()> {
     let state_dir = fsops::open_dir(root, &c_state_dir())?;
     remove_if_there(state_dir.as_fd(), AREA)?;
     fsops::fsync(&state_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    /// Found by the power-cut campaign: a run cut while it copied left a
+    /// temporary; the next run, resuming, deleted it and was cut too; the
+    /// roll-back then put the temporary back into the complete copy, because
+    /// the deletion had kept it like an entry of that generation.
+    #[test]
+    fn a_temporary_a_cut_run_left_is_never_rolled_back_into_the_copy() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root (trusted xattrs)");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("ia-rollback-temp-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("d")).unwrap();
+        fs::create_dir_all(dir.join(".init-agent")).unwrap();
+        fs::write(dir.join("d/f"), "generation 1\n").unwrap();
+        let root = fs::File::open(&dir).unwrap();
+        let root = root.as_fd();
+        let complete = State::Complete {
+            generation: "g1".into(),
+            verified: false,
+        };
+        state::write(root, &complete).unwrap();
+        let temp = dir.join(format!("d/{}5.0", String::from_utf8_lossy(TEMP_PREFIX)));
+
+        // The first run keeps d/f, writes its replacement's temporary, is cut.
+        let j = Journal::open(root, &complete).unwrap().unwrap();
+        j.keep(b"d/f", Change::Entry).unwrap();
+        state::write(root, &State::InProgress(Some(1))).unwrap();
+        fs::write(&temp, "half of generation 2").unwrap();
+        drop(j);
+
+        // The second run deletes the stray temporary, replaces d/f, is cut.
+        let j = Journal::open(root, &State::InProgress(Some(1)))
+            .unwrap()
+            .unwrap();
+        j.keep(
+            temp.strip_prefix(&dir)
+                .unwrap()
+                .as_os_str()
+                .as_encoded_bytes(),
+            Change::Entry,
+        )
+        .unwrap();
+        fs::remove_file(&temp).unwrap();
+        fs::write(dir.join("d/f.new"), "generation 2\n").unwrap();
+        fs::rename(dir.join("d/f.new"), dir.join("d/f")).unwrap();
+        drop(j);
+
+        assert_eq!(roll_back(root).unwrap(), Some(complete.clone()));
+        let names: Vec<_> = fs::read_dir(dir.join("d"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["f"]);
+        assert_eq!(
+            fs::read_to_string(dir.join("d/f")).unwrap(),
+            "generation 1\n"
+        );
+        assert_eq!(state::read(root), complete);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
