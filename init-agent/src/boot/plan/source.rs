@@ -11,12 +11,6 @@ use crate::cmdline::{BootParams, Mode, NetMethod, NfsClient, RootSpec};
 use crate::config::{Config, Node};
 use crate::source::spec::{self, Host, NfsExport, SpecError};
 
-/// The options that say how a kernel mount rides out a silent server.
-const SOFTNESS: [&str; 3] = ["hard", "soft", "softerr"];
-/// Sync mode's kernel mount of the source: an RPC resent after 10 s, then
-/// 20 s, then 30 s (TCP's linear backoff), then ETIMEDOUT.
-const SYNC_SOURCE_TIMEOUT: [&str; 3] = ["softerr", "timeo=100", "retrans=2"];
-
 /// What a DHCP server told the node, or what `explain --dhcp` assumes it tells.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DhcpAnswer {
@@ -234,13 +228,6 @@ pub(super) fn source_plan(
     // dracut: NFSv3 roots get `nolock`; no statd follows into the real root.
     if version == Some(3) && !options.iter().any(|o| o == "lock" || o == "nolock") {
         options.push("nolock".into());
-    }
-    // Sync mode only reads the source, then lets it go: a server silent
-    // for about a minute fails the read (ETIMEDOUT) and the configured
-    // outcome follows, where the kernel's `hard` default would hang the
-    // boot until the server returned. `hard` or `soft` in the options win.
-    if mode == Mode::Sync && !options.iter().any(|o| SOFTNESS.contains(&o.as_str())) {
-        options.extend(SYNC_SOURCE_TIMEOUT.iter().map(|o| o.to_string()));
     }
     let mountpoint = match mode {
         Mode::Sync | Mode::Overlay => SOURCE_MOUNT.to_string(),

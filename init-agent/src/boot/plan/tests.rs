@@ -149,36 +149,7 @@ fn read_only_modes_refuse_rw_options() {
             "root=nfs:10.0.0.9:/r:rw initagent.mode={mode} initagent.disk=/dev/vda"
         ));
         assert_eq!(v["errors"].as_array().unwrap().len(), 1, "{mode}: {v:#}");
-        assert_eq!(v["source"]["options"][0], json!("ro"));
-    }
-}
-
-#[test]
-fn only_sync_mode_mounts_its_source_with_a_timeout_unless_the_options_say_how() {
-    let options = |args: &str| plan(args)["source"]["options"].clone();
-    assert_eq!(
-        options("root=nfs:10.0.0.9:/r initagent.mode=sync initagent.disk=/dev/vda"),
-        json!(["ro", "softerr", "timeo=100", "retrans=2"])
-    );
-    for how in ["hard", "soft", "softerr,timeo=50"] {
-        let o = options(&format!(
-            "root=nfs:10.0.0.9:/r:{how} initagent.mode=sync initagent.disk=/dev/vda"
-        ));
-        let mut want = vec!["ro"];
-        want.extend(how.split(','));
-        assert_eq!(o, json!(want), "{how}");
-    }
-    // Live roots stay on the kernel's `hard` default: a read that failed
-    // there would fail a running program.
-    for mode in ["statelite", "overlay", "nfsroot", "update"] {
-        let o = options(&format!("root=nfs:10.0.0.9:/r initagent.mode={mode}"));
-        assert!(
-            !o.as_array()
-                .unwrap()
-                .iter()
-                .any(|o| o.as_str().unwrap().contains("soft")),
-            "{mode}: {o}"
-        );
+        assert_eq!(v["source"]["options"], json!(["ro"]));
     }
 }
 
@@ -333,17 +304,7 @@ fn site_config_fills_what_the_cmdline_lacks() {
             ("source.servers", json!(["10.0.0.1", "10.0.0.2"])),
             ("source.path", json!("/srv/root")),
             ("source.version", json!(4)),
-            (
-                "source.options",
-                json!([
-                    "ro",
-                    "vers=4.2",
-                    "actimeo=600",
-                    "softerr",
-                    "timeo=100",
-                    "retrans=2"
-                ]),
-            ),
+            ("source.options", json!(["ro", "vers=4.2", "actimeo=600"])),
             ("source.mountpoint", json!(SOURCE_MOUNT)),
             ("statemnt.server", json!("10.0.0.9")),
             ("statemnt.path", json!("/state-compute")),
@@ -387,15 +348,7 @@ fn cmdline_beats_node_entry_beats_site() {
             ("source.version", json!(3)),
             (
                 "source.options",
-                json!([
-                    "ro",
-                    "vers=3",
-                    "actimeo=600",
-                    "nolock",
-                    "softerr",
-                    "timeo=100",
-                    "retrans=2"
-                ]),
+                json!(["ro", "vers=3", "actimeo=600", "nolock"]),
             ),
             ("init", json!("/sbin/init")),
             ("timeout", json!(5)),
