@@ -5,7 +5,9 @@
 # it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
-# --long adds the fault scenarios (power cuts mid-sync, disk and DHCP faults).
+# --long adds the fault scenarios (power cuts mid-sync, disk and DHCP faults)
+# and the campaigns: power cuts and master kills at random moments, network
+# and server faults mid-sync, a node with 256 MiB of RAM.
 LONG=0
 case "${1:-}" in
 --long) LONG=1 ;;
@@ -104,6 +106,12 @@ vmtests/sync-boot.sh kernel-fallback
 if [ "$LONG" = 1 ]; then
     log "long: faults (power cuts, disks, DHCP)"
     vmtests/faults.sh
+    log "long: campaign of power cuts and master kills (30 boots)"
+    vmtests/power-campaign.sh -n 30
+    log "long: campaign of network and server faults mid-sync (10 rounds)"
+    vmtests/net-campaign.sh -n 10
+    log "long: campaign of a node with 256 MiB of RAM and 100k entries"
+    vmtests/memory-campaign.sh
 fi
 
 log "all tests passed"

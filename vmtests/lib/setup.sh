@@ -11,7 +11,7 @@ vm_install() {
     local need=()
     command -v qemu-system-x86_64 >/dev/null || need+=(qemu)
     # sfdisk and mke2fs go into the initramfs; losetup reads guest disks from outside.
-    for pair in ganesha.nfsd:nfs-ganesha dnsmasq:dnsmasq-base busybox:busybox-static depmod:kmod cpio:cpio unshare:util-linux \
+    for pair in ganesha.nfsd:nfs-ganesha dnsmasq:dnsmasq-base busybox:busybox-static depmod:kmod cpio:cpio unshare:util-linux nft:nftables \
         sfdisk:fdisk mke2fs:e2fsprogs losetup:mount python3:python3 rsync:rsync; do
         command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
     done
@@ -28,7 +28,7 @@ vm_install() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
     apt-get install -y -qq --no-install-recommends busybox-static cpio dnsmasq-base kmod nfs-ganesha nfs-ganesha-vfs util-linux \
-        fdisk e2fsprogs mount python3 rsync >/dev/null
+        fdisk e2fsprogs mount python3 rsync nftables >/dev/null
 }
 
 # The newest Debian cloud kernel, extracted once, with modules.dep.
@@ -137,7 +137,7 @@ CONF
         ganesha.nfsd -F -f "$1/ganesha.conf" -L "$1/log/ganesha.log" -p "$1/run/ganesha.pid" -N NIV_EVENT 2>>"$1/log/stderr" &
         GAN=$!
         # ganesha before rpcbind: the other way round its unregister stalls.
-        trap "kill $GAN 2>/dev/null; wait $GAN 2>/dev/null || true; [ -z \"$RPCB\" ] || kill $RPCB 2>/dev/null || true; [ -z \"$DNS\" ] || kill $DNS 2>/dev/null || true" EXIT
+        trap "kill $GAN 2>/dev/null || true; wait $GAN 2>/dev/null || true; [ -z \"$RPCB\" ] || kill $RPCB 2>/dev/null || true; [ -z \"$DNS\" ] || kill $DNS 2>/dev/null || true" EXIT
         for _ in $(seq 50); do ss -ltn | grep -q ":2049 " && break; sleep 0.1; done
         shift
         "$@"
@@ -158,7 +158,7 @@ vm_qemu() { # initrd append [timeout [qemu-arg...]]
     # VM_NETDEV: more options of QEMU's user network (dnssearch=, domainname=).
     local net=(-netdev "user,id=n0${VM_NETDEV:+,$VM_NETDEV}" -device virtio-net-pci,netdev=n0,romfile=)
     [ -z "${VM_NO_NET:-}" ] || net=(-nic none)
-    timeout -k 5 "$limit" qemu-system-x86_64 -M pc -accel tcg,thread=multi -cpu max -smp 2 -m 768 \
+    timeout -k 5 "$limit" qemu-system-x86_64 -M pc -accel tcg,thread=multi -cpu max -smp 2 -m "${VM_MEM:-768}" \
         -nographic -no-reboot -kernel "$VMLINUZ" -initrd "$initrd" \
         -append "console=ttyS0 panic=-1 quiet cryptomgr.notests=1 $append" \
         "${net[@]}" "$@"
