@@ -108,8 +108,8 @@ if [ "$LONG" = 1 ]; then
     vmtests/faults.sh
     log "long: campaign of power cuts and master kills (30 boots)"
     vmtests/power-campaign.sh -n 30
-    log "long: campaign of network and server faults mid-sync (10 rounds)"
-    vmtests/net-campaign.sh -n 10
+    log "long: campaign of network and server faults mid-sync (8 rounds)"
+    vmtests/net-campaign.sh -n 8
     log "long: campaign of a node with 256 MiB of RAM and 100k entries"
     vmtests/memory-campaign.sh
 fi
