@@ -31,7 +31,7 @@ use std::sync::Mutex;
 
 use super::meta::{Kind, Meta, Xattrs};
 use super::state::{self, c_state_dir, State};
-use crate::sys::fsops::{self, mkdir_in, TEMP_PREFIX};
+use crate::sys::fsops::{self, mkdir_in};
 
 const AREA: &CStr = c"rollback";
 const PATH_XATTR: &CStr = c"trusted.init-agent.path";
@@ -142,7 +142,7 @@ impl<'a> Journal<'a> {
         let temporary = rel
             .rsplit(|&b| b == b'/')
             .next()
-            .is_some_and(|n| n.starts_with(TEMP_PREFIX));
+            .is_some_and(fsops::is_temp);
         if !temporary && !inner.recorded.contains_key(rel) {
             inner.record(self.root, rel, change)?;
         }
@@ -490,7 +490,7 @@ fn parent_of(rel: &[u8]) -> Option<&[u8]> {
 
 fn remove_temps(dir: BorrowedFd) -> io::Result<()> {
     for name in fsops::read_names(dir)? {
-        if name.to_bytes().starts_with(TEMP_PREFIX) {
+        if fsops::is_temp(name.to_bytes()) {
             remove_if_there(dir, &name)?;
         }
     }
@@ -546,7 +546,10 @@ mod tests {
             verified: false,
         };
         state::write(root, &complete).unwrap();
-        let temp = dir.join(format!("d/{}5.0", String::from_utf8_lossy(TEMP_PREFIX)));
+        let temp = dir.join(format!(
+            "d/{}5.0",
+            String::from_utf8_lossy(fsops::TEMP_PREFIX)
+        ));
 
         // The first run keeps d/f, writes its replacement's temporary, is cut.
         let j = Journal::open(root, &complete).unwrap().unwrap();

@@ -93,6 +93,11 @@ pub fn readlink(dir: BorrowedFd, name: &CStr) -> io::Result<CString> {
     Ok(rfs::readlinkat(dir, name, Vec::new())?)
 }
 
+/// Whether a name is one `temp_name` gives: what a cut run may leave behind.
+pub fn is_temp(name: &[u8]) -> bool {
+    name.starts_with(TEMP_PREFIX)
+}
+
 /// A fresh temporary name, unique within this process.
 pub fn temp_name() -> CString {
     static NEXT: AtomicU64 = AtomicU64::new(0);

@@ -11,7 +11,7 @@ use crate::source::tree::Source;
 use crate::sync::meta::{Kind, Meta, Xattrs};
 use crate::sync::rollback::Change as Kept;
 use crate::sync::Counters;
-use crate::sys::fsops::{self, TEMP_PREFIX};
+use crate::sys::fsops;
 
 /// Puts what `write` makes under a temporary name in `dst` in the place of
 /// `e` with one rename: a crash leaves either the old or the new entry, plus
@@ -142,7 +142,7 @@ impl<S: Source> Engine<'_, S> {
                     continue;
                 };
                 let is_dir = c.kind == Kind::Dir;
-                let stale_temp = child.to_bytes().starts_with(TEMP_PREFIX);
+                let stale_temp = fsops::is_temp(child.to_bytes());
                 if !stale_temp
                     && (self.protect.matches(&crel, is_dir) || self.exclude.matches(&crel, is_dir))
                 {

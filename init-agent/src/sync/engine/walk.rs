@@ -17,7 +17,7 @@ use crate::source::tree::Source;
 use crate::sync::meta::{dir_meta_differs, Kind, Meta};
 use crate::sync::rollback::Change as Kept;
 use crate::sync::{Counters, SyncError};
-use crate::sys::fsops::{self, TEMP_PREFIX};
+use crate::sys::fsops;
 
 /// A merged name: in the source, its destination metadata when it exists there.
 type Merged = (CString, Option<SrcEntry>, Option<Meta>);
@@ -115,7 +115,7 @@ impl<S: Source> Engine<'_, S> {
         let dst_protected = d
             .as_ref()
             .is_some_and(|d| self.protect.matches(&rel, d.kind == Kind::Dir))
-            && !name.to_bytes().starts_with(TEMP_PREFIX);
+            && !fsops::is_temp(name.to_bytes());
         if dst_protected {
             Counters::add(&self.counters.protected, 1);
             return Ok(());
